@@ -1,0 +1,243 @@
+//! What one device read this tick, as plain data, and its conversion to metric points. No NVML
+//! here: the conversions (percent to ratio, mW to W, mJ to J, MHz to Hz, throttle bits to a
+//! bounded reason set) are tested on their own.
+
+use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
+
+/// The device's condition this tick (`hw.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    Ok,
+    /// A query failed with an unexpected error; the rest was read.
+    Degraded,
+    /// Fell off the bus (NVML `GpuLost`): nothing else is reported for it.
+    Failed,
+}
+
+/// NVML's memory info v2, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Memory {
+    pub total: u64,
+    pub reserved: u64,
+    pub free: u64,
+    pub used: u64,
+}
+
+/// One compute process holding memory on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuProcess {
+    pub pid: u32,
+    pub used_bytes: u64,
+    /// From `<proc_root>/<pid>/comm`; absent when the process is gone or not visible.
+    pub name: Option<String>,
+}
+
+/// Everything read from one device; `None` means NVML does not offer it here (NotSupported or
+/// a symbol the library lacks), and the metric is then absent, never zero.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceReading {
+    pub uuid: String,
+    pub name: String,
+    pub state: Option<DeviceState>,
+    pub memory: Option<Memory>,
+    /// Percent busy over the driver's sample period: (gpu, memory controller).
+    pub utilization: Option<(u32, u32)>,
+    pub temperature_c: Option<u32>,
+    pub slowdown_c: Option<u32>,
+    pub shutdown_c: Option<u32>,
+    pub power_mw: Option<u32>,
+    pub power_limit_mw: Option<u32>,
+    pub energy_mj: Option<u64>,
+    pub throttle_bits: Option<u64>,
+    pub ecc_corrected: Option<u64>,
+    pub ecc_uncorrected: Option<u64>,
+    pub fan_percent: Option<u32>,
+    pub clock_sm_mhz: Option<u32>,
+    pub clock_mem_mhz: Option<u32>,
+    pub processes: Option<Vec<GpuProcess>>,
+}
+
+/// The fixed set of `hw.gpu.throttle_reason` values and their NVML bits
+/// (`nvmlClocksThrottleReason*`, renamed `nvmlClocksEventReason*` in newer headers). Every
+/// reason is emitted each tick, 0 or 1, so a series never silently disappears.
+pub const THROTTLE_REASONS: [(u64, &str); 9] = [
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+];
+
+/// Each reason with 1 when its bit is set; bits outside the set are ignored.
+pub fn throttle_flags(bits: u64) -> impl Iterator<Item = (&'static str, u32)> {
+    THROTTLE_REASONS
+        .iter()
+        .map(move |(bit, name)| (*name, u32::from(bits & bit != 0)))
+}
+
+/// NVML percent (0..100, fans may exceed 100) to a ratio.
+pub fn percent_to_ratio(pct: u32) -> f64 {
+    f64::from(pct) / 100.0
+}
+
+/// Milliwatts to watts.
+pub fn mw_to_w(mw: u32) -> f64 {
+    f64::from(mw) / 1000.0
+}
+
+/// Millijoules to joules. Exact below 2^53 mJ (about 285 years at 1 kW).
+pub fn mj_to_j(mj: u64) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let j = mj as f64 / 1000.0;
+    j
+}
+
+/// Megahertz to hertz.
+pub fn mhz_to_hz(mhz: u32) -> u64 {
+    u64::from(mhz) * 1_000_000
+}
+
+/// Used share of total memory; `None` for a zero total (never a made-up 0).
+pub fn memory_utilization(m: &Memory) -> Option<f64> {
+    if m.total == 0 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let share = m.used as f64 / m.total as f64;
+    Some(share)
+}
+
+/// Appends this device's points. `hw.id` (UUID), `hw.name` (model) and `hw.type` = gpu are on
+/// every device point; processes carry `hw.id`, `process.pid` and the executable name.
+pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
+    let mut base = Attrs::new()
+        .with(AttrKey::HwId, d.uuid.as_str())
+        .with(AttrKey::HwType, "gpu");
+    // Unknown only for a device lost before it could be identified.
+    if !d.name.is_empty() {
+        base.set(AttrKey::HwName, d.name.as_str());
+    }
+    let state = d.state.unwrap_or(DeviceState::Ok);
+    for (name, s) in [
+        ("ok", DeviceState::Ok),
+        ("degraded", DeviceState::Degraded),
+        ("failed", DeviceState::Failed),
+    ] {
+        let attrs = base.clone().with(AttrKey::HwState, name);
+        out.push(MetricPoint::new(
+            MetricName::HwStatus,
+            attrs,
+            u32::from(state == s),
+        ));
+    }
+    if state == DeviceState::Failed {
+        return;
+    }
+    let mut push = |name: MetricName, attrs: Attrs, value: crate::model::Value| {
+        out.push(MetricPoint::new(name, attrs, value));
+    };
+    if let Some(m) = d.memory {
+        push(MetricName::HwGpuMemoryUsage, base.clone(), m.used.into());
+        push(MetricName::HwGpuMemoryLimit, base.clone(), m.total.into());
+        push(MetricName::HwGpuMemoryFree, base.clone(), m.free.into());
+        push(
+            MetricName::HwGpuMemoryReserved,
+            base.clone(),
+            m.reserved.into(),
+        );
+        if let Some(u) = memory_utilization(&m) {
+            push(MetricName::HwGpuMemoryUtilization, base.clone(), u.into());
+        }
+    }
+    if let Some((gpu, mem)) = d.utilization {
+        let general = base.clone().with(AttrKey::HwGpuTask, "general");
+        push(
+            MetricName::HwGpuUtilization,
+            general,
+            percent_to_ratio(gpu).into(),
+        );
+        push(
+            MetricName::HwGpuMemoryControllerUtilization,
+            base.clone(),
+            percent_to_ratio(mem).into(),
+        );
+    }
+    let sensor = || base.clone().with(AttrKey::HwSensorLocation, "gpu");
+    if let Some(t) = d.temperature_c {
+        push(MetricName::HwTemperature, sensor(), t.into());
+    }
+    for (limit, kind) in [
+        (d.slowdown_c, "high.degraded"),
+        (d.shutdown_c, "high.critical"),
+    ] {
+        if let Some(t) = limit {
+            let attrs = sensor().with(AttrKey::HwLimitType, kind);
+            push(MetricName::HwTemperatureLimit, attrs, t.into());
+        }
+    }
+    if let Some(mw) = d.power_mw {
+        push(MetricName::HwPower, base.clone(), mw_to_w(mw).into());
+    }
+    if let Some(mw) = d.power_limit_mw {
+        push(
+            MetricName::HwGpuPowerLimit,
+            base.clone(),
+            mw_to_w(mw).into(),
+        );
+    }
+    if let Some(mj) = d.energy_mj {
+        push(MetricName::HwEnergy, base.clone(), mj_to_j(mj).into());
+    }
+    for (count, kind) in [
+        (d.ecc_corrected, "corrected"),
+        (d.ecc_uncorrected, "uncorrected"),
+    ] {
+        if let Some(n) = count {
+            let attrs = base.clone().with(AttrKey::ErrorType, kind);
+            push(MetricName::HwErrors, attrs, n.into());
+        }
+    }
+    if let Some(pct) = d.fan_percent {
+        push(
+            MetricName::HwFanSpeedRatio,
+            base.clone(),
+            percent_to_ratio(pct).into(),
+        );
+    }
+    for (mhz, clock) in [(d.clock_sm_mhz, "sm"), (d.clock_mem_mhz, "memory")] {
+        if let Some(mhz) = mhz {
+            let attrs = base.clone().with(AttrKey::HwGpuClock, clock);
+            push(
+                MetricName::HwGpuClockFrequency,
+                attrs,
+                mhz_to_hz(mhz).into(),
+            );
+        }
+    }
+    if let Some(bits) = d.throttle_bits {
+        for (reason, on) in throttle_flags(bits) {
+            let attrs = base.clone().with(AttrKey::HwGpuThrottleReason, reason);
+            push(MetricName::HwGpuThrottled, attrs, on.into());
+        }
+    }
+    for p in d.processes.iter().flatten() {
+        let mut attrs = Attrs::new()
+            .with(AttrKey::HwId, d.uuid.as_str())
+            .with(AttrKey::ProcessPid, p.pid);
+        if let Some(name) = &p.name {
+            attrs.set(AttrKey::ProcessExecutableName, name.as_str());
+        }
+        push(
+            MetricName::ProcessGpuMemoryUsage,
+            attrs,
+            p.used_bytes.into(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

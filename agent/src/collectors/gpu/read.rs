@@ -1,0 +1,360 @@
+//! The blocking side: one pass over every device through nvml-wrapper, run on the blocking pool.
+//! What a device cannot do is remembered, so a WSL2 host or an old driver costs nothing after
+//! the first tick: NotSupported per device, a missing symbol for the whole library.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use nvml_wrapper::Nvml;
+use nvml_wrapper::enum_wrappers::device::{
+    Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
+};
+use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::error::NvmlError;
+
+use super::points::{DeviceReading, DeviceState, GpuProcess, Memory};
+
+/// One NVML query; the set of queries a device or library cannot answer is kept as a bit mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Memory = 1 << 0,
+    Utilization = 1 << 1,
+    Temperature = 1 << 2,
+    Slowdown = 1 << 3,
+    Shutdown = 1 << 4,
+    Power = 1 << 5,
+    PowerLimit = 1 << 6,
+    Energy = 1 << 7,
+    Throttle = 1 << 8,
+    EccCorrected = 1 << 9,
+    EccUncorrected = 1 << 10,
+    Fan = 1 << 11,
+    ClockSm = 1 << 12,
+    ClockMem = 1 << 13,
+    Processes = 1 << 14,
+}
+
+impl Field {
+    /// The metric(s) the query feeds, for log lines.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Field::Memory => "hw.gpu.memory.*",
+            Field::Utilization => "hw.gpu.utilization, hw.gpu.memory_controller.utilization",
+            Field::Temperature => "hw.temperature",
+            Field::Slowdown | Field::Shutdown => "hw.temperature.limit",
+            Field::Power => "hw.power",
+            Field::PowerLimit => "hw.gpu.power.limit",
+            Field::Energy => "hw.energy",
+            Field::Throttle => "hw.gpu.throttled",
+            Field::EccCorrected | Field::EccUncorrected => "hw.errors",
+            Field::Fan => "hw.fan.speed_ratio",
+            Field::ClockSm | Field::ClockMem => "hw.gpu.clock.frequency",
+            Field::Processes => "process.gpu.memory.usage",
+        }
+    }
+}
+
+/// A set of `Field`s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields(u32);
+
+impl Fields {
+    pub fn contains(self, f: Field) -> bool {
+        self.0 & f as u32 != 0
+    }
+    pub fn insert(&mut self, f: Field) {
+        self.0 |= f as u32;
+    }
+}
+
+/// What is known about one device across ticks.
+#[derive(Debug, Default)]
+struct DeviceMemo {
+    /// UUID and model name, read once (they cannot change while the driver is loaded).
+    identity: Option<(String, String)>,
+    unsupported: Fields,
+    /// Fell off the bus: never queried again (it needs a reset and a driver reload).
+    lost: bool,
+}
+
+/// State the blocking reader keeps between ticks.
+#[derive(Debug, Default)]
+pub struct ReaderState {
+    devices: Vec<DeviceMemo>,
+    /// Queries whose symbol the library lacks (an older driver): skipped on every device.
+    missing: Fields,
+    /// Process names by PID, kept while the PID stays on a GPU (a CUDA context does not
+    /// survive exec, so the name cannot change underneath), with the pass that last saw it.
+    names: HashMap<u32, (Option<String>, u64)>,
+    pass: u64,
+}
+
+impl ReaderState {
+    /// Names every process from `<proc_root>/<pid>/comm`, reading each PID once while it lives.
+    fn name_processes(&mut self, reading: &mut DeviceReading, proc_root: &Path) {
+        let pass = self.pass;
+        for p in reading.processes.iter_mut().flatten() {
+            let entry = self
+                .names
+                .entry(p.pid)
+                .or_insert_with(|| (process_name(proc_root, p.pid), pass));
+            entry.1 = pass;
+            p.name.clone_from(&entry.0);
+        }
+    }
+}
+
+/// Something the async side should log once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    SymbolMissing { field: Field, error: String },
+    DeviceLost { index: u32, uuid: Option<String> },
+}
+
+/// One pass over every device.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    pub devices: Vec<DeviceReading>,
+    /// Why the collector is degraded this tick (lost GPUs, failed queries), if it is.
+    pub problems: Vec<String>,
+    pub events: Vec<Event>,
+}
+
+/// Per-pass options.
+pub struct ReadOptions<'a> {
+    pub processes: bool,
+    pub proc_root: &'a Path,
+}
+
+/// Reads every device. Fails only when the device count cannot be read.
+pub fn read_all(
+    nvml: &Nvml,
+    state: &mut ReaderState,
+    opts: &ReadOptions<'_>,
+) -> Result<ReadOutcome, String> {
+    let count = nvml
+        .device_count()
+        .map_err(|e| format!("cannot count GPUs: {e}"))?;
+    let count_usize = usize::try_from(count).unwrap_or(usize::MAX);
+    state.devices.resize_with(count_usize, DeviceMemo::default);
+    let mut out = ReadOutcome {
+        devices: Vec::with_capacity(count_usize),
+        ..ReadOutcome::default()
+    };
+    state.pass += 1;
+    for index in 0..count {
+        let memo = &mut state.devices[index as usize];
+        if let Some(mut reading) =
+            read_device(nvml, index, memo, &mut state.missing, opts, &mut out)
+        {
+            state.name_processes(&mut reading, opts.proc_root);
+            out.devices.push(reading);
+        }
+    }
+    let pass = state.pass;
+    state.names.retain(|_, (_, seen)| *seen == pass);
+    Ok(out)
+}
+
+/// Reads one device; `None` when it cannot even be identified this tick (already noted).
+fn read_device(
+    nvml: &Nvml,
+    index: u32,
+    memo: &mut DeviceMemo,
+    missing: &mut Fields,
+    opts: &ReadOptions<'_>,
+    out: &mut ReadOutcome,
+) -> Option<DeviceReading> {
+    if memo.lost {
+        return Some(lost_reading(index, memo, out));
+    }
+    let identified = nvml.device_by_index(index).and_then(|dev| {
+        if memo.identity.is_none() {
+            memo.identity = Some((dev.uuid()?, dev.name()?));
+        }
+        Ok(dev)
+    });
+    let dev = match identified {
+        Ok(dev) => dev,
+        Err(NvmlError::GpuLost) => {
+            memo.lost = true;
+            out.events.push(Event::DeviceLost {
+                index,
+                uuid: memo.identity.as_ref().map(|(u, _)| u.clone()),
+            });
+            return Some(lost_reading(index, memo, out));
+        }
+        Err(e) => {
+            out.problems
+                .push(format!("GPU {index}: cannot identify the device: {e}"));
+            return None;
+        }
+    };
+    let (uuid, name) = memo.identity.clone().unwrap_or_default();
+    let mut q = Query {
+        index,
+        uuid: &uuid,
+        memo,
+        missing,
+        out,
+        degraded: false,
+    };
+    let mut r = DeviceReading {
+        uuid: uuid.clone(),
+        name,
+        ..DeviceReading::default()
+    };
+    let lost = read_fields(&dev, &mut q, &mut r, opts).is_err();
+    let degraded = q.degraded;
+    if lost {
+        memo.lost = true;
+        out.events.push(Event::DeviceLost {
+            index,
+            uuid: Some(uuid),
+        });
+        return Some(lost_reading(index, memo, out));
+    }
+    r.state = Some(if degraded {
+        DeviceState::Degraded
+    } else {
+        DeviceState::Ok
+    });
+    Some(r)
+}
+
+/// The reading of a lost device, and the problem that names it.
+fn lost_reading(index: u32, memo: &DeviceMemo, out: &mut ReadOutcome) -> DeviceReading {
+    let (uuid, name) = memo
+        .identity
+        .clone()
+        .unwrap_or_else(|| (format!("gpu-index-{index}"), String::new()));
+    out.problems.push(format!(
+        "GPU {index} ({uuid}) lost: fell off the bus (NVML GpuLost); other GPUs keep reporting"
+    ));
+    DeviceReading {
+        uuid,
+        name,
+        state: Some(DeviceState::Failed),
+        ..DeviceReading::default()
+    }
+}
+
+/// The device lost mid-pass.
+struct Lost;
+
+/// Context of one device's queries: decides what a query's error means.
+struct Query<'a> {
+    index: u32,
+    uuid: &'a str,
+    memo: &'a mut DeviceMemo,
+    missing: &'a mut Fields,
+    out: &'a mut ReadOutcome,
+    degraded: bool,
+}
+
+impl Query<'_> {
+    /// Runs `call` unless the field is known to be unavailable. NotSupported and a missing
+    /// symbol make the metric absent (and are remembered); GpuLost stops the device; anything
+    /// else degrades the device for this tick.
+    fn get<T>(
+        &mut self,
+        field: Field,
+        call: impl FnOnce() -> Result<T, NvmlError>,
+    ) -> Result<Option<T>, Lost> {
+        if self.missing.contains(field) || self.memo.unsupported.contains(field) {
+            return Ok(None);
+        }
+        match call() {
+            Ok(v) => Ok(Some(v)),
+            Err(NvmlError::NotSupported) => {
+                self.memo.unsupported.insert(field);
+                Ok(None)
+            }
+            Err(NvmlError::FailedToLoadSymbol(error)) => {
+                self.missing.insert(field);
+                self.out.events.push(Event::SymbolMissing { field, error });
+                Ok(None)
+            }
+            Err(NvmlError::GpuLost) => Err(Lost),
+            Err(e) => {
+                self.degraded = true;
+                self.out.problems.push(format!(
+                    "GPU {} ({}): reading {} failed: {e}",
+                    self.index,
+                    self.uuid,
+                    field.metric()
+                ));
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn read_fields(
+    dev: &nvml_wrapper::Device<'_>,
+    q: &mut Query<'_>,
+    r: &mut DeviceReading,
+    opts: &ReadOptions<'_>,
+) -> Result<(), Lost> {
+    r.memory = q.get(Field::Memory, || dev.memory_info())?.map(|m| Memory {
+        total: m.total,
+        reserved: m.reserved,
+        free: m.free,
+        used: m.used,
+    });
+    r.utilization = q
+        .get(Field::Utilization, || dev.utilization_rates())?
+        .map(|u| (u.gpu, u.memory));
+    r.temperature_c = q.get(Field::Temperature, || {
+        dev.temperature(TemperatureSensor::Gpu)
+    })?;
+    r.slowdown_c = q.get(Field::Slowdown, || {
+        dev.temperature_threshold(TemperatureThreshold::Slowdown)
+    })?;
+    r.shutdown_c = q.get(Field::Shutdown, || {
+        dev.temperature_threshold(TemperatureThreshold::Shutdown)
+    })?;
+    r.power_mw = q.get(Field::Power, || dev.power_usage())?;
+    r.power_limit_mw = q.get(Field::PowerLimit, || dev.enforced_power_limit())?;
+    r.energy_mj = q.get(Field::Energy, || dev.total_energy_consumption())?;
+    r.throttle_bits = q
+        .get(Field::Throttle, || dev.current_throttle_reasons())?
+        .map(|t| t.bits());
+    r.ecc_corrected = q.get(Field::EccCorrected, || {
+        dev.total_ecc_errors(MemoryError::Corrected, EccCounter::Volatile)
+    })?;
+    r.ecc_uncorrected = q.get(Field::EccUncorrected, || {
+        dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
+    })?;
+    // Fan 0: a board's fans follow one policy, and one series per GPU keeps cardinality fixed.
+    r.fan_percent = q.get(Field::Fan, || dev.fan_speed(0))?;
+    r.clock_sm_mhz = q.get(Field::ClockSm, || dev.clock_info(Clock::SM))?;
+    r.clock_mem_mhz = q.get(Field::ClockMem, || dev.clock_info(Clock::Memory))?;
+    if opts.processes {
+        r.processes = q
+            .get(Field::Processes, || dev.running_compute_processes())?
+            .map(|list| {
+                list.into_iter()
+                    .filter_map(|p| match p.used_gpu_memory {
+                        UsedGpuMemory::Used(bytes) => Some(GpuProcess {
+                            pid: p.pid,
+                            used_bytes: bytes,
+                            name: None, // named by `ReaderState::name_processes`
+                        }),
+                        UsedGpuMemory::Unavailable => None,
+                    })
+                    .collect()
+            });
+    }
+    Ok(())
+}
+
+/// The process's command name from `<proc_root>/<pid>/comm` (at most 15 bytes, so bounded).
+pub fn process_name(proc_root: &Path, pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
+    let name = text.trim_end_matches('\n');
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

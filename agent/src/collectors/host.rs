@@ -1,0 +1,383 @@
+//! CPU, load, memory, swap, pressure stall information and OOM kills, read from a configurable
+//! proc root (`/host/proc` in a container, a captured tree in tests).
+//!
+//! Seven small files per tick, read into one reused buffer. `/proc/stat`, loadavg and the
+//! pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline CPUs,
+//! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
+//! has no `full` record); meminfo goes through `procfs`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use procfs::{FromBufRead, Meminfo};
+
+use super::{CollectError, Collector, Sample};
+use crate::config::HostConfig;
+use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
+
+/// Busy and total jiffies of one CPU line of /proc/stat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub busy: u64,
+    pub total: u64,
+}
+
+/// The CPU lines of /proc/stat: the aggregate and each logical CPU by its number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CpuStat {
+    pub total: Option<CpuTicks>,
+    pub per_cpu: Vec<(u32, CpuTicks)>,
+}
+
+/// Parses the `cpu` lines of /proc/stat. Idle time is idle + iowait; guest time is already
+/// inside user/nice, so it is not added twice.
+pub fn parse_stat(text: &str) -> CpuStat {
+    let mut out = CpuStat::default();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("cpu") else {
+            continue;
+        };
+        // The aggregate line is `cpu  1 2 3 ...`; per-CPU lines are `cpu7 1 2 3 ...`.
+        let (label, values) = rest.split_once(' ').unwrap_or((rest, ""));
+        let fields = values.split_ascii_whitespace();
+        let nums: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
+        if nums.len() < 4 {
+            continue;
+        }
+        let idle = nums[3] + nums.get(4).copied().unwrap_or(0);
+        let total: u64 = nums.iter().sum();
+        let ticks = CpuTicks {
+            busy: total.saturating_sub(idle),
+            total,
+        };
+        if label.is_empty() {
+            out.total = Some(ticks);
+        } else if let Ok(n) = label.parse::<u32>() {
+            out.per_cpu.push((n, ticks));
+        }
+    }
+    out
+}
+
+/// Busy share between two readings; `None` when no time passed (never a made-up 0%).
+pub fn utilization(prev: CpuTicks, now: CpuTicks) -> Option<f64> {
+    let total = now.total.checked_sub(prev.total)?;
+    if total == 0 {
+        return None;
+    }
+    let busy = now.busy.saturating_sub(prev.busy).min(total);
+    #[allow(clippy::cast_precision_loss)]
+    Some(busy as f64 / total as f64)
+}
+
+/// One PSI line: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PressureLine {
+    pub avg10: f64,
+    pub avg60: f64,
+    /// Total stall time in microseconds.
+    pub total_us: u64,
+}
+
+/// Parses a /proc/pressure file into its `some` and `full` lines (either may be absent).
+pub fn parse_pressure(text: &str) -> (Option<PressureLine>, Option<PressureLine>) {
+    let mut some = None;
+    let mut full = None;
+    for line in text.lines() {
+        let mut parts = line.split_ascii_whitespace();
+        let slot = match parts.next() {
+            Some("some") => &mut some,
+            Some("full") => &mut full,
+            _ => continue,
+        };
+        let (mut avg10, mut avg60, mut total) = (None, None, None);
+        for kv in parts {
+            match kv.split_once('=') {
+                Some(("avg10", v)) => avg10 = v.parse().ok(),
+                Some(("avg60", v)) => avg60 = v.parse().ok(),
+                Some(("total", v)) => total = v.parse().ok(),
+                _ => {}
+            }
+        }
+        if let (Some(avg10), Some(avg60), Some(total_us)) = (avg10, avg60, total) {
+            *slot = Some(PressureLine {
+                avg10,
+                avg60,
+                total_us,
+            });
+        }
+    }
+    (some, full)
+}
+
+/// The three load averages of /proc/loadavg, as printed (procfs reads them as f32, which turns
+/// `15.42` into `15.4200000763`).
+pub fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
+    let mut it = text.split_ascii_whitespace().map(str::parse::<f64>);
+    Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
+}
+
+/// The `oom_kill` counter of /proc/vmstat (Linux 4.13+).
+pub fn parse_oom_kills(vmstat: &str) -> Option<u64> {
+    vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+pub struct HostCollector {
+    root: PathBuf,
+    per_cpu: bool,
+    buf: Vec<u8>,
+    prev: Option<CpuStat>,
+}
+
+impl HostCollector {
+    pub fn new(config: &HostConfig) -> Self {
+        HostCollector {
+            root: config.proc_root.clone(),
+            per_cpu: config.per_cpu,
+            buf: Vec::with_capacity(16 * 1024),
+            prev: None,
+        }
+    }
+
+    fn read(&mut self, rel: &str) -> Result<&str, String> {
+        let path = self.root.join(rel);
+        read_into(&path, &mut self.buf)
+    }
+
+    /// Reads everything synchronously: these are small pseudo-files that the kernel renders in
+    /// microseconds, cheaper than a hop to the blocking pool.
+    pub fn collect_now(&mut self) -> Result<Sample, CollectError> {
+        let mut points = Vec::with_capacity(64);
+        let mut problems: Vec<String> = Vec::new();
+
+        let stat = self.read("stat").map(parse_stat);
+        match stat {
+            Ok(stat) => {
+                self.cpu_points(&stat, &mut points);
+                self.prev = Some(stat);
+            }
+            Err(e) => problems.push(e),
+        }
+
+        match self
+            .read("meminfo")
+            .map(|t| Meminfo::from_buf_read(t.as_bytes()))
+        {
+            Ok(Ok(m)) => memory_points(&m, &mut points),
+            Ok(Err(e)) => {
+                problems.push(format!("cannot parse {}/meminfo: {e}", self.root.display()))
+            }
+            Err(e) => problems.push(e),
+        }
+
+        match self.read("loadavg").map(parse_loadavg) {
+            Ok(Some([one, five, fifteen])) => {
+                for (name, v) in [
+                    (MetricName::SystemCpuLoadAverage1m, one),
+                    (MetricName::SystemCpuLoadAverage5m, five),
+                    (MetricName::SystemCpuLoadAverage15m, fifteen),
+                ] {
+                    points.push(MetricPoint::new(name, Attrs::new(), v));
+                }
+            }
+            Ok(None) => problems.push(format!("cannot parse {}/loadavg", self.root.display())),
+            Err(e) => problems.push(e),
+        }
+
+        match self.read("vmstat").map(parse_oom_kills) {
+            Ok(Some(n)) => points.push(MetricPoint::new(
+                MetricName::SystemMemoryLinuxOomKills,
+                Attrs::new(),
+                n,
+            )),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+
+        let mut psi_missing = 0;
+        for (file, avg10, avg60, total) in PSI {
+            match self.read(file) {
+                Ok(text) => {
+                    let (some, full) = parse_pressure(text);
+                    for (stall, line) in [("some", some), ("full", full)] {
+                        let Some(line) = line else { continue };
+                        let attrs = Attrs::new().with(AttrKey::PressureStallType, stall);
+                        points.push(MetricPoint::new(avg10, attrs.clone(), line.avg10 / 100.0));
+                        points.push(MetricPoint::new(avg60, attrs.clone(), line.avg60 / 100.0));
+                        #[allow(clippy::cast_precision_loss)]
+                        points.push(MetricPoint::new(total, attrs, line.total_us as f64 / 1e6));
+                    }
+                }
+                Err(_) => psi_missing += 1,
+            }
+        }
+        if psi_missing == PSI.len() {
+            problems.push(format!(
+                "{}/pressure is not readable: kernel without PSI (CONFIG_PSI, or booted with psi=0)",
+                self.root.display()
+            ));
+        }
+
+        if points.is_empty() {
+            return Err(CollectError::new(problems.join("; ")));
+        }
+        Ok(Sample {
+            points,
+            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
+        })
+    }
+
+    fn cpu_points(&self, stat: &CpuStat, points: &mut Vec<MetricPoint>) {
+        let count = u32::try_from(stat.per_cpu.len()).unwrap_or(u32::MAX);
+        points.push(MetricPoint::new(
+            MetricName::SystemCpuLogicalCount,
+            Attrs::new(),
+            count,
+        ));
+        let Some(prev) = &self.prev else { return };
+        if let (Some(a), Some(b)) = (prev.total, stat.total)
+            && let Some(u) = utilization(a, b)
+        {
+            points.push(MetricPoint::new(
+                MetricName::SystemCpuUtilization,
+                Attrs::new(),
+                u,
+            ));
+        }
+        if !self.per_cpu {
+            return;
+        }
+        for (n, now) in &stat.per_cpu {
+            let before = prev.per_cpu.iter().find(|(m, _)| m == n).map(|(_, t)| *t);
+            if let Some(u) = before.and_then(|b| utilization(b, *now)) {
+                let attrs = Attrs::new().with(AttrKey::CpuLogicalNumber, *n);
+                points.push(MetricPoint::new(MetricName::SystemCpuUtilization, attrs, u));
+            }
+        }
+    }
+}
+
+const PSI: [(&str, MetricName, MetricName, MetricName); 3] = [
+    (
+        "pressure/cpu",
+        MetricName::SystemCpuLinuxPressureAvg10,
+        MetricName::SystemCpuLinuxPressureAvg60,
+        MetricName::SystemCpuLinuxPressureTotal,
+    ),
+    (
+        "pressure/memory",
+        MetricName::SystemMemoryLinuxPressureAvg10,
+        MetricName::SystemMemoryLinuxPressureAvg60,
+        MetricName::SystemMemoryLinuxPressureTotal,
+    ),
+    (
+        "pressure/io",
+        MetricName::SystemIoLinuxPressureAvg10,
+        MetricName::SystemIoLinuxPressureAvg60,
+        MetricName::SystemIoLinuxPressureTotal,
+    ),
+];
+
+fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
+    // As gopsutil (and so the OTel hostmetrics receiver) computes it: reclaimable slab counts
+    // as cache, and the four states add up to the total.
+    let cached = m.cached + m.s_reclaimable.unwrap_or(0);
+    let used = m
+        .mem_total
+        .saturating_sub(m.mem_free)
+        .saturating_sub(m.buffers)
+        .saturating_sub(cached);
+    for (state, v) in [
+        ("used", used),
+        ("free", m.mem_free),
+        ("cached", cached),
+        ("buffers", m.buffers),
+    ] {
+        let attrs = Attrs::new().with(AttrKey::SystemMemoryState, state);
+        points.push(MetricPoint::new(MetricName::SystemMemoryUsage, attrs, v));
+    }
+    points.push(MetricPoint::new(
+        MetricName::SystemMemoryLimit,
+        Attrs::new(),
+        m.mem_total,
+    ));
+    if m.mem_total > 0 {
+        #[allow(clippy::cast_precision_loss)]
+        let u = used as f64 / m.mem_total as f64;
+        points.push(MetricPoint::new(
+            MetricName::SystemMemoryUtilization,
+            Attrs::new(),
+            u,
+        ));
+    }
+    if let Some(avail) = m.mem_available {
+        points.push(MetricPoint::new(
+            MetricName::SystemMemoryLinuxAvailable,
+            Attrs::new(),
+            avail,
+        ));
+    }
+    let swap_used = m.swap_total.saturating_sub(m.swap_free);
+    for (state, v) in [("used", swap_used), ("free", m.swap_free)] {
+        let attrs = Attrs::new().with(AttrKey::SystemPagingState, state);
+        points.push(MetricPoint::new(MetricName::SystemPagingUsage, attrs, v));
+    }
+    // No swap configured: utilisation is undefined, so it is absent rather than 0.
+    if m.swap_total > 0 {
+        #[allow(clippy::cast_precision_loss)]
+        let u = swap_used as f64 / m.swap_total as f64;
+        points.push(MetricPoint::new(
+            MetricName::SystemPagingUtilization,
+            Attrs::new(),
+            u,
+        ));
+    }
+}
+
+/// Reads a whole file into `buf` (reused across ticks) and returns it as text.
+fn read_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
+    buf.clear();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(buf))
+        .map_err(|e| format!("failed to read {}: {}", path.display(), io_reason(&e)))?;
+    std::str::from_utf8(buf).map_err(|_| format!("{} is not UTF-8", path.display()))
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "not found".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+#[async_trait]
+impl Collector for HostCollector {
+    fn id(&self) -> CollectorId {
+        CollectorId::Host
+    }
+
+    async fn collect(&mut self) -> Result<Sample, CollectError> {
+        self.collect_now()
+    }
+
+    fn reconfigure(&mut self, config: &crate::config::Config) -> bool {
+        if !config.host.enabled {
+            return false;
+        }
+        if config.host.proc_root != self.root {
+            // Counters from another tree cannot be subtracted from these.
+            self.root = config.host.proc_root.clone();
+            self.prev = None;
+        }
+        self.per_cpu = config.host.per_cpu;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::model::{Snapshot, Value};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/proc/debian12-qemu-2cpu")
+}
+
+fn collector(root: &Path) -> HostCollector {
+    HostCollector::new(&HostConfig {
+        enabled: true,
+        proc_root: root.to_path_buf(),
+        per_cpu: true,
+    })
+}
+
+fn snap(sample: Sample) -> Snapshot {
+    Snapshot {
+        points: sample.points,
+        ..Snapshot::default()
+    }
+}
+
+fn value(s: &Snapshot, name: MetricName, with: &[(AttrKey, &str)]) -> Option<Value> {
+    s.find(name, with).map(|p| p.value)
+}
+
+#[test]
+fn stat_keeps_cpu_numbers_of_sparse_online_cpus() {
+    let text = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu3 5 0 5 40 0 0 0 0 0 0\nintr 1\n";
+    let s = parse_stat(text);
+    assert_eq!(
+        s.total,
+        Some(CpuTicks {
+            busy: 20,
+            total: 100
+        })
+    );
+    assert_eq!(
+        s.per_cpu.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![0, 3]
+    );
+}
+
+#[test]
+fn iowait_counts_as_idle() {
+    let s = parse_stat("cpu  10 0 0 70 20 0 0 0 0 0\n");
+    assert_eq!(
+        s.total,
+        Some(CpuTicks {
+            busy: 10,
+            total: 100
+        })
+    );
+}
+
+#[test]
+fn utilization_needs_elapsed_time() {
+    let a = CpuTicks {
+        busy: 10,
+        total: 100,
+    };
+    assert_eq!(utilization(a, a), None);
+    assert_eq!(
+        utilization(
+            a,
+            CpuTicks {
+                busy: 35,
+                total: 200
+            }
+        ),
+        Some(0.25)
+    );
+    // A counter that went backwards (CPU hot-unplugged and back) yields nothing, not garbage.
+    assert_eq!(utilization(a, CpuTicks { busy: 5, total: 50 }), None);
+}
+
+#[test]
+fn pressure_without_a_full_line_keeps_some() {
+    let (some, full) = parse_pressure("some avg10=1.50 avg60=0.25 avg300=0.00 total=1234567\n");
+    assert_eq!(
+        some,
+        Some(PressureLine {
+            avg10: 1.5,
+            avg60: 0.25,
+            total_us: 1_234_567
+        })
+    );
+    assert_eq!(full, None);
+}
+
+#[test]
+fn oom_kill_is_absent_on_old_kernels() {
+    assert_eq!(parse_oom_kills("pgfault 1\noom_kill 7\n"), Some(7));
+    assert_eq!(parse_oom_kills("pgfault 1\n"), None);
+}
+
+#[test]
+fn captured_tree_gives_exact_values_and_no_cpu_utilisation_on_the_first_read() {
+    let mut c = collector(&fixture());
+    let sample = c.collect_now().unwrap();
+    assert_eq!(sample.degraded, None);
+    let s = snap(sample);
+    assert_eq!(s.points_named(MetricName::SystemCpuUtilization).count(), 0);
+    assert_eq!(
+        value(&s, MetricName::SystemCpuLogicalCount, &[]),
+        Some(Value::Int(2))
+    );
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryLimit, &[]),
+        Some(Value::Int(24_684_084 * 1024))
+    );
+    let state = |v| [(AttrKey::SystemMemoryState, v)];
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryUsage, &state("free")),
+        Some(Value::Int(17_067_484 * 1024))
+    );
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryUsage, &state("buffers")),
+        Some(Value::Int(45_896 * 1024))
+    );
+    let cached = (6_063_156 + 302_040) * 1024;
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryUsage, &state("cached")),
+        Some(Value::Int(cached))
+    );
+    let used = (24_684_084 - 17_067_484 - 45_896 - 6_063_156 - 302_040) * 1024;
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryUsage, &state("used")),
+        Some(Value::Int(used))
+    );
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryLinuxAvailable, &[]),
+        Some(Value::Int(23_147_940 * 1024))
+    );
+    assert_eq!(
+        value(&s, MetricName::SystemCpuLoadAverage1m, &[]).map(|v| (v.as_f64() * 100.0).round()),
+        Some(1542.0)
+    );
+    assert_eq!(
+        value(&s, MetricName::SystemMemoryLinuxOomKills, &[]),
+        Some(Value::Int(0))
+    );
+    // No swap on this host: usage is 0/0 and utilisation is absent, not a made-up 0%.
+    assert_eq!(
+        value(
+            &s,
+            MetricName::SystemPagingUsage,
+            &[(AttrKey::SystemPagingState, "used")]
+        ),
+        Some(Value::Int(0))
+    );
+    assert_eq!(value(&s, MetricName::SystemPagingUtilization, &[]), None);
+    let some = [(AttrKey::PressureStallType, "some")];
+    let cpu_some = value(&s, MetricName::SystemCpuLinuxPressureAvg10, &some)
+        .unwrap()
+        .as_f64();
+    assert!((cpu_some - 0.9756).abs() < 1e-9, "{cpu_some}");
+    let full = [(AttrKey::PressureStallType, "full")];
+    let io_total = value(&s, MetricName::SystemIoLinuxPressureTotal, &full)
+        .unwrap()
+        .as_f64();
+    assert!((io_total - 17.678_269).abs() < 1e-9, "{io_total}");
+    let mem_total = value(&s, MetricName::SystemMemoryLinuxPressureTotal, &full)
+        .unwrap()
+        .as_f64();
+    assert_eq!(mem_total, 0.0);
+}
+
+#[test]
+fn second_read_gives_exact_utilisation_per_cpu_and_total() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    let mut c = collector(dir.path());
+    c.collect_now().unwrap();
+    // 100 more jiffies per CPU: cpu0 spends 25 of them busy, cpu1 75.
+    std::fs::write(
+        dir.path().join("stat"),
+        "cpu  73882 240 19664 1235474 2459 0 234 999 0 0\n\
+         cpu0 34931 125 8468 622158 520 0 13 426 0 0\n\
+         cpu1 38951 115 11195 613316 1939 0 220 573 0 0\n",
+    )
+    .unwrap();
+    let s = snap(c.collect_now().unwrap());
+    assert_eq!(
+        value(
+            &s,
+            MetricName::SystemCpuUtilization,
+            &[(AttrKey::CpuLogicalNumber, "0")]
+        ),
+        Some(Value::Float(0.25))
+    );
+    assert_eq!(
+        value(
+            &s,
+            MetricName::SystemCpuUtilization,
+            &[(AttrKey::CpuLogicalNumber, "1")]
+        ),
+        Some(Value::Float(0.75))
+    );
+    let total = s
+        .points_named(MetricName::SystemCpuUtilization)
+        .find(|p| p.attributes.is_empty())
+        .unwrap();
+    assert_eq!(total.value, Value::Float(0.5));
+}
+
+#[test]
+fn missing_files_degrade_with_the_path_and_a_missing_root_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    std::fs::remove_dir_all(dir.path().join("pressure")).unwrap();
+    let sample = collector(dir.path()).collect_now().unwrap();
+    let why = sample.degraded.unwrap();
+    assert!(
+        why.contains("/pressure is not readable: kernel without PSI"),
+        "{why}"
+    );
+
+    let err = collector(Path::new("/nonexistent/proc"))
+        .collect_now()
+        .unwrap_err();
+    assert!(
+        err.0
+            .contains("failed to read /nonexistent/proc/stat: not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_files_are_reported_not_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    std::fs::write(dir.path().join("meminfo"), "garbage\n").unwrap();
+    std::fs::write(dir.path().join("loadavg"), "x y z\n").unwrap();
+    let sample = collector(dir.path()).collect_now().unwrap();
+    let why = sample.degraded.unwrap();
+    assert!(why.contains("/meminfo"), "{why}");
+    assert!(why.contains("/loadavg"), "{why}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}

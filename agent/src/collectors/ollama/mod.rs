@@ -1,0 +1,253 @@
+//! Ollama: its HTTP API (liveness, version, loaded models and their architecture), its systemd
+//! unit through the `UnitStatusSource` seam, and its main process from procfs.
+//!
+//! When nothing answers, the collector still reports `ollama.up = 0` (health degraded, with the
+//! reason) rather than failing: a failed collector exports no points, and the `ollama_down` rule
+//! needs the 0 to fire.
+
+pub mod api;
+pub mod process;
+pub mod unit;
+pub mod view;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::{CollectError, Collector, Sample};
+use crate::config::OllamaConfig;
+use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
+use api::{Api, Architecture, PsModel};
+pub use unit::{UnitStatus, UnitStatusSource};
+pub use view::{LoadedModel, OllamaView, OllamaViewCell, UnitWatch};
+
+/// What the runtime hands the collector: where to publish its view, and the systemd client
+/// when there is one.
+#[derive(Clone, Default)]
+pub struct OllamaHooks {
+    pub view: OllamaViewCell,
+    pub unit_source: Option<Arc<dyn UnitStatusSource>>,
+}
+
+pub const NO_SYSTEMD: &str = "unit not watched (no systemd): advice-only";
+
+pub struct OllamaCollector {
+    config: OllamaConfig,
+    api: Result<Api, api::ApiError>,
+    proc_root: PathBuf,
+    hooks: OllamaHooks,
+    /// `/api/show` results by model digest: a model's architecture never changes.
+    arch_cache: HashMap<String, Architecture>,
+    /// Last PID found by scanning proc_root, checked again before reuse.
+    scanned_pid: Option<u32>,
+}
+
+impl OllamaCollector {
+    pub fn new(config: &OllamaConfig, proc_root: PathBuf, hooks: OllamaHooks) -> Self {
+        OllamaCollector {
+            api: Api::new(&config.url, config.probe_timeout),
+            config: config.clone(),
+            proc_root,
+            hooks,
+            arch_cache: HashMap::new(),
+            scanned_pid: None,
+        }
+    }
+
+    async fn unit(&self) -> UnitWatch {
+        match &self.hooks.unit_source {
+            None => UnitWatch::NotWatched {
+                reason: NO_SYSTEMD.to_owned(),
+            },
+            Some(src) => match src.unit_status(&self.config.unit).await {
+                Ok(s) => UnitWatch::Status(s),
+                Err(e) => UnitWatch::Error {
+                    reason: format!("unit {}: {e}; advice-only", self.config.unit),
+                },
+            },
+        }
+    }
+
+    /// MainPID when systemd gives one, else the `ollama serve` process in proc_root.
+    fn process(&mut self, unit: &UnitWatch) -> Option<Result<process::ProcessUsage, String>> {
+        let pid = match unit {
+            UnitWatch::Status(s) if s.main_pid > 0 => Some(s.main_pid),
+            UnitWatch::Status(_) => None,
+            _ => {
+                let still = self.scanned_pid.filter(|pid| {
+                    std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline"))
+                        .is_ok_and(|c| process::is_ollama_serve(&c))
+                });
+                self.scanned_pid = still.or_else(|| process::find_ollama_serve(&self.proc_root));
+                self.scanned_pid
+            }
+        }?;
+        Some(process::read_usage(&self.proc_root, pid))
+    }
+
+    /// `/api/show` for every loaded model whose digest is not cached yet, concurrently.
+    async fn architectures(&mut self, api: &Api, models: &[PsModel], problems: &mut Vec<String>) {
+        let missing: Vec<&PsModel> = models
+            .iter()
+            .filter(|m| !self.arch_cache.contains_key(&m.digest))
+            .collect();
+        let asks = missing.iter().map(|m| api.show(&m.name));
+        for (m, result) in missing.iter().zip(join_all(asks).await) {
+            match result {
+                Ok(a) => {
+                    self.arch_cache.insert(m.digest.clone(), a);
+                }
+                Err(e) => problems.push(format!("{}: {e}", m.name)),
+            }
+        }
+        // Forget models no longer loaded, so the cache stays as small as the loaded set.
+        self.arch_cache
+            .retain(|digest, _| models.iter().any(|m| &m.digest == digest));
+    }
+}
+
+#[async_trait]
+impl Collector for OllamaCollector {
+    fn id(&self) -> CollectorId {
+        CollectorId::Ollama
+    }
+
+    async fn collect(&mut self) -> Result<Sample, CollectError> {
+        let api = match &self.api {
+            Ok(api) => api,
+            Err(e) => return Err(CollectError::new(e.to_string())),
+        };
+        // Cheap clone of the client (an Arc inside) so `self` stays free for the caches.
+        let api = api.clone();
+        let mut problems = Vec::new();
+        let (probe, unit) = tokio::join!(api.probe(), self.unit());
+        let mut view = OllamaView {
+            url: self.config.url.clone(),
+            up: probe.is_ok(),
+            probe_seconds: probe.as_ref().ok().map(|d| d.as_secs_f64()),
+            problems: Vec::new(),
+            version: None,
+            models: None,
+            unit,
+            process: None,
+            at: Instant::now(),
+        };
+        match &probe {
+            Err(e) => problems.push(e.to_string()),
+            Ok(_) => {
+                let (version, ps) = tokio::join!(api.version(), api.ps());
+                match version {
+                    Ok(v) => view.version = Some(v),
+                    Err(e) => problems.push(e.to_string()),
+                }
+                match ps {
+                    Ok(models) => {
+                        self.architectures(&api, &models, &mut problems).await;
+                        view.models = Some(
+                            models
+                                .into_iter()
+                                .map(|ps| LoadedModel {
+                                    arch: self.arch_cache.get(&ps.digest).cloned(),
+                                    ps,
+                                })
+                                .collect(),
+                        );
+                    }
+                    Err(e @ api::ApiError::Timeout { .. }) => {
+                        problems.push(format!(
+                            "{e} (Ollama ≥ 0.32.4 holds it during a model load)"
+                        ));
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+            }
+        }
+        match self.process(&view.unit) {
+            Some(Ok(usage)) => view.process = Some(usage),
+            Some(Err(e)) => problems.push(e),
+            None => {}
+        }
+        match &view.unit {
+            UnitWatch::Status(_) => {}
+            UnitWatch::NotWatched { reason } | UnitWatch::Error { reason } => {
+                problems.push(reason.clone());
+            }
+        }
+        let points = points(&view, &self.config.unit);
+        view.problems = problems;
+        let degraded = (!view.problems.is_empty()).then(|| view.problems.join("; "));
+        self.hooks.view.publish(view);
+        Ok(Sample { points, degraded })
+    }
+}
+
+/// The ollama.* points for one view.
+pub fn points(view: &OllamaView, unit: &str) -> Vec<MetricPoint> {
+    let none = Attrs::new;
+    let mut out = vec![MetricPoint::new(
+        MetricName::OllamaUp,
+        none(),
+        i64::from(view.up),
+    )];
+    if let Some(s) = view.probe_seconds {
+        out.push(MetricPoint::new(MetricName::OllamaProbeDuration, none(), s));
+    }
+    if let Some(models) = &view.models {
+        out.push(MetricPoint::new(
+            MetricName::OllamaModelsLoaded,
+            none(),
+            u64::try_from(models.len()).unwrap_or(u64::MAX),
+        ));
+        for m in models {
+            let model = || Attrs::new().with(AttrKey::GenAiRequestModel, m.ps.name.as_str());
+            for (location, bytes) in [("vram", m.ps.size_vram), ("ram", m.ps.size_ram())] {
+                out.push(MetricPoint::new(
+                    MetricName::OllamaModelMemoryUsage,
+                    model().with(AttrKey::OllamaMemoryLocation, location),
+                    bytes,
+                ));
+            }
+            if let Some(ctx) = m.ps.context_length {
+                out.push(MetricPoint::new(
+                    MetricName::OllamaModelContextLength,
+                    model(),
+                    ctx,
+                ));
+            }
+        }
+    }
+    if let UnitWatch::Status(s) = &view.unit {
+        let u = || Attrs::new().with(AttrKey::SystemdUnit, unit);
+        out.push(MetricPoint::new(
+            MetricName::OllamaServiceActive,
+            u(),
+            i64::from(s.is_active()),
+        ));
+        out.push(MetricPoint::new(
+            MetricName::OllamaServiceRestarts,
+            u(),
+            s.n_restarts,
+        ));
+    }
+    if let Some(p) = &view.process {
+        let pid = || Attrs::new().with(AttrKey::ProcessPid, p.pid);
+        out.push(MetricPoint::new(
+            MetricName::OllamaProcessMemoryUsage,
+            pid(),
+            p.rss_bytes,
+        ));
+        out.push(MetricPoint::new(
+            MetricName::OllamaProcessCpuTime,
+            pid(),
+            p.cpu_seconds,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

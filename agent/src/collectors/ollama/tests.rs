@@ -1,0 +1,256 @@
+//! The collector against a real local HTTP server answering with the captured bodies, and
+//! against nothing at all.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::model::Value;
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/ollama")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A one-request-per-connection server answering by path, like Ollama's bodies.
+async fn serve(routes: Vec<(&'static str, String)>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let routes = routes.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 65536];
+                let n = s.read(&mut buf).await.unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let body = routes
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map_or_else(String::new, |(_, b)| b.clone());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                    body.len(),
+                    if head.starts_with("HEAD") { "" } else { &body }
+                );
+                s.write_all(resp.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    addr
+}
+
+fn config(url: String) -> OllamaConfig {
+    OllamaConfig {
+        url,
+        ..OllamaConfig::default()
+    }
+}
+
+fn value(points: &[MetricPoint], name: MetricName, attrs: &[(AttrKey, &str)]) -> Option<Value> {
+    points
+        .iter()
+        .find(|p| {
+            p.name == name
+                && attrs
+                    .iter()
+                    .all(|(k, v)| p.attributes.get(*k).is_some_and(|a| a.as_text() == *v))
+        })
+        .map(|p| p.value)
+}
+
+struct FakeUnit(Result<UnitStatus, String>);
+
+#[async_trait]
+impl UnitStatusSource for FakeUnit {
+    async fn unit_status(&self, _unit: &str) -> Result<UnitStatus, String> {
+        self.0.clone()
+    }
+}
+
+#[tokio::test]
+async fn reads_ps_show_and_version_and_publishes_the_view() {
+    let addr = serve(vec![
+        ("/", "Ollama is running".to_owned()),
+        ("/api/version", fixture("version.json")),
+        ("/api/ps", fixture("ps-partial-offload.SYNTHETIC.json")),
+        ("/api/show", fixture("show-llama3.1-8b-q4km-real.json")),
+    ])
+    .await;
+    let hooks = OllamaHooks::default();
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        empty.path().to_owned(),
+        hooks.clone(),
+    );
+    let sample = c.collect().await.unwrap();
+    let p = &sample.points;
+    let llama = (AttrKey::GenAiRequestModel, "llama3.1:8b");
+    assert_eq!(value(p, MetricName::OllamaUp, &[]), Some(Value::Int(1)));
+    assert_eq!(
+        value(p, MetricName::OllamaModelsLoaded, &[]),
+        Some(Value::Int(1))
+    );
+    assert_eq!(
+        value(
+            p,
+            MetricName::OllamaModelMemoryUsage,
+            &[llama, (AttrKey::OllamaMemoryLocation, "vram")]
+        ),
+        Some(Value::Int(3_403_239_424))
+    );
+    assert_eq!(
+        value(
+            p,
+            MetricName::OllamaModelMemoryUsage,
+            &[llama, (AttrKey::OllamaMemoryLocation, "ram")]
+        ),
+        Some(Value::Int(3_141_451_776))
+    );
+    assert_eq!(
+        value(p, MetricName::OllamaModelContextLength, &[llama]),
+        Some(Value::Int(32768))
+    );
+    assert!(value(p, MetricName::OllamaProbeDuration, &[]).is_some());
+    assert_eq!(sample.degraded.as_deref(), Some(NO_SYSTEMD));
+    let view = hooks.view.latest().unwrap();
+    assert_eq!(view.version.as_deref(), Some("0.30.11"));
+    assert!(view.advice_only());
+    let models = view.models.as_ref().unwrap();
+    assert_eq!(models[0].arch.as_ref().unwrap().block_count, 32);
+    assert_eq!(c.arch_cache.len(), 1);
+}
+
+#[tokio::test]
+async fn nothing_listening_still_exports_up_0() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        empty.path().to_owned(),
+        OllamaHooks::default(),
+    );
+    let sample = c.collect().await.unwrap();
+    assert_eq!(
+        sample.points,
+        vec![MetricPoint::new(MetricName::OllamaUp, Attrs::new(), 0i64)]
+    );
+    assert_eq!(
+        sample.degraded,
+        Some(format!("nothing listening on {addr}; {NO_SYSTEMD}"))
+    );
+}
+
+#[tokio::test]
+async fn unit_status_gives_service_metrics_and_the_main_pid() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let me = std::process::id();
+    let hooks = OllamaHooks {
+        unit_source: Some(Arc::new(FakeUnit(Ok(UnitStatus {
+            active_state: "active".to_owned(),
+            sub_state: "running".to_owned(),
+            main_pid: me,
+            n_restarts: 2,
+            environment: vec!["OLLAMA_NUM_PARALLEL=2".to_owned()],
+        })))),
+        ..OllamaHooks::default()
+    };
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        "/proc".into(),
+        hooks.clone(),
+    );
+    let p = c.collect().await.unwrap().points;
+    let unit = [(AttrKey::SystemdUnit, "ollama.service")];
+    assert_eq!(
+        value(&p, MetricName::OllamaServiceActive, &unit),
+        Some(Value::Int(1))
+    );
+    assert_eq!(
+        value(&p, MetricName::OllamaServiceRestarts, &unit),
+        Some(Value::Int(2))
+    );
+    let pid = me.to_string();
+    let rss = value(
+        &p,
+        MetricName::OllamaProcessMemoryUsage,
+        &[(AttrKey::ProcessPid, &pid)],
+    );
+    assert!(rss.is_some_and(|v| v.as_f64() > 0.0));
+    let view = hooks.view.latest().unwrap();
+    assert!(!view.advice_only());
+    let UnitWatch::Status(s) = &view.unit else {
+        panic!("unit not watched")
+    };
+    assert_eq!(s.env("OLLAMA_NUM_PARALLEL"), Some("2"));
+
+    let broken = OllamaHooks {
+        unit_source: Some(Arc::new(FakeUnit(Err("unit not loaded".to_owned())))),
+        ..OllamaHooks::default()
+    };
+    let mut c = OllamaCollector::new(&config(format!("http://{addr}")), "/proc".into(), broken);
+    let degraded = c.collect().await.unwrap().degraded.unwrap();
+    assert!(
+        degraded.ends_with("unit ollama.service: unit not loaded; advice-only"),
+        "{degraded}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_ps_is_reported_as_a_possible_load() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Answers HEAD / and /api/version; never answers /api/ps.
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                let n = s.read(&mut buf).await.unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                if head.contains("/api/ps") {
+                    std::future::pending::<()>().await;
+                }
+                let body = if head.contains("/api/version") {
+                    r#"{"version":"0.33.0"}"#
+                } else {
+                    ""
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(resp.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    let cfg = OllamaConfig {
+        probe_timeout: Duration::from_millis(300),
+        ..config(format!("http://{addr}"))
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = OllamaCollector::new(&cfg, empty.path().to_owned(), OllamaHooks::default());
+    let sample = c.collect().await.unwrap();
+    assert_eq!(
+        value(&sample.points, MetricName::OllamaUp, &[]),
+        Some(Value::Int(1))
+    );
+    assert_eq!(
+        value(&sample.points, MetricName::OllamaModelsLoaded, &[]),
+        None
+    );
+    let why = sample.degraded.unwrap();
+    assert!(
+        why.starts_with("/api/ps did not answer within 300ms"),
+        "{why}"
+    );
+}

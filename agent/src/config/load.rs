@@ -1,0 +1,250 @@
+//! Reading a config file and turning every problem into `FILE:LINE:COL: field.path: message`.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::{Config, DEFAULT_PATH};
+
+/// A problem with one field, before it is located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path with indices, e.g. `rules[2].warning`.
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One located problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub line: usize,
+    pub column: usize,
+    pub path: String,
+    pub message: String,
+}
+
+/// Why a config could not be used: the file and every problem found in it.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    Invalid {
+        file: PathBuf,
+        errors: Vec<Located>,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { file, source } => {
+                write!(f, "{}: cannot read: {source}", file.display())
+            }
+            ConfigError::Invalid { file, errors } => {
+                for (i, e) in errors.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    let path = if e.path.is_empty() {
+                        "(document)"
+                    } else {
+                        &e.path
+                    };
+                    write!(
+                        f,
+                        "{}:{}:{}: {}: {}",
+                        file.display(),
+                        e.line,
+                        e.column,
+                        path,
+                        e.message
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates `file`.
+pub fn load_file(file: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, file)
+}
+
+/// `--config PATH` must exist; without it, a missing default file means built-in defaults.
+pub fn load_or_default(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    match explicit {
+        Some(p) => load_file(p).map(|c| (c, Some(p.to_path_buf()))),
+        None => {
+            let p = Path::new(DEFAULT_PATH);
+            match std::fs::metadata(p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Config::default(), None)),
+                _ => load_file(p).map(|c| (c, Some(p.to_path_buf()))),
+            }
+        }
+    }
+}
+
+/// Parses `text` (named `file` in messages) into a validated config.
+pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let invalid = |errors| ConfigError::Invalid {
+        file: file.to_path_buf(),
+        errors,
+    };
+    let de = match toml::de::Deserializer::parse(text) {
+        Ok(de) => de,
+        Err(e) => {
+            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+            return Err(invalid(vec![Located {
+                line,
+                column,
+                path: String::new(),
+                message: e.message().trim().to_owned(),
+            }]));
+        }
+    };
+    // The document parsed as TOML, so toml_edit can too: it gives spans for any field path.
+    let doc = toml_edit::Document::parse(text).ok();
+    let config: Config = match serde_path_to_error::deserialize(de) {
+        Ok(c) => c,
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            let inner = e.into_inner();
+            let span = inner
+                .span()
+                .or_else(|| doc.as_ref().and_then(|d| span_of(d, &path)));
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            let message = describe(doc.as_ref(), &path, inner.message().trim());
+            return Err(invalid(vec![Located {
+                line,
+                column,
+                path,
+                message,
+            }]));
+        }
+    };
+    let problems = config.validate();
+    if problems.is_empty() {
+        return Ok(config);
+    }
+    let located = problems
+        .into_iter()
+        .map(|fe| {
+            let span = doc.as_ref().and_then(|d| span_of(d, &fe.path));
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            Located {
+                line,
+                column,
+                message: describe(doc.as_ref(), &fe.path, &fe.message),
+                path: fe.path,
+            }
+        })
+        .collect();
+    Err(invalid(located))
+}
+
+/// Names the rule (by its `name`) when the error is inside `rules[N]`, since operators know
+/// rules by name, not by position.
+fn describe(doc: Option<&toml_edit::Document<&str>>, path: &str, message: &str) -> String {
+    let rule_name = path
+        .strip_prefix("rules[")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| {
+            doc?.get("rules")?
+                .get(i)?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    match rule_name {
+        Some(name) if !name.trim().is_empty() && !message.contains(&format!("rule \"{name}\"")) => {
+            format!("rule \"{name}\": {message}")
+        }
+        _ => message.to_owned(),
+    }
+}
+
+/// Span of the deepest existing item along `path` (`a.b[2].c`), so a missing field points at
+/// its table.
+fn span_of(doc: &toml_edit::Document<&str>, path: &str) -> Option<Range<usize>> {
+    let mut item: &toml_edit::Item = doc.as_item();
+    let mut best = None;
+    for seg in path_segments(path) {
+        let next = match seg {
+            Seg::Key(k) => item.get(k),
+            Seg::Index(i) => item.get(i),
+        };
+        match next {
+            Some(n) => {
+                item = n;
+                if let Some(s) = n.span() {
+                    best = Some(s);
+                } else if let Some(t) = n.as_table() {
+                    best = t.span().or(best);
+                }
+            }
+            None => break,
+        }
+    }
+    // Tables declared with a header have no span of their own in toml_edit; fall back to the
+    // position of their first key.
+    best.or_else(|| item.as_table_like()?.iter().find_map(|(_, v)| v.span()))
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn path_segments(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(bracket) = rest.find('[') {
+            let key = &rest[..bracket];
+            if !key.is_empty() {
+                out.push(Seg::Key(key));
+            }
+            rest = &rest[bracket..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let Some(end) = stripped.find(']') else { break };
+                if let Ok(i) = stripped[..end].parse() {
+                    out.push(Seg::Index(i));
+                }
+                rest = &stripped[end + 1..];
+            }
+        } else {
+            out.push(Seg::Key(rest));
+        }
+    }
+    out
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}

@@ -1,0 +1,60 @@
+//! `[export.otlp]`: where metrics and alert events go. Standard `OTEL_*` variables fill what the
+//! file leaves unset; the file wins when both are set.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::FieldError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Collector endpoint, e.g. `http://127.0.0.1:4317`; unset (and no OTEL_EXPORTER_OTLP_ENDPOINT)
+    /// means no export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Metric export interval.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Export request timeout.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl OtlpConfig {
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(e) = &self.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            errors.push(FieldError::new(
+                "export.otlp.endpoint",
+                format!("\"{e}\" is not an http:// or https:// URL"),
+            ));
+        }
+        if self
+            .interval
+            .is_some_and(|i| i < Duration::from_millis(100))
+        {
+            errors.push(FieldError::new(
+                "export.otlp.interval",
+                "must be at least 100ms",
+            ));
+        }
+        errors
+    }
+}

@@ -1,0 +1,217 @@
+//! Assembles the OTLP pipeline from resolved settings: a meter provider whose periodic reader
+//! exports the observable instruments, and the alert sink task. Nothing is built when no
+//! endpoint is configured.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_otlp::{
+    ExporterBuildError, LogExporter, MetricExporter, WithExportConfig, WithHttpConfig,
+    WithTonicConfig,
+};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::config::Protocol;
+use super::logs::{AlertSink, SharedOutbox};
+use super::metrics::{CountingExporter, Instruments, Snapshots, register};
+use super::settings::{ExportSettings, SignalTarget};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    #[error("cannot build the OTLP {signal} exporter for {url}: {source}")]
+    Build {
+        signal: &'static str,
+        url: String,
+        source: ExporterBuildError,
+    },
+    #[error("invalid OTLP header {name:?}: {reason}")]
+    Header { name: String, reason: String },
+}
+
+/// The running pipeline; `shutdown` flushes the last metrics.
+pub struct Otlp {
+    meters: Option<(SdkMeterProvider, Instruments)>,
+    sink: Option<JoinHandle<()>>,
+}
+
+impl Otlp {
+    /// Builds the exporters and starts the sink. Must run inside the tokio runtime: the OTLP
+    /// clients bind to it.
+    pub fn start(
+        settings: &ExportSettings,
+        resource: &Resource,
+        snapshots: &Snapshots,
+        outbox: SharedOutbox,
+        failures: Arc<AtomicU64>,
+    ) -> Result<Otlp, OtlpError> {
+        let handle = Handle::current();
+        let meters = match &settings.metrics {
+            Some(t) => {
+                let exporter = InRuntime {
+                    inner: metric_exporter(t)?,
+                    handle: handle.clone(),
+                };
+                let exporter = CountingExporter::new(exporter, failures.clone());
+                let reader = PeriodicReader::builder(exporter)
+                    .with_interval(settings.interval)
+                    .build();
+                let provider = SdkMeterProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_reader(reader)
+                    .build();
+                let instruments = register(&provider.meter("hostwarden"), snapshots);
+                info!(endpoint = %t.url, protocol = ?t.protocol, interval = ?settings.interval, "OTLP metric export started.");
+                Some((provider, instruments))
+            }
+            None => None,
+        };
+        let sink = match &settings.logs {
+            Some(t) => {
+                let exporter = log_exporter(t)?;
+                let sink = AlertSink::new(exporter, resource, outbox, failures, settings.interval);
+                info!(endpoint = %t.url, protocol = ?t.protocol, "OTLP alert export started.");
+                Some(tokio::spawn(sink.run(snapshots.clone())))
+            }
+            None => None,
+        };
+        Ok(Otlp { meters, sink })
+    }
+
+    /// Stops the sink and flushes the meter provider (on the blocking pool: the SDK's
+    /// shutdown blocks until the reader thread has exported).
+    pub async fn shutdown(self) {
+        if let Some(sink) = self.sink {
+            sink.abort();
+        }
+        if let Some((provider, instruments)) = self.meters {
+            let done = tokio::task::spawn_blocking(move || {
+                let result = provider.shutdown_with_timeout(Duration::from_secs(5));
+                drop(instruments);
+                result
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "Final OTLP metric export failed."),
+                Err(e) => warn!(error = %e, "OTLP shutdown task failed."),
+            }
+        }
+    }
+}
+
+fn metric_exporter(t: &SignalTarget) -> Result<MetricExporter, OtlpError> {
+    let built = match t.protocol {
+        Protocol::Grpc => MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(&t.url)
+            .with_timeout(t.timeout)
+            .with_metadata(metadata(&t.headers)?)
+            .build(),
+        Protocol::HttpProtobuf => MetricExporter::builder()
+            .with_http()
+            .with_endpoint(&t.url)
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(t.timeout)
+            .with_headers(t.headers.clone().into_iter().collect())
+            .build(),
+    };
+    built.map_err(|source| OtlpError::Build {
+        signal: "metrics",
+        url: t.url.clone(),
+        source,
+    })
+}
+
+fn log_exporter(t: &SignalTarget) -> Result<LogExporter, OtlpError> {
+    let built = match t.protocol {
+        Protocol::Grpc => LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(&t.url)
+            .with_timeout(t.timeout)
+            .with_metadata(metadata(&t.headers)?)
+            .build(),
+        Protocol::HttpProtobuf => LogExporter::builder()
+            .with_http()
+            .with_endpoint(&t.url)
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(t.timeout)
+            .with_headers(t.headers.clone().into_iter().collect())
+            .build(),
+    };
+    built.map_err(|source| OtlpError::Build {
+        signal: "logs",
+        url: t.url.clone(),
+        source,
+    })
+}
+
+fn metadata(
+    headers: &BTreeMap<String, String>,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, OtlpError> {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        let bad = |reason: String| OtlpError::Header {
+            name: k.clone(),
+            reason,
+        };
+        let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        let value = http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?;
+        map.insert(name, value);
+    }
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
+}
+
+/// The periodic reader exports from its own thread, outside tokio; the OTLP clients need the
+/// runtime's timers and I/O. This wrapper enters the runtime for every poll of the export
+/// (never across an await, so the future stays `Send`).
+#[derive(Debug)]
+struct InRuntime<E> {
+    inner: E,
+    handle: Handle,
+}
+
+struct Entered<'a, F> {
+    fut: Pin<Box<F>>,
+    handle: &'a Handle,
+}
+
+impl<F: Future> Future for Entered<'_, F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _in_runtime = self.handle.enter();
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+impl<E: PushMetricExporter> PushMetricExporter for InRuntime<E> {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        Entered {
+            fut: Box::pin(self.inner.export(metrics)),
+            handle: &self.handle,
+        }
+        .await
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self) -> Temporality {
+        self.inner.temporality()
+    }
+}

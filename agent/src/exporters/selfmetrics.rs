@@ -1,0 +1,120 @@
+//! hostwarden's metrics about itself, appended to each tick's snapshot by the runtime so every
+//! consumer (OTLP, `once --format json`, status, rules) sees the same numbers.
+
+use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
+
+/// The agent's own CPU time and resident memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+impl ProcessUsage {
+    /// Reads /proc/self; `None` (and no point) when /proc is unreadable.
+    pub fn read() -> Option<Self> {
+        let me = procfs::process::Process::myself().ok()?;
+        let stat = me.stat().ok()?;
+        let ticks = procfs::ticks_per_second().max(1);
+        // Tick counts stay far below 2^53.
+        #[allow(clippy::cast_precision_loss)]
+        let cpu_seconds = (stat.utime + stat.stime) as f64 / ticks as f64;
+        let rss_bytes = me.status().ok()?.vmrss? * 1024;
+        Some(ProcessUsage {
+            cpu_seconds,
+            rss_bytes,
+        })
+    }
+}
+
+/// Counters kept by the exporters. (The outbox metrics are appended by the rules' `Alerting`,
+/// which owns the outbox.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelfCounters {
+    pub export_failures: u64,
+}
+
+/// Appends the collector, export and process self-metrics.
+pub fn append(snapshot: &mut Snapshot, counters: SelfCounters, usage: Option<ProcessUsage>) {
+    let mut add = |name, attrs, value: crate::model::Value| {
+        snapshot.points.push(MetricPoint::new(name, attrs, value));
+    };
+    for c in snapshot.collectors.clone() {
+        let attrs = Attrs::new().with(AttrKey::Collector, c.collector.as_str());
+        add(
+            MetricName::HostwardenCollectorDuration,
+            attrs.clone(),
+            c.duration_seconds.into(),
+        );
+        let ok = c.health != crate::model::Health::Unavailable;
+        add(
+            MetricName::HostwardenCollectorSuccess,
+            attrs,
+            f64::from(u8::from(ok)).into(),
+        );
+    }
+    add(
+        MetricName::HostwardenExportFailures,
+        Attrs::new(),
+        counters.export_failures.into(),
+    );
+    if let Some(u) = usage {
+        add(
+            MetricName::ProcessCpuTime,
+            Attrs::new(),
+            u.cpu_seconds.into(),
+        );
+        add(
+            MetricName::ProcessMemoryUsage,
+            Attrs::new(),
+            u.rss_bytes.into(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CollectorId, CollectorStatus, Health};
+
+    #[test]
+    fn collectors_counters_and_usage_become_points() {
+        let mut snap = Snapshot::default();
+        for (id, health) in [
+            (CollectorId::Host, Health::Ok),
+            (CollectorId::Gpu, Health::Unavailable),
+        ] {
+            snap.collectors.push(CollectorStatus {
+                collector: id,
+                health,
+                reason: None,
+                duration_seconds: 0.125,
+                points: 0,
+            });
+        }
+        let counters = SelfCounters { export_failures: 3 };
+        let usage = ProcessUsage {
+            cpu_seconds: 1.5,
+            rss_bytes: 4096,
+        };
+        append(&mut snap, counters, Some(usage));
+        let v = |n, with: &[(AttrKey, &str)]| snap.find(n, with).map(|p| p.value.as_f64());
+        let host = [(AttrKey::Collector, "host")];
+        let gpu = [(AttrKey::Collector, "gpu")];
+        assert_eq!(
+            v(MetricName::HostwardenCollectorDuration, &host),
+            Some(0.125)
+        );
+        assert_eq!(v(MetricName::HostwardenCollectorSuccess, &host), Some(1.0));
+        assert_eq!(v(MetricName::HostwardenCollectorSuccess, &gpu), Some(0.0));
+        assert_eq!(v(MetricName::HostwardenExportFailures, &[]), Some(3.0));
+        assert_eq!(v(MetricName::ProcessCpuTime, &[]), Some(1.5));
+        assert_eq!(v(MetricName::ProcessMemoryUsage, &[]), Some(4096.0));
+    }
+
+    #[test]
+    fn our_own_usage_is_readable() {
+        let u = ProcessUsage::read().expect("/proc/self is readable in tests");
+        assert!(u.rss_bytes > 0);
+    }
+}

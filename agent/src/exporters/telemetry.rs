@@ -1,0 +1,117 @@
+//! What the runtime holds for export and status: the OTLP pipeline (when an endpoint is set),
+//! the counters behind the self-metrics, and the status socket. The runtime calls
+//! `finish_snapshot` and `publish_status` each tick, and `shutdown` once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+use tracing::{error, warn};
+
+use super::logs::{SharedOutbox, lock};
+use super::otlp::Otlp;
+use super::resource::HostFacts;
+use super::selfmetrics::{self, ProcessUsage, SelfCounters};
+use super::settings;
+use crate::config::Config;
+use crate::model::Snapshot;
+use crate::status::server::StatusServer;
+use crate::status::{ExportReport, StatusReport};
+
+pub struct Telemetry {
+    otlp: Option<Otlp>,
+    failures: Arc<AtomicU64>,
+    outbox: SharedOutbox,
+    reports: watch::Sender<Arc<StatusReport>>,
+    status: Option<StatusServer>,
+}
+
+impl Telemetry {
+    /// Starts export (if configured) and the status socket. Failures are logged, never fatal:
+    /// the agent keeps collecting, judging and showing its view without them.
+    pub fn start(
+        config: &Config,
+        snapshots: &watch::Receiver<Arc<Snapshot>>,
+        outbox: SharedOutbox,
+    ) -> Self {
+        let env = settings::process_env();
+        let (export, warnings) =
+            settings::resolve(&config.export.otlp, &env, config.agent.interval);
+        for w in warnings {
+            warn!(variable = %w.var, "{w}");
+        }
+        let failures = Arc::new(AtomicU64::new(0));
+        let otlp = if export.is_enabled() {
+            let resource =
+                super::resource::build(&HostFacts::read(std::path::Path::new("/")), &env);
+            match Otlp::start(
+                &export,
+                &resource,
+                snapshots,
+                outbox.clone(),
+                failures.clone(),
+            ) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    error!(error = %e, "OTLP export not started; fix [export.otlp] or the OTEL_* variables.");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (reports, reports_rx) = watch::channel(Arc::new(StatusReport::default()));
+        let path = &config.agent.status_socket;
+        let status = match StatusServer::start(path, reports_rx) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!(socket = %path.display(), error = %e, "Status socket not served; `hostwarden status` will not reach this daemon.");
+                None
+            }
+        };
+        Telemetry {
+            otlp,
+            failures,
+            outbox,
+            reports,
+            status,
+        }
+    }
+
+    fn export_report(&self) -> ExportReport {
+        let outbox = lock(&self.outbox);
+        ExportReport {
+            otlp: self.otlp.is_some(),
+            failures: self.failures.load(Ordering::Relaxed),
+            outbox_depth: u64::try_from(outbox.depth()).unwrap_or(u64::MAX),
+            outbox_dropped: outbox.dropped(),
+        }
+    }
+
+    /// Appends the self-metrics to a freshly collected snapshot.
+    pub fn finish_snapshot(&self, snapshot: &mut Snapshot) {
+        let e = self.export_report();
+        let counters = SelfCounters {
+            export_failures: e.failures,
+        };
+        selfmetrics::append(snapshot, counters, ProcessUsage::read());
+    }
+
+    /// The status report for a snapshot; the rules engine and the tuner add their parts before
+    /// `publish_status`.
+    pub fn status_report(&self, snapshot: &Snapshot) -> StatusReport {
+        StatusReport::from_snapshot(snapshot, self.export_report())
+    }
+
+    pub fn publish_status(&self, report: StatusReport) {
+        self.reports.send_replace(Arc::new(report));
+    }
+
+    /// Removes the status socket and flushes the last metrics.
+    pub async fn shutdown(self) {
+        drop(self.status);
+        if let Some(otlp) = self.otlp {
+            otlp.shutdown().await;
+        }
+    }
+}

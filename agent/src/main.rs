@@ -1,0 +1,142 @@
+//! `hostwarden`: parse the command line, load the config, hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hostwarden::actuators::observe;
+use hostwarden::cli::{Cli, Command, Format};
+use hostwarden::{assets, config, logging, runtime, status, view};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    match cli.command {
+        Command::PrintDefaultConfig => {
+            print!("{}", config::DEFAULT_TEXT);
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { config: path } => {
+            let path = path.unwrap_or_else(|| config::DEFAULT_PATH.into());
+            match config::load_file(&path) {
+                Ok(_) => {
+                    println!("{}: ok", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Once {
+            config: path,
+            format,
+        } => {
+            let cfg = match config::load_or_default(path.as_deref()) {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let report = match tokio_runtime() {
+                Ok(rt) => {
+                    let report = rt.block_on(runtime::once_report(&cfg));
+                    // A wedged driver call (NVML, zpool) must not hold the exit.
+                    rt.shutdown_timeout(SHUTDOWN_GRACE);
+                    report
+                }
+                Err(e) => {
+                    eprintln!("hostwarden: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match format {
+                Format::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("hostwarden: cannot encode the snapshot: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Format::Table => {
+                    print!("{}", view::render_points(&report.snapshot));
+                    if let Some(advice) = &report.tuner {
+                        println!("tuner: {}", observe::render_advice(advice));
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            config: path,
+            view,
+            ticks,
+        } => {
+            let opts = runtime::RunOptions {
+                config_path: path,
+                view,
+                ticks,
+            };
+            let result = tokio_runtime().map_err(anyhow::Error::from).and_then(|rt| {
+                let result = rt.block_on(runtime::run(opts));
+                rt.shutdown_timeout(SHUTDOWN_GRACE);
+                result
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hostwarden: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::GenerateMan { dir } => report_assets(assets::write_man(&dir)),
+        Command::GenerateCompletions { shell, dir } => {
+            report_assets(assets::write_completions(shell, &dir).map(|p| vec![p]))
+        }
+        Command::Status {
+            socket,
+            config: path,
+            format,
+        } => match status::client::run(socket, path.as_deref(), format) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hostwarden: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// How long blocking work (an NVML or zpool call in flight) may delay exit after the daemon
+/// stopped: SIGTERM must end the process within a second.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Prints the written files' paths, or the error.
+fn report_assets(result: Result<Vec<std::path::PathBuf>, assets::AssetError>) -> ExitCode {
+    match result {
+        Ok(paths) => {
+            for path in paths {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hostwarden: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Two workers are plenty: the agent's work is small, and NVML and zpool calls go to the
+/// blocking pool.
+fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}

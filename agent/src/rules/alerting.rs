@@ -1,0 +1,254 @@
+//! The rules as the daemon runs them: the engine, its saved state, the outbox and the sinks
+//! that take every event at once (the log, the terminal view, the hostwarden.alerts metric).
+//! The OTLP log exporter drains the outbox (`outbox()`).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::engine::{Engine, EngineState};
+use super::event::{AlertEvent, AlertState, Severity};
+use super::outbox::{Outbox, SavedOutbox};
+use super::persist;
+use super::rule::ActiveAlert;
+use super::summary::series_name;
+use crate::config::Config;
+use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
+
+/// Rule state file, inside `[agent] state_dir`.
+pub const STATE_FILE: &str = "rules.json";
+/// Outbox file, inside `[agent] state_dir`.
+pub const OUTBOX_FILE: &str = "outbox.json";
+
+/// Baselines change every tick; they are saved at most this often (transitions at once).
+const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+pub struct Alerting {
+    engine: Engine,
+    outbox: Arc<Mutex<Outbox>>,
+    state_dir: PathBuf,
+    saved_outbox_generation: u64,
+    last_state_save: Option<Instant>,
+    quiet_announced: BTreeSet<String>,
+    last_save_error: Option<String>,
+}
+
+impl Alerting {
+    /// Builds the engine from `config` and restores saved state and outbox from the state
+    /// directory. A missing file is a fresh start; an unreadable one is logged and ignored.
+    pub fn new(config: &Config) -> Self {
+        let state_dir = config.agent.state_dir.clone();
+        let mut engine = Engine::new(&config.rules);
+        let state_path = state_dir.join(STATE_FILE);
+        match persist::load::<EngineState>(&state_path) {
+            Ok(Some(saved)) => {
+                let n = engine.restore(saved);
+                info!(path = %state_path.display(), restored = n, "Rule state restored.");
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "Rule state unreadable; starting fresh."),
+        }
+        let outbox_path = state_dir.join(OUTBOX_FILE);
+        let saved = match persist::load::<SavedOutbox>(&outbox_path) {
+            Ok(s) => s.unwrap_or_default(),
+            Err(e) => {
+                warn!(error = %e, "Outbox unreadable; starting empty.");
+                SavedOutbox::default()
+            }
+        };
+        if !saved.events.is_empty() {
+            info!(path = %outbox_path.display(), events = saved.events.len(), "Outbox restored.");
+        }
+        let outbox = Outbox::from_saved(config.agent.outbox_capacity, saved);
+        if let Some(id) = outbox.last_id() {
+            engine.ensure_next_id_after(id);
+        }
+        Alerting {
+            engine,
+            saved_outbox_generation: outbox.generation(),
+            outbox: Arc::new(Mutex::new(outbox)),
+            state_dir,
+            last_state_save: None,
+            quiet_announced: BTreeSet::new(),
+            last_save_error: None,
+        }
+    }
+
+    /// The queue the OTLP log exporter drains (peek, export, ack).
+    pub fn outbox(&self) -> Arc<Mutex<Outbox>> {
+        Arc::clone(&self.outbox)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Pending and firing alerts, for the terminal view.
+    pub fn active(&self) -> Vec<ActiveAlert> {
+        self.engine.active()
+    }
+
+    /// A reloaded config: rules (unchanged ones keep their state), outbox bound, state dir.
+    pub fn replace_config(&mut self, config: &Config) {
+        self.engine.replace_rules(&config.rules);
+        self.lock_outbox()
+            .set_capacity(config.agent.outbox_capacity);
+        self.state_dir.clone_from(&config.agent.state_dir);
+        self.quiet_announced.clear();
+        self.save_state();
+    }
+
+    /// Judges the rules against this tick's snapshot, sends the events to the log and the
+    /// outbox, saves what changed, and appends hostwarden.alerts and the outbox metrics to the
+    /// snapshot so every consumer sees them.
+    pub fn on_tick(&mut self, now: Instant, snapshot: &mut Snapshot) -> Vec<AlertEvent> {
+        let events = self.engine.evaluate(now, snapshot.timestamp_ms, snapshot);
+        self.announce_quiet();
+        for ev in &events {
+            log_event(ev);
+        }
+        {
+            let mut outbox = self.lock_outbox();
+            for ev in &events {
+                outbox.push(ev.clone());
+            }
+        }
+        let due = self
+            .last_state_save
+            .is_none_or(|at| now.saturating_duration_since(at) >= SAVE_EVERY);
+        if !events.is_empty() || due {
+            self.last_state_save = Some(now);
+            self.save_state();
+        }
+        self.save_outbox_if_changed();
+        self.append_metrics(snapshot);
+        events
+    }
+
+    /// Sends an event raised outside the rules (a tuner rollback) to the same sinks as rule
+    /// events: the log and the outbox, with an id from the same sequence.
+    pub fn raise(&mut self, mut event: AlertEvent) {
+        event.id = self.engine.allocate_id();
+        log_event(&event);
+        self.lock_outbox().push(event);
+        self.save_outbox_if_changed();
+    }
+
+    /// Saves everything (shutdown).
+    pub fn save_all(&mut self) {
+        self.save_state();
+        self.save_outbox_if_changed();
+    }
+
+    fn lock_outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        // A panic while holding the lock leaves a consistent queue: keep using it.
+        self.outbox.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn announce_quiet(&mut self) {
+        let quiet: Vec<String> = self
+            .engine
+            .quiet_rules()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for name in quiet {
+            if self.quiet_announced.insert(name.clone()) {
+                info!(rule = %name, "Rule stays quiet: its metric does not exist on this host.");
+            }
+        }
+    }
+
+    fn save_state(&mut self) {
+        let path = self.state_dir.join(STATE_FILE);
+        let result = persist::save(&path, &self.engine.save());
+        self.note_save(result);
+    }
+
+    fn save_outbox_if_changed(&mut self) {
+        let (generation, saved) = {
+            let o = self.lock_outbox();
+            if o.generation() == self.saved_outbox_generation {
+                return;
+            }
+            (o.generation(), o.to_saved())
+        };
+        let result = persist::save(&self.state_dir.join(OUTBOX_FILE), &saved);
+        if result.is_ok() {
+            self.saved_outbox_generation = generation;
+        }
+        self.note_save(result);
+    }
+
+    /// Logs a failed save once per distinct error, so a read-only state dir is not a WARN
+    /// every tick.
+    fn note_save(&mut self, result: Result<(), persist::StateError>) {
+        match result {
+            Ok(()) => self.last_save_error = None,
+            Err(e) => {
+                let msg = e.to_string();
+                if self.last_save_error.as_deref() != Some(msg.as_str()) {
+                    warn!(error = %msg, "Alert state not saved; it will not survive a restart.");
+                    self.last_save_error = Some(msg);
+                }
+            }
+        }
+    }
+
+    fn append_metrics(&self, snapshot: &mut Snapshot) {
+        for (rule, sev, n) in self.engine.firing_counts() {
+            let attrs = Attrs::new()
+                .with(AttrKey::AlertRule, rule)
+                .with(AttrKey::AlertSeverity, sev.as_str());
+            snapshot
+                .points
+                .push(MetricPoint::new(MetricName::HostwardenAlerts, attrs, n));
+        }
+        let o = self.lock_outbox();
+        snapshot.points.push(MetricPoint::new(
+            MetricName::HostwardenOutboxDepth,
+            Attrs::new(),
+            o.depth() as u64,
+        ));
+        snapshot.points.push(MetricPoint::new(
+            MetricName::HostwardenOutboxDropped,
+            Attrs::new(),
+            o.dropped(),
+        ));
+    }
+}
+
+/// The log sink: WARN for a warning firing, ERROR for a critical one, INFO otherwise.
+fn log_event(ev: &AlertEvent) {
+    let series = series_name(&ev.metric, &ev.attributes);
+    let threshold = ev.threshold.unwrap_or(f64::NAN);
+    macro_rules! emit {
+        ($level:ident) => {
+            $level!(
+                rule = %ev.rule,
+                state = ev.state.as_str(),
+                severity = ev.severity.as_str(),
+                series = %series,
+                value = ev.value,
+                threshold,
+                since_ms = ev.since_ms,
+                at_ms = ev.at_ms,
+                event_id = ev.id,
+                "{}",
+                ev.summary
+            )
+        };
+    }
+    match (ev.state, ev.severity) {
+        (AlertState::Firing, Severity::Critical) => emit!(error),
+        (AlertState::Firing, Severity::Warning) => emit!(warn),
+        _ => emit!(info),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+//! The outbox: alert events a sink has not yet confirmed. Bounded (oldest dropped first, and
+//! counted); a sink reads a batch with `peek`, exports it, and `ack`s what was delivered.
+//! The queue is saved in the state directory (`outbox.json`) so queued alerts survive a
+//! restart; `generation` tells the saver whether anything changed since it last wrote.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::event::AlertEvent;
+
+#[derive(Debug)]
+pub struct Outbox {
+    capacity: usize,
+    queue: VecDeque<AlertEvent>,
+    dropped: u64,
+    generation: u64,
+}
+
+/// The outbox as saved on disk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedOutbox {
+    pub dropped: u64,
+    pub events: Vec<AlertEvent>,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Self {
+        Outbox {
+            capacity: capacity.max(1),
+            queue: VecDeque::new(),
+            dropped: 0,
+            generation: 0,
+        }
+    }
+
+    /// An outbox holding what was saved; beyond `capacity`, the oldest are dropped and counted.
+    pub fn from_saved(capacity: usize, saved: SavedOutbox) -> Self {
+        let mut o = Outbox::new(capacity);
+        o.dropped = saved.dropped;
+        for e in saved.events {
+            o.push(e);
+        }
+        o
+    }
+
+    pub fn to_saved(&self) -> SavedOutbox {
+        SavedOutbox {
+            dropped: self.dropped,
+            events: self.queue.iter().cloned().collect(),
+        }
+    }
+
+    /// Changes whenever the queue changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Id of the newest queued event.
+    pub fn last_id(&self) -> Option<u64> {
+        self.queue.back().map(|e| e.id)
+    }
+
+    /// Queues an event; when full, the oldest event is dropped and counted.
+    pub fn push(&mut self, event: AlertEvent) {
+        while self.queue.len() >= self.capacity {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        self.queue.push_back(event);
+        self.generation += 1;
+    }
+
+    /// Up to `n` of the oldest events, left in place until acknowledged.
+    pub fn peek(&self, n: usize) -> Vec<AlertEvent> {
+        self.queue.iter().take(n).cloned().collect()
+    }
+
+    /// Removes every event whose id is at most `last_id` (a sink delivered them).
+    pub fn ack(&mut self, last_id: u64) {
+        while self.queue.front().is_some_and(|e| e.id <= last_id) {
+            self.queue.pop_front();
+            self.generation += 1;
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Changes the bound (config reload); excess oldest events are dropped and counted.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.queue.len() > self.capacity {
+            self.queue.pop_front();
+            self.dropped += 1;
+            self.generation += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::rules::event::{AlertState, Severity};
+
+    fn ev(id: u64) -> AlertEvent {
+        AlertEvent {
+            id,
+            rule: "r".to_owned(),
+            metric: "ollama.up".to_owned(),
+            severity: Severity::Warning,
+            state: AlertState::Firing,
+            attributes: BTreeMap::new(),
+            value: 1.0,
+            threshold: Some(0.5),
+            baseline: None,
+            since_ms: 1,
+            at_ms: 2,
+            summary: "s".to_owned(),
+        }
+    }
+
+    #[test]
+    fn drops_oldest_and_counts() {
+        let mut o = Outbox::new(2);
+        for id in 1..=5 {
+            o.push(ev(id));
+        }
+        assert_eq!(o.depth(), 2);
+        assert_eq!(o.dropped(), 3);
+        assert_eq!(
+            o.peek(10).iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
+        o.ack(4);
+        assert_eq!(o.peek(10).iter().map(|e| e.id).collect::<Vec<_>>(), vec![5]);
+    }
+
+    #[test]
+    fn saved_outbox_round_trips_and_respects_capacity() {
+        let mut o = Outbox::new(10);
+        for id in 1..=4 {
+            o.push(ev(id));
+        }
+        let saved: SavedOutbox =
+            serde_json::from_str(&serde_json::to_string(&o.to_saved()).unwrap()).unwrap();
+        let back = Outbox::from_saved(3, saved);
+        assert_eq!(back.depth(), 3);
+        assert_eq!(back.dropped(), 1);
+        assert_eq!(back.last_id(), Some(4));
+    }
+
+    #[test]
+    fn generation_moves_on_change_only() {
+        let mut o = Outbox::new(10);
+        let g0 = o.generation();
+        o.ack(100);
+        assert_eq!(o.generation(), g0);
+        o.push(ev(1));
+        assert_ne!(o.generation(), g0);
+    }
+}

@@ -1,0 +1,289 @@
+//! One rule at run time: finds its series in a snapshot, turns each value into a `Reading`
+//! (over windows, baselines, per-device critical thresholds, hysteresis) and builds the events.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::baseline::Baseline;
+use super::config::RuleConfig;
+use super::event::{AlertEvent, AlertState, Severity};
+use super::matcher::{Matcher, all_match};
+use super::state::{Phase, Reading, SeriesState, Timing, Transition};
+use super::window::Window;
+use crate::model::{Attrs, MetricName, MetricPoint, Snapshot};
+
+/// A series is named by its attributes, as exported text (stable across restarts).
+pub type SeriesKey = BTreeMap<String, String>;
+
+pub fn series_key(attrs: &Attrs) -> SeriesKey {
+    attrs
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_text()))
+        .collect()
+}
+
+/// What a rule knows about one series.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub state: SeriesState,
+    pub window: Window,
+    pub baseline: Option<Baseline>,
+    /// Last judged value, thresholds and baseline, for events and the terminal view.
+    pub value: f64,
+    pub threshold: Option<f64>,
+    pub clear: Option<f64>,
+    pub baseline_value: Option<f64>,
+}
+
+/// A pending or firing series, for the terminal view and status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAlert {
+    pub rule: String,
+    pub state: AlertState,
+    pub severity: Severity,
+    pub attributes: SeriesKey,
+    pub value: f64,
+    pub threshold: Option<f64>,
+    pub since_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleRuntime {
+    pub config: RuleConfig,
+    metric: Option<MetricName>,
+    matchers: Option<Vec<Matcher>>,
+    critical_from: Option<(MetricName, Vec<Matcher>)>,
+    pub series: BTreeMap<SeriesKey, Series>,
+    /// True when the last snapshot held no point of the rule's metric at all.
+    pub quiet: bool,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RuleRuntime {
+    pub fn new(config: RuleConfig) -> Self {
+        let metric = MetricName::from_name(&config.metric);
+        let matchers = Matcher::compile(&config.matchers);
+        let critical_from = config.critical_from.as_ref().and_then(|f| {
+            Some((
+                MetricName::from_name(&f.metric)?,
+                Matcher::compile(&f.matchers)?,
+            ))
+        });
+        RuleRuntime {
+            config,
+            metric,
+            matchers,
+            critical_from,
+            series: BTreeMap::new(),
+            quiet: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.config.name.as_str()
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            for_ms: ms(self.config.for_),
+            keep_firing_ms: ms(self.config.keep_firing_for),
+        }
+    }
+
+    /// The mildest severity this rule can raise (what a firing alert holds inside the band).
+    fn mildest(&self) -> Severity {
+        if self.config.warning.is_some() {
+            Severity::Warning
+        } else {
+            Severity::Critical
+        }
+    }
+
+    /// Judges every matching series at `t` (Unix ms on the engine's timeline).
+    pub fn evaluate(&mut self, t: u64, snap: &Snapshot, next_id: &mut u64) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        let (Some(metric), Some(matchers)) = (self.metric, self.matchers.clone()) else {
+            self.quiet = true;
+            return events;
+        };
+        if !self.config.enabled {
+            self.series.clear();
+            return events;
+        }
+        self.quiet = snap.points_named(metric).next().is_none();
+        let timing = self.timing();
+        let mut seen = BTreeSet::new();
+        for p in snap.points_named(metric) {
+            if !all_match(&matchers, &p.attributes) {
+                continue;
+            }
+            let key = series_key(&p.attributes);
+            seen.insert(key.clone());
+            let critical = self.critical_for(p, snap);
+            let mut series = self.series.remove(&key).unwrap_or_default();
+            let reading = self.read(t, p.value.as_f64(), critical, &mut series);
+            if let Some(tr) = series.state.observe(t, reading, timing) {
+                events.push(self.event(t, &key, &series, tr, next_id));
+            }
+            self.series.insert(key, series);
+        }
+        let absent: Vec<SeriesKey> = self
+            .series
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in absent {
+            let Some(mut series) = self.series.remove(&key) else {
+                continue;
+            };
+            if let Some(tr) = series.state.observe(t, None, timing) {
+                events.push(self.event(t, &key, &series, tr, next_id));
+            }
+            // Keep what must be remembered: an alert still firing, a learned baseline.
+            if series.state.phase != Phase::Inactive || series.baseline.is_some() {
+                self.series.insert(key, series);
+            }
+        }
+        events
+    }
+
+    /// The critical threshold of this series: fixed, or read from the matching point of
+    /// `critical_from` that agrees on every attribute the two points share.
+    fn critical_for(&self, p: &MetricPoint, snap: &Snapshot) -> Option<f64> {
+        let Some((metric, matchers)) = &self.critical_from else {
+            return self.config.critical;
+        };
+        let own_keys: Vec<_> = matchers.iter().map(Matcher::key).collect();
+        let from = snap.points_named(*metric).find(|q| {
+            all_match(matchers, &q.attributes)
+                && q.attributes.iter().all(|(k, v)| {
+                    own_keys.contains(k) || p.attributes.get(*k).is_none_or(|pv| pv == v)
+                })
+        });
+        match (from, self.config.critical) {
+            (Some(q), Some(c)) => Some(if self.config.op.beyond(c, q.value.as_f64()) {
+                q.value.as_f64()
+            } else {
+                c
+            }),
+            (Some(q), None) => Some(q.value.as_f64()),
+            (None, c) => c,
+        }
+    }
+
+    /// Turns the raw value into a reading; None when it cannot be judged this tick.
+    fn read(&self, t: u64, raw: f64, critical: Option<f64>, s: &mut Series) -> Option<Reading> {
+        let cfg = &self.config;
+        let value = match &cfg.over {
+            Some(over) => {
+                s.window.push(t, raw, ms(over.window));
+                s.window.aggregate(over.func)?
+            }
+            None => raw,
+        };
+        s.value = value;
+        let judged = match &cfg.baseline {
+            Some(spec) => {
+                let b = s.baseline.get_or_insert_with(|| Baseline::new(t));
+                let base = b.value(t, spec);
+                let warmed = b.warmed_up(t, spec);
+                b.learn(t, value, spec);
+                s.baseline_value = base;
+                let base = base.filter(|b| warmed && b.abs() > f64::EPSILON)?;
+                value / base
+            }
+            None => value,
+        };
+        let op = cfg.op;
+        let warning = cfg.warning;
+        let trigger = if critical.is_some_and(|c| op.holds(judged, c)) {
+            Some(Severity::Critical)
+        } else if warning.is_some_and(|w| op.holds(judged, w)) {
+            Some(Severity::Warning)
+        } else {
+            None
+        };
+        let clear = cfg.clear.or(warning).or(critical);
+        s.threshold = match trigger {
+            Some(Severity::Critical) => critical,
+            _ => warning.or(critical),
+        };
+        s.clear = clear;
+        let in_band = clear.is_some_and(|c| op.holds(judged, c));
+        let held = trigger.or(in_band.then(|| self.mildest()));
+        Some(Reading { trigger, held })
+    }
+
+    fn event(
+        &self,
+        t: u64,
+        key: &SeriesKey,
+        s: &Series,
+        tr: Transition,
+        next_id: &mut u64,
+    ) -> AlertEvent {
+        let (state, severity) = match tr {
+            Transition::Pending(sev) => (AlertState::Pending, sev),
+            Transition::Firing(sev) => (AlertState::Firing, sev),
+            Transition::SeverityChanged { to, .. } => (AlertState::Firing, to),
+            Transition::Resolved { .. } => (AlertState::Resolved, s.state.severity),
+        };
+        let threshold = match tr {
+            Transition::Resolved { .. } => s.clear,
+            _ => s.threshold,
+        };
+        let id = *next_id;
+        *next_id += 1;
+        AlertEvent {
+            id,
+            rule: self.name().to_owned(),
+            metric: self.config.metric.clone(),
+            severity,
+            state,
+            attributes: key.clone(),
+            value: s.value,
+            threshold,
+            baseline: s.baseline_value.filter(|_| self.config.baseline.is_some()),
+            since_ms: s.state.since_ms,
+            at_ms: t,
+            summary: super::summary::sentence(&self.config, key, s, tr, t),
+        }
+    }
+
+    /// Pending and firing series.
+    pub fn active(&self) -> impl Iterator<Item = ActiveAlert> + '_ {
+        self.series.iter().filter_map(|(k, s)| {
+            let state = match s.state.phase {
+                Phase::Inactive => return None,
+                Phase::Pending => AlertState::Pending,
+                Phase::Firing => AlertState::Firing,
+            };
+            Some(ActiveAlert {
+                rule: self.name().to_owned(),
+                state,
+                severity: s.state.severity,
+                attributes: k.clone(),
+                value: s.value,
+                threshold: s.threshold,
+                since_ms: s.state.since_ms,
+            })
+        })
+    }
+
+    /// Severities this rule can raise (for the hostwarden.alerts metric's zero points).
+    pub fn severities(&self) -> Vec<Severity> {
+        let mut v = Vec::new();
+        if self.config.warning.is_some() {
+            v.push(Severity::Warning);
+        }
+        if self.config.critical.is_some() || self.config.critical_from.is_some() {
+            v.push(Severity::Critical);
+        }
+        v
+    }
+}

@@ -1,0 +1,143 @@
+//! `check-config` for rules: every error carries the path of the exact field
+//! (`rules[N].field`); the config loader prefixes the rule's name (`rule "gpu_hot": ...`) and
+//! turns the path into FILE:LINE:COL.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::config::RuleConfig;
+use crate::config::FieldError;
+use crate::model::{AttrKey, MetricName};
+
+/// Checks every rule.
+pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut names = HashSet::new();
+    for (i, r) in rules.iter().enumerate() {
+        let mut err = |field: &str, msg: String| {
+            errors.push(FieldError::new(format!("rules[{i}].{field}"), msg));
+        };
+        if !names.insert(r.name.as_str()) {
+            err("name", format!("duplicate rule name \"{}\"", r.name));
+        }
+        if MetricName::from_name(&r.metric).is_none() {
+            err(
+                "metric",
+                format!(
+                    "unknown metric \"{}\" (see the README's metrics reference)",
+                    r.metric
+                ),
+            );
+        }
+        check_matchers(&r.matchers, "match", &mut err);
+        check_thresholds(r, &mut err);
+        if let Some(from) = &r.critical_from {
+            if MetricName::from_name(&from.metric).is_none() {
+                err(
+                    "critical_from.metric",
+                    format!("unknown metric \"{}\"", from.metric),
+                );
+            }
+            check_matchers(&from.matchers, "critical_from.match", &mut err);
+        }
+        check_windows(r, &mut err);
+        if r.summary.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            err(
+                "summary",
+                "must not be empty (leave it out instead)".to_owned(),
+            );
+        }
+    }
+    errors
+}
+
+fn check_matchers(
+    table: &BTreeMap<String, String>,
+    field: &str,
+    err: &mut impl FnMut(&str, String),
+) {
+    for key in table.keys() {
+        if AttrKey::from_name(key).is_none() {
+            err(field, format!("unknown attribute \"{key}\""));
+        }
+    }
+}
+
+fn check_thresholds(r: &RuleConfig, err: &mut impl FnMut(&str, String)) {
+    let op = r.op.as_str();
+    if r.warning.is_none() && r.critical.is_none() && r.critical_from.is_none() {
+        err(
+            "warning",
+            "at least one of warning, critical or critical_from is required".to_owned(),
+        );
+    }
+    for (field, v) in [
+        ("warning", r.warning),
+        ("critical", r.critical),
+        ("clear", r.clear),
+    ] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            err(field, "must be a finite number".to_owned());
+        }
+    }
+    if let (Some(w), Some(c)) = (r.warning, r.critical)
+        && r.op.beyond(w, c)
+    {
+        err(
+            "critical",
+            format!("critical {c} is less severe than warning {w} for op \"{op}\""),
+        );
+    }
+    if let Some(clear) = r.clear
+        && let Some(t) = r.warning.or(r.critical)
+        && r.op.beyond(clear, t)
+    {
+        err(
+            "clear",
+            format!(
+                "clear {clear} lies beyond the trigger {t}: with op \"{op}\" it must be on the healthy side"
+            ),
+        );
+    }
+    if r.baseline.is_some() {
+        for (field, v) in [
+            ("warning", r.warning),
+            ("critical", r.critical),
+            ("clear", r.clear),
+        ] {
+            if v.is_some_and(|v| v <= 0.0) {
+                err(
+                    field,
+                    format!(
+                        "with a baseline, thresholds are ratios to it and must be above 0 (2 = 200%), not {}",
+                        v.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        if r.critical_from.is_some() {
+            err(
+                "critical_from",
+                "cannot be combined with baseline (baseline thresholds are ratios)".to_owned(),
+            );
+        }
+    }
+}
+
+fn check_windows(r: &RuleConfig, err: &mut impl FnMut(&str, String)) {
+    if let Some(b) = &r.baseline {
+        if b.window.is_zero() {
+            err("baseline.window", "must be longer than 0s".to_owned());
+        }
+        if b.warmup > b.window.saturating_mul(100) {
+            err("baseline.warmup", "is longer than 100 windows".to_owned());
+        }
+    }
+    if let Some(o) = &r.over
+        && o.window.is_zero()
+    {
+        err("over.window", "must be longer than 0s".to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests;

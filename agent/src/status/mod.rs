@@ -1,0 +1,220 @@
+//! `hostwarden status`: what the running daemon sees now. The daemon builds a `StatusReport`
+//! each tick and serves it on a Unix socket (server.rs); the CLI reads and prints it
+//! (client.rs). The rules engine fills `alerts`, the tuner fills `actuations`.
+
+pub mod client;
+pub mod server;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AttrKey, Health, MetricName, Snapshot};
+
+/// The document the daemon writes to each client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// hostwarden version of the daemon.
+    pub version: String,
+    pub pid: u32,
+    /// Unix ms of the snapshot this report describes (0 before the first tick).
+    pub timestamp_ms: u64,
+    pub collectors: Vec<CollectorReport>,
+    /// The latest values of the key metrics (whole-host figures, per GPU, per pool).
+    pub key_values: Vec<KeyValueReport>,
+    /// The live view's text for the same snapshot (what `--format table` prints).
+    pub summary: String,
+    /// Firing and pending alerts.
+    pub alerts: Vec<AlertReport>,
+    /// The tuner's last actuations, newest last.
+    pub actuations: Vec<ActuationReport>,
+    pub export: ExportReport,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectorReport {
+    pub collector: String,
+    /// ok, degraded or unavailable.
+    pub health: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub duration_seconds: f64,
+    pub points: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyValueReport {
+    pub name: String,
+    pub unit: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A firing or pending alert (from the rules engine).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertReport {
+    pub rule: String,
+    /// warning or critical.
+    pub severity: String,
+    /// pending or firing.
+    pub state: String,
+    /// The series' attributes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Unix ms since when the condition has held.
+    pub since_ms: u64,
+}
+
+impl From<&crate::rules::rule::ActiveAlert> for AlertReport {
+    fn from(a: &crate::rules::rule::ActiveAlert) -> Self {
+        AlertReport {
+            rule: a.rule.clone(),
+            severity: a.severity.as_str().to_owned(),
+            state: a.state.as_str().to_owned(),
+            attributes: a.attributes.clone(),
+            value: a.value,
+            threshold: a.threshold,
+            since_ms: a.since_ms,
+        }
+    }
+}
+
+/// One change the tuner made or tried (filled by the tuner).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActuationReport {
+    pub at_ms: u64,
+    /// The systemd unit acted on.
+    pub unit: String,
+    /// applied, rolled_back or skipped.
+    pub result: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportReport {
+    /// True when an OTLP endpoint is configured.
+    pub otlp: bool,
+    pub failures: u64,
+    pub outbox_depth: u64,
+    pub outbox_dropped: u64,
+}
+
+/// The metrics `key_values` shows.
+const KEY_METRICS: &[MetricName] = &[
+    MetricName::SystemCpuUtilization,
+    MetricName::SystemCpuLoadAverage1m,
+    MetricName::SystemMemoryUtilization,
+    MetricName::SystemMemoryLinuxAvailable,
+    MetricName::SystemMemoryLimit,
+    MetricName::SystemPagingUtilization,
+    MetricName::HwGpuUtilization,
+    MetricName::HwGpuMemoryUtilization,
+    MetricName::HwTemperature,
+    MetricName::HwPower,
+    MetricName::ZfsPoolUtilization,
+    MetricName::ZfsPoolHealth,
+    MetricName::OllamaUp,
+    MetricName::OllamaModelsLoaded,
+];
+
+impl StatusReport {
+    /// The report for one snapshot; alerts and actuations are left for their owners to fill.
+    pub fn from_snapshot(snapshot: &Snapshot, export: ExportReport) -> Self {
+        let collectors = snapshot
+            .collectors
+            .iter()
+            .map(|c| CollectorReport {
+                collector: c.collector.as_str().to_owned(),
+                health: match c.health {
+                    Health::Ok => "ok",
+                    Health::Degraded => "degraded",
+                    Health::Unavailable => "unavailable",
+                }
+                .to_owned(),
+                reason: c.reason.clone(),
+                duration_seconds: c.duration_seconds,
+                points: c.points,
+            })
+            .collect();
+        let key_values = KEY_METRICS
+            .iter()
+            .flat_map(|n| snapshot.points_named(*n))
+            // Per-CPU utilisation is too much for a status page; the host figure stays.
+            .filter(|p| p.attributes.get(AttrKey::CpuLogicalNumber).is_none())
+            .map(|p| KeyValueReport {
+                name: p.name.as_str().to_owned(),
+                unit: p.unit.to_owned(),
+                attributes: p
+                    .attributes
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.as_text()))
+                    .collect(),
+                value: p.value.as_f64(),
+            })
+            .collect();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            timestamp_ms: snapshot.timestamp_ms,
+            collectors,
+            key_values,
+            summary: crate::view::render_summary(snapshot),
+            alerts: Vec::new(),
+            actuations: Vec::new(),
+            export,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attrs, CollectorId, CollectorStatus, MetricPoint};
+
+    #[test]
+    fn a_report_lists_collectors_and_host_level_key_values() {
+        let snap = Snapshot {
+            timestamp_ms: 42,
+            collectors: vec![CollectorStatus {
+                collector: CollectorId::Gpu,
+                health: Health::Unavailable,
+                reason: Some("libnvidia-ml.so.1 not found".into()),
+                duration_seconds: 0.001,
+                points: 0,
+            }],
+            points: vec![
+                MetricPoint::new(MetricName::SystemCpuUtilization, Attrs::new(), 0.5),
+                MetricPoint::new(
+                    MetricName::SystemCpuUtilization,
+                    Attrs::new().with(AttrKey::CpuLogicalNumber, 0u32),
+                    0.9,
+                ),
+                MetricPoint::new(MetricName::SystemMemoryLimit, Attrs::new(), 1024u64),
+                MetricPoint::new(MetricName::SystemCpuLogicalCount, Attrs::new(), 2u32),
+            ],
+        };
+        let r = StatusReport::from_snapshot(&snap, ExportReport::default());
+        assert_eq!(r.timestamp_ms, 42);
+        assert_eq!(r.collectors[0].collector, "gpu");
+        assert_eq!(r.collectors[0].health, "unavailable");
+        let names: Vec<_> = r
+            .key_values
+            .iter()
+            .map(|k| (k.name.as_str(), k.value))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("system.cpu.utilization", 0.5),
+                ("system.memory.limit", 1024.0)
+            ]
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        let back: StatusReport = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+    }
+}

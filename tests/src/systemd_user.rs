@@ -1,0 +1,260 @@
+//! A real systemd manager for the tuner's tests: `systemd --user` in a private mount namespace
+//! (its own tmpfs on /run/systemd, so it believes systemd is the init system) and its own
+//! cgroup, with XDG_RUNTIME_DIR and XDG_CONFIG_HOME in temp dirs. Its D-Bus (dbus-user-session's
+//! `dbus.socket`) appears at `$XDG_RUNTIME_DIR/bus`. Stopped, and its cgroup emptied, on drop.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Runs inside `unshare --mount --propagation private`: the tmpfs is only seen by this manager.
+const START: &str = r#"set -e
+mkdir -p /run/systemd
+mount -t tmpfs tmpfs /run/systemd
+mkdir -p /run/systemd/system
+for d in "$@"; do mkdir -p "$d"; echo $$ > "$d/cgroup.procs"; done
+exec systemd --user
+"#;
+
+/// Why a user manager cannot run here, or `None` when it can.
+pub fn missing_prerequisite() -> Option<String> {
+    if !crate::is_root() {
+        return Some("needs root (private mount namespace and cgroups)".to_owned());
+    }
+    for tool in ["systemd", "unshare", "systemctl", "dbus-daemon"] {
+        if which(tool).is_none() {
+            return Some(format!(
+                "no `{tool}` in PATH (apt-get install systemd dbus-user-session)"
+            ));
+        }
+    }
+    if !Path::new("/usr/lib/systemd/user/dbus.socket").exists() {
+        return Some("no user D-Bus socket unit (apt-get install dbus-user-session)".to_owned());
+    }
+    None
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(tool))
+            .find(|f| f.is_file())
+    })
+}
+
+/// The cgroup directories the manager is moved into: both trees of a hybrid (v1) host, or the
+/// one unified tree.
+fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("systemd").is_dir() {
+        ["systemd", "unified"]
+            .iter()
+            .map(|h| root.join(h))
+            .filter(|h| h.join("cgroup.procs").exists())
+            .map(|h| h.join(name))
+            .collect()
+    } else {
+        vec![root.join(name)]
+    }
+}
+
+pub struct UserManager {
+    child: Child,
+    runtime_dir: tempfile::TempDir,
+    config_home: tempfile::TempDir,
+    cgroups: Vec<PathBuf>,
+}
+
+impl UserManager {
+    /// Starts the manager and waits (up to 20 s) for its bus socket.
+    pub fn start() -> UserManager {
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("hw-xdg-run")
+            .tempdir()
+            .expect("runtime dir");
+        let config_home = tempfile::Builder::new()
+            .prefix("hw-xdg-cfg")
+            .tempdir()
+            .expect("config home");
+        let name = format!(
+            "hostwarden-test-{}-{}",
+            std::process::id(),
+            runtime_dir
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let cgroups = cgroup_dirs(&name);
+        fs::create_dir_all(config_home.path().join("systemd/user")).expect("unit dir");
+        let child = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                START,
+                "start",
+            ])
+            .args(&cgroups)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env("XDG_RUNTIME_DIR", runtime_dir.path())
+            .env("XDG_CONFIG_HOME", config_home.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn unshare … systemd --user");
+        let mut m = UserManager {
+            child,
+            runtime_dir,
+            config_home,
+            cgroups,
+        };
+        let bus = m.runtime_dir.path().join("bus");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // Polled, not slept on: the socket shows up in well under a second.
+        while !bus.exists() {
+            if let Ok(Some(status)) = m.child.try_wait() {
+                panic!("systemd --user exited before its bus appeared: {status}");
+            }
+            assert!(Instant::now() < deadline, "no {} after 20s", bus.display());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        m
+    }
+
+    /// `unix:path=$XDG_RUNTIME_DIR/bus`, for `[tuner] bus`.
+    pub fn bus_address(&self) -> String {
+        format!(
+            "unix:path={}",
+            self.runtime_dir.path().join("bus").display()
+        )
+    }
+
+    /// `$XDG_CONFIG_HOME/systemd/user`: the unit and drop-in directory (`[tuner] dropin_dir`).
+    pub fn unit_dir(&self) -> PathBuf {
+        self.config_home.path().join("systemd/user")
+    }
+
+    /// A scratch directory that lives as long as the manager.
+    pub fn scratch(&self) -> PathBuf {
+        self.runtime_dir.path().to_path_buf()
+    }
+
+    pub fn install_unit(&self, name: &str, body: &str) {
+        fs::write(self.unit_dir().join(name), body).expect("write unit");
+        self.systemctl(&["daemon-reload"]);
+    }
+
+    /// `systemctl --user ARGS`, asserting success.
+    pub fn systemctl(&self, args: &[&str]) -> Output {
+        let out = Command::new("systemctl")
+            .arg("--user")
+            .args(args)
+            .env("XDG_RUNTIME_DIR", self.runtime_dir.path())
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .output()
+            .expect("run systemctl");
+        assert!(
+            out.status.success(),
+            "systemctl --user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `systemctl --user show -p PROP --value UNIT`.
+    pub fn property(&self, unit: &str, prop: &str) -> String {
+        let out = self.systemctl(&["show", "-p", prop, "--value", unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn cgroup_pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for root in &self.cgroups {
+            collect_pids(root, &mut pids);
+        }
+        pids
+    }
+}
+
+fn collect_pids(dir: &Path, pids: &mut Vec<i32>) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                collect_pids(&e.path(), pids);
+            }
+        }
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                remove_tree(&e.path());
+            }
+        }
+    }
+    if let Err(e) = fs::remove_dir(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("cannot remove cgroup {}: {e}", dir.display());
+    }
+}
+
+impl Drop for UserManager {
+    /// SIGTERM lets the manager stop its units; whatever is left in its cgroups is killed.
+    fn drop(&mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap_or(0);
+        // SAFETY: kill has no memory preconditions; pid is our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..50 {
+            let pids = self.cgroup_pids();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                // SAFETY: as above; these are the manager's own processes.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Err(e) = self.child.kill()
+            && e.kind() != std::io::ErrorKind::InvalidInput
+        {
+            eprintln!("killing systemd --user: {e}");
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("waiting for systemd --user: {e}");
+        }
+        for c in &self.cgroups {
+            remove_tree(c);
+        }
+    }
+}
+
+/// The `KEY=value` environment of a running process, from /proc/PID/environ.
+pub fn process_env(pid: u32) -> std::collections::BTreeMap<String, String> {
+    let raw = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .filter_map(|kv| {
+            let s = String::from_utf8_lossy(kv);
+            s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
