@@ -223,7 +223,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
 
 /// The Ollama tuner; without its state dir (no permission) the agent still monitors.
 fn start_tuner(config: &Config) -> Option<Tuner> {
-    match Tuner::from_config(&config.tuner, &config.ollama, &config.agent.state_dir) {
+    match Tuner::from_config(
+        &config.tuner,
+        &config.ollama,
+        &config.agent.state_dir,
+        &config.host.proc_root,
+    ) {
         Ok(t) => Some(t),
         Err(e) => {
             warn!(error = %e, "Ollama tuner not started; monitoring goes on.");

@@ -94,7 +94,8 @@ mod tuner {
 
         fn tuner(&self, mode: TunerMode, settle_m: u64, cooldown_m: u64, cap: u32) -> Tuner {
             let (t, o) = self.config(mode, settle_m, cooldown_m, cap);
-            Tuner::from_config(&t, &o, self.state.path()).expect("tuner")
+            Tuner::from_config(&t, &o, self.state.path(), std::path::Path::new("/proc"))
+                .expect("tuner")
         }
 
         fn client(&self) -> SystemdClient {

@@ -35,6 +35,8 @@ pub struct Applier {
     pub dropin: DropinPath,
     pub ollama_url: String,
     pub verify_timeout: Duration,
+    /// `[host] proc_root`: in a container the unit's MainPID is a host PID, visible only there.
+    pub proc_root: std::path::PathBuf,
     pub journal: Arc<Mutex<Journal>>,
 }
 
@@ -129,7 +131,7 @@ impl Applier {
     }
 
     /// Whether the running main process already has exactly `want` for every allowlisted key
-    /// (read from /proc/MAINPID/environ; unreadable means no).
+    /// (read from PROC_ROOT/MAINPID/environ; unreadable means no).
     async fn running_has(&self, want: &Env) -> bool {
         let Ok(s) = self.mgr.unit_status(&self.unit).await else {
             return false;
@@ -137,7 +139,9 @@ impl Applier {
         if !s.is_active() || s.main_pid == 0 {
             return false;
         }
-        let Ok(raw) = tokio::fs::read(format!("/proc/{}/environ", s.main_pid)).await else {
+        let Ok(raw) =
+            tokio::fs::read(self.proc_root.join(s.main_pid.to_string()).join("environ")).await
+        else {
             return false;
         };
         let env: Env = raw

@@ -67,11 +67,13 @@ impl Tuner {
         tuner: &TunerConfig,
         ollama: &OllamaConfig,
         state_dir: &std::path::Path,
+        proc_root: &std::path::Path,
     ) -> Result<Tuner, TunerError> {
         Tuner::new(
             tuner,
             ollama,
             state_dir,
+            proc_root,
             Arc::new(SystemdClient::new(&tuner.bus)),
         )
     }
@@ -82,6 +84,7 @@ impl Tuner {
         tuner: &TunerConfig,
         ollama: &OllamaConfig,
         state_dir: &std::path::Path,
+        proc_root: &std::path::Path,
         mgr: Arc<dyn UnitManager>,
     ) -> Result<Tuner, TunerError> {
         let (journal, entries) = Journal::open(state_dir)?;
@@ -91,6 +94,7 @@ impl Tuner {
             dropin: DropinPath::new(&tuner.dropin_dir, &ollama.unit),
             ollama_url: ollama.url.clone(),
             verify_timeout: tuner.verify_timeout,
+            proc_root: proc_root.to_owned(),
             journal: Arc::new(Mutex::new(journal)),
         });
         let mut t = Tuner {
