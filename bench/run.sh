@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# hostwarden's benchmark in one command (issue 9): overhead against prometheus-node-exporter and
+# collectd, scaling, alert latency, actuation latency, startup and binary size, all on this
+# machine in one run. Prints one markdown table per section; the full run also writes
+# bench/results/latest.md.
+#
+#   bash bench/run.sh            # full: ~5-8 minutes on 2 cores, needs root for apt and the tuner
+#   bash bench/run.sh --smoke    # every piece, shortened, tuner skipped (CI runs this so it can't rot)
+#
+# Installs what it needs (apt: prometheus-node-exporter, collectd-core + write_prometheus's
+# libraries, a C compiler; pip: rotel) when missing. Fails loudly when a piece breaks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+smoke=0
+[ "${1:-}" = "--smoke" ] && smoke=1
+if [ "$smoke" = 1 ]; then
+    overhead_s=8 crossings=3 starts=3
+else
+    overhead_s=60 crossings=30 starts=10
+fi
+began=$(date +%s)
+log() { echo ">>> $* ($(($(date +%s) - began))s)" >&2; }
+
+work=$(mktemp -d /tmp/hw-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- prerequisites -------------------------------------------------------------------------
+log "prerequisites"
+need=()
+command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
+[ -e /usr/lib/collectd/write_prometheus.so ] || need+=(collectd-core)
+# write_prometheus.so links these, and collectd-core only recommends them.
+dpkg -s libmicrohttpd12 >/dev/null 2>&1 || need+=(libmicrohttpd12)
+dpkg -s libprotobuf-c1 >/dev/null 2>&1 || need+=(libprotobuf-c1)
+if [ ${#need[@]} -gt 0 ]; then
+    # Another apt may hold the lock (CI's own install step, a colleague): wait for it.
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian packages start their services; stop them so only our instances run (and the
+# node exporter's port 9100 is free). No-op without systemd.
+for svc in prometheus-node-exporter collectd; do
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl stop "$svc" 2>/dev/null || true
+    fi
+done
+command -v rotel-agent >/dev/null || bash tests/ci/install-otlp.sh
+bash tests/ci/install-gpu.sh
+
+# ---- build ---------------------------------------------------------------------------------
+log "build (release)"
+cargo build --quiet --release -p hostwarden
+cargo build --quiet --release -p hostwarden-tests --bin ollama-standin
+hw=$root/target/release/hostwarden
+standin=$root/target/release/ollama-standin
+# The same flags tests/src/nvml_shim.rs builds the stand-in libnvidia-ml with.
+cc -shared -fPIC -O2 -Wall -Werror -o "$work/libnvidia-ml.so" tests/shims/nvml/nvml_shim.c
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- the stand-in world: 8 GPUs, replayed ZFS, Ollama, a real OTLP receiver -----------------
+# Eight datacenter GPUs, each with one compute process, every field NVML can answer set.
+{
+    echo "init = ok"
+    echo "driver = 550.54.15"
+    echo "count = 8"
+    for kv in "name = NVIDIA A100-SXM4-80GB" "memory.total = 85899345920" \
+        "memory.reserved = 536870912" "memory.free = 64424509440" "memory.used = 20937965568" \
+        "util.gpu = 42" "util.memory = 17" "temp = 61" "temp.slowdown = 90" \
+        "temp.shutdown = 95" "power = 123456" "power.limit = 400000" "energy = 1000000" \
+        "throttle = 0" "ecc.corrected = 0" "ecc.uncorrected = 0" "fan = 30" "clock.sm = 1410" \
+        "clock.mem = 1593" "procs = $$:4294967296"; do
+        echo "gpu.*.$kv"
+    done
+} >"$work/gpus.state"
+
+ollama_port=$(free_port)
+"$standin" --listen "127.0.0.1:$ollama_port" --model "llama3.1:8b=6544691200/6544691200/32768" \
+    --tags tests/fixtures/ollama/tags.json \
+    --show "llama3.1:8b=tests/fixtures/ollama/show-llama3.1-8b-q4km-real.json" \
+    >"$work/ollama.log" 2>&1 &
+pids+=($!)
+
+grpc=$(free_port)
+otlp_http=$(free_port)
+rotel-agent start --otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$otlp_http" \
+    --exporter blackhole >"$work/rotel.log" 2>&1 &
+pids+=($!)
+
+cat >"$work/full.toml" <<TOML
+[agent]
+interval = "1s"
+state_dir = "$work/state"
+status_socket = "$work/status.sock"
+[gpu]
+nvml_library = "$work/libnvidia-ml.so"
+[zfs]
+zpool_command = "$root/tests/fixtures/zfs/standin/zpool"
+iostat_interval = "1s"
+[ollama]
+url = "http://127.0.0.1:$ollama_port"
+[export.otlp]
+endpoint = "http://127.0.0.1:$grpc"
+protocol = "grpc"
+interval = "1s"
+TOML
+"$hw" check-config --config "$work/full.toml" >/dev/null
+export HOSTWARDEN_NVML_SHIM_STATE=$work/gpus.state ZPOOL_STANDIN_SCENARIO=2.3.2 ZPOOL_STANDIN_STATE=$work
+
+# Every collector must be `ok` before we measure it: one that reads nothing would look cheap.
+# The one allowed gap: without systemd as PID 1 the Ollama unit cannot be watched.
+HOSTWARDEN_LOG=warn "$hw" once --config "$work/full.toml" --format json >"$work/once.json"
+python3 - "$work/once.json" <<'PY'
+import json, sys
+no_systemd = "unit not watched (no systemd): advice-only"
+bad = [c for c in json.load(open(sys.argv[1]))["collectors"]
+       if c["health"] != "ok" and set(c.get("reason", "").split("; ")) != {no_systemd}]
+if bad:
+    sys.exit(f"bench: collectors not ok with the stand-ins: {bad}")
+PY
+
+out=$work/report.md
+section() { printf '\n## %s\n\n' "$1" | tee -a "$out"; }
+{
+    echo "# hostwarden benchmark$([ "$smoke" = 1 ] && echo " (smoke: shortened, not a result)")"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+    echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine shows up as spread)"
+    echo "- command: \`bash bench/run.sh$([ "$smoke" = 1 ] && echo " --smoke")\`"
+} | tee "$out"
+
+# ---- 1. overhead ----------------------------------------------------------------------------
+log "overhead (${overhead_s}s side by side)"
+section "1. Overhead against peers (same ${overhead_s} s window, 1 tick or scrape per second)"
+python3 bench/overhead.py --seconds "$overhead_s" --hostwarden "$hw" \
+    --hostwarden-config "$work/full.toml" | tee -a "$out"
+
+# ---- 2. scaling -----------------------------------------------------------------------------
+section "2. Scaling: collection cost per tick"
+log "scaling: GPUs"
+echo '```' | tee -a "$out"
+cargo bench --quiet -p hostwarden-tests --bench gpu 2>/dev/null | tee -a "$out"
+log "scaling: ZFS pools"
+echo | tee -a "$out"
+cargo bench --quiet -p hostwarden --bench zfs_parse 2>/dev/null | tee -a "$out"
+echo | tee -a "$out"
+if [ "$smoke" = 1 ]; then
+    # Its daemon-RSS part always takes 10 s; section 1 already measures RSS.
+    echo "host tick: skipped in the smoke run" | tee -a "$out"
+else
+    log "scaling: host tick"
+    HOSTWARDEN_BENCH_TICKS=5000 cargo bench --quiet -p hostwarden --bench host_tick 2>/dev/null | tee -a "$out"
+fi
+echo '```' | tee -a "$out"
+cpus=$(ls -d tests/fixtures/proc/*/ | sed 's#.*/\([^/]*\)/$#\1#' | tr '\n' ' ')
+echo "Host: measured on this machine's live /proc ($(nproc) CPUs). Captured /proc trees: ${cpus}— a many-core capture is missing, so CPU-count scaling of the host tick is not measured." | tee -a "$out"
+
+# ---- 3. alert latency -----------------------------------------------------------------------
+log "alert latency ($crossings crossings)"
+section "3. Alert latency: GPU temperature crosses a \`for: 0s\` rule -> log record at rotel"
+python3 bench/latency.py alert --hostwarden "$hw" --shim "$work/libnvidia-ml.so" \
+    --rotel "$(command -v rotel-agent)" --crossings "$crossings" | tee -a "$out"
+
+# ---- 4. actuation latency -------------------------------------------------------------------
+section "4. Actuation latency: decision -> verified applied (systemd --user + stand-in Ollama)"
+if [ "$smoke" = 1 ]; then
+    echo "skipped in the smoke run (needs a real systemd; tests/tests/tuner.rs runs it under CI)" | tee -a "$out"
+else
+    log "actuation"
+    bash tests/ci/install-tuner.sh
+    cargo test --quiet --release -p hostwarden-tests --test tuner -- --exact \
+        tuner::bench_decision_to_verified_applied --nocapture >"$work/tuner.log" 2>&1 ||
+        { cat "$work/tuner.log" >&2; exit 1; }
+    python3 bench/tuner_table.py <"$work/tuner.log" | tee -a "$out"
+fi
+
+# ---- 5. startup and size --------------------------------------------------------------------
+log "startup ($starts starts)"
+section "5. Startup (every collector on its stand-in) and binary size"
+python3 bench/latency.py startup --hostwarden "$hw" --config "$work/full.toml" --runs "$starts" | tee -a "$out"
+# The release profile already strips symbols; strip a copy anyway so the figure never depends on it.
+strip -o "$work/hostwarden.stripped" "$hw"
+size=$(stat -c %s "$work/hostwarden.stripped")
+awk -v b="$size" 'BEGIN { printf "\n| binary | bytes | MiB |\n|---|---:|---:|\n| target/release/hostwarden, stripped | %d | %.2f |\n", b, b / 1048576 }' | tee -a "$out"
+
+if [ "$smoke" = 0 ]; then
+    mkdir -p bench/results
+    cp "$out" bench/results/latest.md
+    log "wrote bench/results/latest.md"
+fi
+log "done"
