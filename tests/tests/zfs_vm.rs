@@ -1,0 +1,485 @@
+//! End to end on real OpenZFS (issue 4): the release `hostwarden` runs inside a qemu guest that
+//! boots a Debian kernel with OpenZFS built from Debian's zfs-dkms (tests/zfs-vm/, after
+//! ../shared/zfs-vm/), and its `once --format json` is compared with `zpool`'s own output taken
+//! in the same guest right before and after it: once under write load, once DEGRADED.
+//!
+//! Versions: HOSTWARDEN_ZFSVM_VERSIONS (default "2.3.2"; "2.3.2 2.1.11" runs both). The module
+//! build is cached in /var/tmp/hostwarden-zfsvm/<version>; the guest's files are kept in
+//! target/zfs-vm/<version>/ for reading after a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use hostwarden_tests::{is_root, shared_dir, skip_unless, target_profile_dir, workspace_root};
+use serde_json::Value;
+
+/// Under load each writer rewrites 8 files of 4 MiB (tests/zfs-vm/guest-init.sh), so between
+/// two reads a pool's allocation moves by at most that working set.
+const WRITER_WORKING_SET: u64 = 8 * (4 << 20);
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The release binary (the one we ship), built if stale whatever profile runs the tests.
+fn release_bin() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "--release", "-p", "hostwarden", "--bin"])
+        .arg("hostwarden")
+        .status()
+        .expect("run cargo build --release");
+    assert!(status.success(), "cargo build --release failed");
+    let target = target_profile_dir();
+    let bin = target
+        .parent()
+        .expect("target dir")
+        .join("release/hostwarden");
+    assert!(bin.is_file(), "{} missing after the build", bin.display());
+    bin
+}
+
+/// What the guest wrote: `<name>.txt` per command and the exit codes from commands.tsv.
+struct Guest {
+    dir: PathBuf,
+    codes: BTreeMap<String, i32>,
+}
+
+impl Guest {
+    fn read(dir: &Path) -> Guest {
+        let tsv = std::fs::read_to_string(dir.join("commands.tsv")).expect("commands.tsv");
+        let codes = tsv
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                Some((f.next()?.to_owned(), f.next()?.parse().ok()?))
+            })
+            .collect();
+        Guest {
+            dir: dir.to_owned(),
+            codes,
+        }
+    }
+
+    fn code(&self, name: &str) -> i32 {
+        *self
+            .codes
+            .get(name)
+            .unwrap_or_else(|| panic!("the guest did not run {name}"))
+    }
+
+    /// The stdout of a command that must have succeeded.
+    fn ok(&self, name: &str) -> String {
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("{name}.txt"))).unwrap_or_default();
+        let err = std::fs::read_to_string(self.dir.join(format!("{name}.stderr")));
+        assert_eq!(
+            self.code(name),
+            0,
+            "{name} failed: {}",
+            err.unwrap_or_default()
+        );
+        text
+    }
+}
+
+/// A pool row of `zpool list -Hp -v -o name,size,alloc,free,frag,cap,dedup,health` with the
+/// health of its vdevs (rows that start with a TAB; their health is the last field).
+#[derive(Debug, Clone, PartialEq)]
+struct Listed {
+    size: u64,
+    alloc: u64,
+    free: u64,
+    health: String,
+    vdevs: Vec<(String, String)>,
+}
+
+fn parse_list(text: &str) -> BTreeMap<String, Listed> {
+    let mut pools = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if let Some(vdev) = line.strip_prefix('\t') {
+            let name = vdev.split('\t').next().expect("vdev name").to_owned();
+            let pool: &mut Listed = pools
+                .get_mut(current.as_ref().expect("vdev before pool"))
+                .expect("pool row");
+            pool.vdevs.push((name, f[f.len() - 1].to_owned()));
+        } else if f.len() == 8 {
+            let n = |i: usize| f[i].parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
+            let pool = Listed {
+                size: n(1),
+                alloc: n(2),
+                free: n(3),
+                health: f[7].to_owned(),
+                vdevs: Vec::new(),
+            };
+            current = Some(f[0].to_owned());
+            pools.insert(f[0].to_owned(), pool);
+        }
+        // Anything else is a class heading (`logs`), space-padded even under -H.
+    }
+    pools
+}
+
+/// Read, write and checksum errors per pool, summed over every vdev of every class as zpool
+/// status prints them (JSON on 2.3+, the `-p` table before).
+type Errors = BTreeMap<String, [u64; 3]>;
+
+fn sum_json_vdevs(map: &serde_json::Map<String, Value>, sum: &mut [u64; 3]) {
+    for vdev in map.values() {
+        for (i, key) in ["read_errors", "write_errors", "checksum_errors"]
+            .iter()
+            .enumerate()
+        {
+            sum[i] += vdev[*key].as_u64().unwrap_or(0);
+        }
+        if let Some(children) = vdev["vdevs"].as_object() {
+            sum_json_vdevs(children, sum);
+        }
+    }
+}
+
+fn errors_from_json(text: &str) -> Errors {
+    let root: Value = serde_json::from_str(text).expect("zpool status -j is JSON");
+    let pools = root["pools"].as_object().expect("pools");
+    let mut out = Errors::new();
+    for (name, pool) in pools {
+        let mut sum = [0; 3];
+        for class in ["vdevs", "logs", "l2cache", "spares", "special", "dedup"] {
+            if let Some(map) = pool[class].as_object() {
+                sum_json_vdevs(map, &mut sum);
+            }
+        }
+        out.insert(name.clone(), sum);
+    }
+    out
+}
+
+fn errors_from_text(text: &str) -> Errors {
+    let mut out = Errors::new();
+    let mut pool = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.trim().strip_prefix("pool: ") {
+            pool = name.to_owned();
+            out.insert(pool.clone(), [0; 3]);
+            continue;
+        }
+        // Config rows: NAME STATE READ WRITE CKSUM [note]; the header and `logs` do not parse.
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let counts: Option<Vec<u64>> = f
+            .get(2..5)
+            .and_then(|c| c.iter().map(|s| s.parse().ok()).collect::<Option<_>>());
+        if let (Some(c), Some(sum)) = (counts, out.get_mut(&pool)) {
+            for i in 0..3 {
+                sum[i] += c[i];
+            }
+        }
+    }
+    out
+}
+
+/// The value of the one point named `name` whose attributes include all of `attrs`.
+fn point(snap: &Value, name: &str, attrs: &[(&str, &str)]) -> Option<f64> {
+    let mut found = snap["points"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["name"] == name && attrs.iter().all(|(k, v)| p["attributes"][*k] == *v));
+    let first = found.next()?;
+    assert!(
+        found.next().is_none(),
+        "{name} {attrs:?} matches several points"
+    );
+    first["value"].as_f64()
+}
+
+fn must(snap: &Value, name: &str, attrs: &[(&str, &str)]) -> f64 {
+    point(snap, name, attrs).unwrap_or_else(|| panic!("no {name} {attrs:?} in the snapshot"))
+}
+
+/// Bytes as JSON gives them (integers, exact below 2^53).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn bytes(v: f64) -> u64 {
+    v as u64
+}
+
+/// Checks one phase's `hostwarden once` against zpool list (before and after it) and status.
+fn check_phase(guest: &Guest, phase: &str, errors_json: bool) -> Value {
+    let once = guest.ok(&format!("{phase}-once"));
+    let snap: Value =
+        serde_json::from_str(&once).unwrap_or_else(|e| panic!("{phase}: once JSON: {e}"));
+    let zfs = snap["collectors"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["collector"] == "zfs"))
+        .expect("zfs collector status");
+    assert_eq!(zfs["health"], "ok", "{phase}: zfs collector {zfs}");
+
+    let before = parse_list(&guest.ok(&format!("{phase}-list-before")));
+    let after = parse_list(&guest.ok(&format!("{phase}-list-after")));
+    let errors = if errors_json {
+        errors_from_json(&guest.ok(&format!("{phase}-status-j")))
+    } else {
+        errors_from_text(&guest.ok(&format!("{phase}-status-p")))
+    };
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        ["scratch", "tank"],
+        "{phase}: pools"
+    );
+    for (name, b) in &before {
+        let a = &after[name];
+        let pool = ("zfs.pool.name", name.as_str());
+        // Size does not move with writes: exact.
+        assert_eq!(
+            (b.size, a.size),
+            (b.size, b.size),
+            "{phase} {name}: size changed"
+        );
+        let limit = bytes(must(&snap, "zfs.pool.limit", &[pool]));
+        assert_eq!(
+            limit, b.size,
+            "{phase} {name}: zfs.pool.limit vs zpool list size"
+        );
+        let used = bytes(must(
+            &snap,
+            "zfs.pool.usage",
+            &[pool, ("zfs.pool.state", "used")],
+        ));
+        let free = bytes(must(
+            &snap,
+            "zfs.pool.usage",
+            &[pool, ("zfs.pool.state", "free")],
+        ));
+        // One zpool list row: alloc + free = size, so hostwarden's pair must add up exactly.
+        assert_eq!(used + free, limit, "{phase} {name}: used + free vs limit");
+        // Quiet pools read the same before and after: exact. Under load, hostwarden's own zpool
+        // list ran between the two, within the writers' working set of either.
+        let slack = if b.alloc == a.alloc {
+            0
+        } else {
+            WRITER_WORKING_SET
+        };
+        let (lo, hi) = (
+            b.alloc.min(a.alloc) - slack.min(b.alloc.min(a.alloc)),
+            b.alloc.max(a.alloc) + slack,
+        );
+        assert!(
+            (lo..=hi).contains(&used),
+            "{phase} {name}: used {used} outside zpool list's {lo}..={hi} (alloc {} then {})",
+            b.alloc,
+            a.alloc
+        );
+        eprintln!(
+            "{phase} {name}: size {} alloc {}/{} (hostwarden {used}) free {}/{} health {}",
+            b.size, b.alloc, a.alloc, b.free, a.free, a.health
+        );
+
+        // Health: 1 for zpool's word, 0 for every other state.
+        assert_eq!(
+            b.health, a.health,
+            "{phase} {name}: health moved during the phase"
+        );
+        assert_eq!(
+            must(
+                &snap,
+                "zfs.pool.health",
+                &[pool, ("zfs.pool.health", &a.health)]
+            ),
+            1.0,
+            "{phase} {name}"
+        );
+        let others = snap["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .filter(|p| {
+                p["name"] == "zfs.pool.health"
+                    && p["attributes"]["zfs.pool.name"] == *name
+                    && p["value"] != 0
+            })
+            .count();
+        assert_eq!(
+            others, 1,
+            "{phase} {name}: exactly one pool health state is 1"
+        );
+        for (vdev, health) in &a.vdevs {
+            let attrs = [
+                pool,
+                ("zfs.vdev.name", vdev.as_str()),
+                ("zfs.pool.health", health.as_str()),
+            ];
+            assert_eq!(
+                must(&snap, "zfs.vdev.health", &attrs),
+                1.0,
+                "{phase} {name} {vdev} {health}"
+            );
+        }
+
+        // Error counters: the same sums as zpool status.
+        let want = errors[name];
+        for (i, kind) in ["read", "write", "checksum"].iter().enumerate() {
+            let got = bytes(must(
+                &snap,
+                "zfs.pool.errors",
+                &[pool, ("error.type", kind)],
+            ));
+            assert_eq!(
+                got, want[i],
+                "{phase} {name}: {kind} errors vs zpool status"
+            );
+        }
+
+        // Latencies from iostat's since-import report: every pool was written, so the average
+        // total write wait is above zero.
+        let wait = must(
+            &snap,
+            "zfs.pool.operation.latency",
+            &[
+                pool,
+                ("zfs.wait.type", "total"),
+                ("disk.io.direction", "write"),
+            ],
+        );
+        assert!(wait > 0.0, "{phase} {name}: total write wait {wait}");
+        // `once` reads 250 ms apart and never waits for an interval report, so it has no
+        // counters (README: "What once shows"); if it ever has, they must count the writes.
+        if let Some(ops) = point(
+            &snap,
+            "zfs.pool.operations",
+            &[pool, ("disk.io.direction", "write")],
+        ) {
+            assert!(ops > 0.0, "{phase} {name}: write operations {ops}");
+        }
+    }
+    snap
+}
+
+/// zpool's own `iostat -Hpl -y 1 1`: write operations per second of each pool.
+fn iostat_writes(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some((f.first()?.to_string(), f.get(4)?.parse().ok()?))
+        })
+        .collect()
+}
+
+fn run_version(version: &str, bin: &Path) {
+    let out = target_profile_dir()
+        .parent()
+        .expect("target")
+        .join("zfs-vm")
+        .join(version);
+    let script = workspace_root().join("tests/zfs-vm/run.sh");
+    let started = SystemTime::now();
+    let result = Command::new(&script)
+        .arg(version)
+        .arg(bin)
+        .arg(&out)
+        .output()
+        .expect("run tests/zfs-vm/run.sh");
+    let secs = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
+    eprint!("{}", String::from_utf8_lossy(&result.stderr));
+    eprint!("{}", String::from_utf8_lossy(&result.stdout));
+    eprintln!("OpenZFS {version}: run.sh took {secs:.0} s");
+    assert!(
+        result.status.success(),
+        "run.sh {version} failed ({}); guest files in {}",
+        result.status,
+        out.display()
+    );
+
+    let guest = Guest::read(&out);
+    let zpool_version = guest.ok("zpool-version");
+    assert!(
+        zpool_version.contains(&format!("zfs-{version}")),
+        "guest runs {zpool_version}"
+    );
+    let json = !version.starts_with("2.1");
+
+    let load = check_phase(&guest, "load", json);
+    let writes = iostat_writes(&guest.ok("load-iostat"));
+    for pool in ["tank", "scratch"] {
+        assert!(
+            writes.get(pool).is_some_and(|w| *w > 0),
+            "{pool} was not written during the load phase: {writes:?}"
+        );
+        let online = must(
+            &load,
+            "zfs.pool.health",
+            &[("zfs.pool.name", pool), ("zfs.pool.health", "ONLINE")],
+        );
+        assert_eq!(online, 1.0, "load: {pool} ONLINE");
+    }
+
+    let degraded = check_phase(&guest, "degraded", json);
+    let tank = ("zfs.pool.name", "tank");
+    assert_eq!(
+        must(
+            &degraded,
+            "zfs.pool.health",
+            &[tank, ("zfs.pool.health", "DEGRADED")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &degraded,
+            "zfs.pool.health",
+            &[tank, ("zfs.pool.health", "ONLINE")]
+        ),
+        0.0
+    );
+    let b = [
+        tank,
+        ("zfs.vdev.name", "/vdev/tank-b"),
+        ("zfs.pool.health", "OFFLINE"),
+    ];
+    assert_eq!(
+        must(&degraded, "zfs.vdev.health", &b),
+        1.0,
+        "tank-b OFFLINE"
+    );
+    // The scrub repaired the blocks overwritten on tank-b: the counters compared are not all 0.
+    let cksum = must(
+        &degraded,
+        "zfs.pool.errors",
+        &[tank, ("error.type", "checksum")],
+    );
+    assert!(
+        cksum > 0.0,
+        "degraded: no checksum errors after corrupting tank-b"
+    );
+}
+
+#[test]
+fn hostwarden_once_matches_zpool_in_an_openzfs_guest() {
+    if skip_unless(
+        is_root(),
+        "the OpenZFS guest needs root (debootstrap, chroot)",
+    ) {
+        return;
+    }
+    let tools = ["qemu-system-x86_64", "debootstrap", "cpio", "gcc", "make"];
+    let missing: Vec<_> = tools.iter().filter(|t| !on_path(t)).collect();
+    let reason = format!("{missing:?} not installed (tests/ci/install-zfsvm.sh)");
+    if skip_unless(missing.is_empty(), &reason) {
+        return;
+    }
+    let recipe = shared_dir().join("zfs-vm/scripts/boot.sh");
+    if skip_unless(recipe.is_file(), &format!("{} missing", recipe.display())) {
+        return;
+    }
+    let versions =
+        std::env::var("HOSTWARDEN_ZFSVM_VERSIONS").unwrap_or_else(|_| "2.3.2".to_owned());
+    let bin = release_bin();
+    for version in versions.split_whitespace() {
+        run_version(version, &bin);
+    }
+}

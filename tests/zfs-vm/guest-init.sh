@@ -1,0 +1,81 @@
+#!/bin/sh
+# PID 1 of the OpenZFS guest (tests/zfs-vm/run.sh packs it as /init beside /hostwarden and
+# /hostwarden.toml). Two phases, each reading the pools through hostwarden and through zpool
+# itself back to back, so tests/tests/zfs_vm.rs can compare them:
+#   load      both pools written to (dd + fsync, so the log vdev is used too), all ONLINE;
+#   degraded  writers stopped, checksum errors made on tank-b and repaired by a scrub, then
+#             tank-b offlined: tank DEGRADED with non-zero error counts that must match.
+# Every command's stdout/stderr goes to /out/<name>.{txt,stderr}, its exit code to
+# /out/commands.tsv; /out is tarred onto /dev/vda (the only virtio disk) and the guest powers off.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /run /tmp /out /vdev
+mount -t devpts devpts /dev/pts; mount -t tmpfs run /run; mount -t tmpfs tmp /tmp
+mount -t tmpfs -o size=1200M vdev /vdev
+OUT=/out T0=$(date +%s)
+log() { echo "[guest $(( $(date +%s) - T0 ))s] $*"; }
+finish() {
+  log "writing /out to /dev/vda"
+  tar -cf /dev/vda -C $OUT . && log "tar ok"; sync
+  echo o > /proc/sysrq-trigger; sleep 30
+}
+# cap NAME CMD...: stdout -> NAME.txt, stderr -> NAME.stderr, "NAME<TAB>rc<TAB>cmd" -> commands.tsv.
+cap() {
+  name=$1; shift
+  "$@" > $OUT/$name.txt 2> $OUT/$name.stderr; rc=$?
+  [ -s $OUT/$name.stderr ] || rm -f $OUT/$name.stderr
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$*" >> $OUT/commands.tsv
+  log "$name rc=$rc"
+}
+LIST="zpool list -Hp -v -o name,size,alloc,free,frag,cap,dedup,health"
+# hostwarden once between two zpool lists, then zpool status and iostat: one phase's readings.
+readings() {
+  cap $1-list-before $LIST
+  cap $1-once /hostwarden once --format json --config /hostwarden.toml
+  cap $1-list-after $LIST
+  cap $1-status-j zpool status -j --json-int   # OpenZFS 2.3+; 2.1 rejects -j (exit 2)
+  cap $1-status-p zpool status -p               # what hostwarden reads before 2.3
+  cap $1-iostat zpool iostat -Hpl -y 1 1
+}
+
+modprobe virtio_pci; modprobe virtio_blk
+modprobe spl && modprobe zfs zfs_arc_max=268435456 || { log "cannot load zfs"; dmesg | tail -30; finish; }
+cap uname uname -r
+cap zpool-version zpool version
+
+truncate -s 256M /vdev/tank-a /vdev/tank-b /vdev/scratch-0
+truncate -s 128M /vdev/tank-log
+cap create-tank zpool create -f tank mirror /vdev/tank-a /vdev/tank-b log /vdev/tank-log
+cap create-scratch zpool create -f scratch /vdev/scratch-0
+zfs set compression=off tank; zfs set compression=off scratch
+# Incompressible seed data, so the corruption below lands on allocated blocks.
+dd if=/dev/urandom of=/tank/seed bs=1M count=48 status=none
+dd if=/dev/urandom of=/scratch/seed bs=1M count=16 status=none
+zpool sync
+
+# Writers run until /tmp/stop exists. Each rewrites one of 8 files of 4 MiB with fsync, so a
+# pool's allocation swings by at most the 32 MiB working set (the test's tolerance under load).
+writer() { i=0
+  while [ ! -e /tmp/stop ]; do
+    dd if=/dev/urandom of=$1/bg$((i % 8)) bs=128k count=32 conv=fsync status=none; i=$((i+1))
+  done; echo "$1 $i" >> $OUT/writers.txt; }
+writer /tank & W1=$!
+writer /scratch & W2=$!
+sleep 3
+log "phase load"
+readings load
+touch /tmp/stop; wait $W1 $W2
+
+log "phase degraded"
+# Overwrite 32 MiB in the middle of tank-b (labels live in the first and last 512 KiB); the
+# scrub repairs it from tank-a and counts CKSUM errors on tank-b, which offlining keeps.
+dd if=/dev/urandom of=/vdev/tank-b bs=1M seek=32 count=32 conv=notrunc status=none
+cap scrub zpool scrub -w tank
+cap offline zpool offline tank /vdev/tank-b
+dd if=/dev/urandom of=/tank/after-offline bs=1M count=4 conv=fsync status=none
+zpool sync
+readings degraded
+
+dmesg > $OUT/dmesg.txt
+echo ok > $OUT/guest-done
+finish
