@@ -19,6 +19,9 @@ use serde_json::Value;
 /// two reads a pool's allocation moves by at most that working set.
 const WRITER_WORKING_SET: u64 = 8 * (4 << 20);
 
+/// Relative drift allowed beyond two since-import latency averages taken around `once`.
+const LATENCY_SLACK: f64 = 0.25;
+
 fn on_path(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -165,24 +168,57 @@ fn errors_from_json(text: &str) -> Errors {
 fn errors_from_text(text: &str) -> Errors {
     let mut out = Errors::new();
     let mut pool = String::new();
+    let mut in_config = false;
     for line in text.lines() {
-        if let Some(name) = line.trim().strip_prefix("pool: ") {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("pool: ") {
             pool = name.to_owned();
             out.insert(pool.clone(), [0; 3]);
-            continue;
-        }
-        // Config rows: NAME STATE READ WRITE CKSUM [note]; the header and `logs` do not parse.
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let counts: Option<Vec<u64>> = f
-            .get(2..5)
-            .and_then(|c| c.iter().map(|s| s.parse().ok()).collect::<Option<_>>());
-        if let (Some(c), Some(sum)) = (counts, out.get_mut(&pool)) {
-            for i in 0..3 {
-                sum[i] += c[i];
+        } else if t.starts_with("NAME") && t.ends_with("CKSUM") {
+            in_config = true;
+        } else if t.starts_with("errors:") {
+            in_config = false;
+        } else if in_config {
+            // NAME STATE READ WRITE CKSUM [note]; class headings (`logs`) have no counts.
+            let f: Vec<&str> = t.split_whitespace().collect();
+            let counts: Option<Vec<u64>> = f
+                .get(2..5)
+                .and_then(|c| c.iter().map(|s| s.parse().ok()).collect::<Option<_>>());
+            if let (Some(c), Some(sum)) = (counts, out.get_mut(&pool)) {
+                for i in 0..3 {
+                    sum[i] += c[i];
+                }
             }
         }
     }
     out
+}
+
+/// Latency columns of `zpool iostat -Hpl` after name, capacity, operations and bandwidth, as
+/// (zfs.wait.type, disk.io.direction); `rebuild` exists from OpenZFS 2.2 on.
+const LATENCY_COLUMNS: [(&str, Option<&str>); 11] = [
+    ("total", Some("read")),
+    ("total", Some("write")),
+    ("disk", Some("read")),
+    ("disk", Some("write")),
+    ("syncq", Some("read")),
+    ("syncq", Some("write")),
+    ("asyncq", Some("read")),
+    ("asyncq", Some("write")),
+    ("scrub", None),
+    ("trim", None),
+    ("rebuild", None),
+];
+
+/// Per pool, the latency fields of `zpool iostat -Hpl` in nanoseconds (`-` is 0).
+fn iostat_latencies(text: &str) -> BTreeMap<String, Vec<u64>> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let ns = f.get(7..)?.iter().map(|v| v.parse().unwrap_or(0)).collect();
+            Some((f[0].to_owned(), ns))
+        })
+        .collect()
 }
 
 /// The value of the one point named `name` whose attributes include all of `attrs`.
@@ -357,7 +393,43 @@ fn check_phase(guest: &Guest, phase: &str, errors_json: bool) -> Value {
             assert!(ops > 0.0, "{phase} {name}: write operations {ops}");
         }
     }
+    check_latencies(guest, phase, &snap);
     snap
+}
+
+/// Every latency of `once` against zpool's since-import reports just before and after it (the
+/// report hostwarden's own iostat child prints first). Quiet pools give the same nanoseconds
+/// twice: exact. Under load the averages drift between the two reports, so hostwarden's value
+/// must lie between them with LATENCY_SLACK either side; a value from the wrong column (read for
+/// write, disk for total, 2.1's columns read as 2.2's) is off by more, as the load phase shows.
+fn check_latencies(guest: &Guest, phase: &str, snap: &Value) {
+    let before = iostat_latencies(&guest.ok(&format!("{phase}-iostat-before")));
+    let after = iostat_latencies(&guest.ok(&format!("{phase}-iostat-after")));
+    for (pool, b) in &before {
+        let a = &after[pool];
+        for (i, (kind, dir)) in LATENCY_COLUMNS.iter().enumerate() {
+            let mut attrs = vec![("zfs.pool.name", pool.as_str()), ("zfs.wait.type", *kind)];
+            attrs.extend(dir.map(|d| ("disk.io.direction", d)));
+            let got = point(snap, "zfs.pool.operation.latency", &attrs);
+            let (Some(&b), Some(&a)) = (b.get(i), a.get(i)) else {
+                assert_eq!(
+                    got, None,
+                    "{phase} {pool}: {attrs:?} but zpool has no such column"
+                );
+                continue;
+            };
+            let got = bytes((must(snap, "zfs.pool.operation.latency", &attrs) * 1e9).round());
+            let (lo, hi) = (b.min(a), b.max(a));
+            let slack = if lo == hi { 0.0 } else { LATENCY_SLACK };
+            #[allow(clippy::cast_precision_loss)]
+            let ok =
+                (lo as f64 * (1.0 - slack)..=hi as f64 * (1.0 + slack)).contains(&(got as f64));
+            assert!(
+                ok,
+                "{phase} {pool} {attrs:?}: hostwarden {got} ns, zpool {b} then {a}"
+            );
+        }
+    }
 }
 
 /// zpool's own `iostat -Hpl -y 1 1`: write operations per second of each pool.
@@ -482,4 +554,46 @@ fn hostwarden_once_matches_zpool_in_an_openzfs_guest() {
     for version in versions.split_whitespace() {
         run_version(version, &bin);
     }
+}
+
+/// The parsers above read genuine OpenZFS output (../shared/fixtures/zfs, captured in the same
+/// kind of guest), so a failure of the guest test is about hostwarden, not about them.
+#[test]
+fn the_comparison_parsers_read_genuine_openzfs_output() {
+    let dir = shared_dir().join("fixtures/zfs");
+    if skip_unless(dir.is_dir(), &format!("{} missing", dir.display())) {
+        return;
+    }
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect(p);
+    let list = parse_list(&read("openzfs-2.3.2-qemu/degraded-list-Hp-v-o.txt"));
+    let tank = &list["tank"];
+    assert_eq!(
+        (tank.size, tank.alloc, tank.free),
+        (251_658_240, 109_478_912, 142_179_328)
+    );
+    assert_eq!(tank.health, "DEGRADED");
+    assert!(
+        tank.vdevs
+            .contains(&("/vdev/tank-b".to_owned(), "OFFLINE".to_owned()))
+    );
+    assert!(
+        tank.vdevs
+            .contains(&("/vdev/tank-log".to_owned(), "ONLINE".to_owned()))
+    );
+
+    let json = errors_from_json(&read("openzfs-2.3.2-qemu/degraded-status-j-json-int.txt"));
+    assert_eq!(
+        json,
+        errors_from_text(&read("openzfs-2.3.2-qemu/degraded-status.txt"))
+    );
+    let text = errors_from_text(&read("openzfs-2.1.11-qemu/cksum-status.txt"));
+    assert_eq!(text["tank"], [0, 0, 198]);
+    assert_eq!(text["scratch"], [0, 0, 0]);
+
+    // 2.1 has no rebuild column: 10 latencies; 2.3 has 11.
+    let old = iostat_latencies(&read("openzfs-2.1.11-qemu/iostat-Hpl.txt"));
+    let new = iostat_latencies(&read("openzfs-2.3.2-qemu/iostat-Hpl.txt"));
+    assert_eq!((old["tank"].len(), new["tank"].len()), (10, 11));
+    assert_eq!(new["tank"][..2], [16_262_493, 3_961_915]);
+    assert_eq!(old["tank"][9], 0, "`-` reads as 0");
 }
