@@ -6,9 +6,9 @@ hits them alike; ratios are computed pair by pair from per-second samples of tha
 hostwarden ticks every second; the two peers are scraped every second by this script.
 
 For each process tree (the process and every descendant, e.g. hostwarden's `zpool iostat`
-child) it samples, once a second, the CPU time (every thread's /proc/*/task/*/schedstat run time,
-in nanoseconds, plus what reaped children left in cutime/cstime) and the RSS. CPU per tick is the CPU spent over a second divided by the ticks or
-scrapes in that second. Series per tick: hostwarden's `points=` in its debug tick line, the
+child) it samples, once a second, the CPU time (every thread's schedstat run time, plus what
+reaped children left in cutime/cstime) and the main process's RSS. CPU per tick is the CPU spent
+over a second divided by the ticks or scrapes in that second. Series per tick: hostwarden's `points=` in its debug tick line, the
 peers' sample lines per scrape.
 
 usage: overhead.py --seconds N --hostwarden-config FILE [--hostwarden BIN] [--json OUT]
@@ -57,6 +57,15 @@ def children_of(pid):
     return out
 
 
+def own_cpu_seconds(pid):
+    """CPU of pid's own threads alone, in seconds."""
+    try:
+        return sum(int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[0])
+                   for t in os.listdir(f"/proc/{pid}/task")) / 1e9
+    except (OSError, ValueError):
+        return 0.0
+
+
 def cpu_seconds(pid):
     """CPU of pid's whole tree in seconds: every live thread's run time (schedstat, ns), plus
     what each live process's reaped children left in its cutime/cstime (clock ticks). The
@@ -77,14 +86,18 @@ def cpu_seconds(pid):
 
 
 def rss_kib(pid):
+    """(VmRSS, RssAnon) in KiB. RssAnon is the heap and stacks; the rest of VmRSS is mostly
+    the executable's and libraries' pages mapped from the page cache."""
+    got = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "RssAnon"):
+                    got[k] = int(v.split()[0])
     except OSError:
         pass
-    return None
+    return got.get("VmRSS", 0), got.get("RssAnon", 0)
 
 
 class Proc:
@@ -100,7 +113,7 @@ class Proc:
         )
         if stderr_lines:
             threading.Thread(target=self._read, daemon=True).start()
-        self.cpu, self.rss, self.events, self.series = [], [], [], []
+        self.cpu, self.own, self.rss, self.anon, self.events, self.series = [], [], [], [], [], []
 
     def _read(self):
         for raw in self.p.stderr:
@@ -206,7 +219,7 @@ def main():
         # Sample half a tick after a tick, so each one-second window holds exactly one tick.
         seen = wait_for_tick(hw, tick_re)
         time.sleep(0.5)
-        last = {p.name: cpu_seconds(p.p.pid) for p in procs}
+        last = {p.name: (cpu_seconds(p.p.pid), own_cpu_seconds(p.p.pid)) for p in procs}
         next_t = time.monotonic()
         for _ in range(a.seconds):
             for p in procs[1:]:
@@ -223,10 +236,13 @@ def main():
             hw.events.append(len(ticks))
             hw.series += [int(m.group(2)) for m in ticks]
             for p in procs:
-                now = cpu_seconds(p.p.pid)
-                p.cpu.append(now - last[p.name])
+                now = (cpu_seconds(p.p.pid), own_cpu_seconds(p.p.pid))
+                p.cpu.append(now[0] - last[p.name][0])
+                p.own.append(now[1] - last[p.name][1])
                 last[p.name] = now
-                p.rss.append(rss_kib(p.p.pid) or 0)
+                rss, anon = rss_kib(p.p.pid)
+                p.rss.append(rss)
+                p.anon.append(anon)
     finally:
         for p in procs:
             p.stop()
@@ -236,23 +252,28 @@ def main():
     rows = {}
     for p in procs:
         ms = [x for x in per[p.name] if x is not None]
+        own = [c / e * 1e3 for c, e in zip(p.own, p.events) if e]
         series = statistics.median(p.series) if p.series else 0
         third = max(1, len(p.rss) // 3)
+        # Growth: median of the last third against the first third, robust to one-off spikes.
+        growth = lambda xs: statistics.median(xs[-third:]) - statistics.median(xs[:third])
         rows[p.name] = {
             "cpu_ms": stats(ms),
+            "own_ms": statistics.median(own) if own else float("nan"),
             "cpu_ms_mean": sum(p.cpu) / max(1, sum(p.events)) * 1e3,
             "series": series,
             "cpu_us_per_series": statistics.median(ms) * 1e3 / series if series else float("nan"),
             "rss_mib": statistics.median(p.rss[len(p.rss) // 2:]) / 1024,
-            # Median of the last third against the first third: robust to one-off spikes.
-            "rss_growth_kib": statistics.median(p.rss[-third:]) - statistics.median(p.rss[:third]),
+            "anon_mib": statistics.median(p.anon[len(p.anon) // 2:]) / 1024,
+            "rss_growth_kib": growth(p.rss),
+            "anon_growth_kib": growth(p.anon),
             "events": sum(p.events),
         }
-    print(f"| agent | CPU ms per tick or scrape, median [p10..p90] | mean | series | CPU µs per series | steady RSS MiB | RSS growth KiB | ticks or scrapes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| agent | CPU ms per tick or scrape, median [p10..p90] | of which the process itself | mean | series | CPU µs per series | steady RSS MiB (anon) | RSS growth KiB (anon) | ticks or scrapes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
-        print(f"| {name} | {spread(r['cpu_ms'])} | {r['cpu_ms_mean']:.3f} | {r['series']:.0f} | {r['cpu_us_per_series']:.2f} | "
-              f"{r['rss_mib']:.1f} | {r['rss_growth_kib']:+.0f} | {r['events']} |")
+        print(f"| {name} | {spread(r['cpu_ms'])} | {r['own_ms']:.3f} | {r['cpu_ms_mean']:.3f} | {r['series']:.0f} | {r['cpu_us_per_series']:.2f} | "
+              f"{r['rss_mib']:.1f} ({r['anon_mib']:.1f}) | {r['rss_growth_kib']:+.0f} ({r['anon_growth_kib']:+.0f}) | {r['events']} |")
     print()
     print("| hostwarden / peer, pair by pair per second | CPU per tick, median [p10..p90] | series | CPU per series |")
     print("|---|---:|---:|---:|")
@@ -265,11 +286,16 @@ def main():
     h, c = rows["hostwarden"], rows["collectd"]
     verdict = lambda ok: "met" if ok else "MISSED"
     print()
-    print(f"- CPU: each tree's process and all its descendants (hostwarden: the agent, its `zpool iostat` child and what that runs, its one-shot `zpool` calls; here `zpool` is the stand-in shell script, so fork/exec of `sh`, `cat`, `sed` and `sleep` count against hostwarden). RSS: the agent process alone (VmRSS), median of the second half.")
+    print("- CPU counts each process and all its descendants. hostwarden's descendants are its `zpool` "
+          "calls and `zpool iostat` child; here `zpool` is the stand-in shell script, so every call "
+          "forks `sh` and `cat`, and each iostat report `sleep` and `sed` (a real `zpool iostat` is "
+          "one process that sleeps). 'of which the process itself' excludes all descendants.")
+    print("- RSS is VmRSS of the main process (descendants excluded), median of the second half; anon "
+          "= RssAnon (heap, stacks), the rest is mostly executable pages mapped from the page cache.")
     print(f"- target CPU per tick <= collectd's per scrape while reading more series: {verdict(ratios['collectd'][0] <= 1 and h['series'] > c['series'])} "
-          f"(ratio {ratios['collectd'][0]:.2f}, series {h['series']:.0f} vs {c['series']:.0f})")
-    print(f"- target RSS < 8 MiB: {verdict(h['rss_mib'] < 8)} ({h['rss_mib']:.1f} MiB)")
-    print(f"- target no RSS growth: {verdict(h['rss_growth_kib'] <= 64)} ({h['rss_growth_kib']:+.0f} KiB over {a.seconds} s; 64 KiB allowed for allocator noise)")
+          f"(ratio {ratios['collectd'][0]:.2f}; the process alone {h['own_ms']:.3f} ms vs collectd {c['cpu_ms'][0]:.3f} ms; series {h['series']:.0f} vs {c['series']:.0f})")
+    print(f"- target RSS < 8 MiB: {verdict(h['rss_mib'] < 8)} ({h['rss_mib']:.1f} MiB VmRSS, of which {h['anon_mib']:.1f} MiB anonymous)")
+    print(f"- target no RSS growth: {verdict(h['anon_growth_kib'] <= 64)} (anon {h['anon_growth_kib']:+.0f} KiB, VmRSS {h['rss_growth_kib']:+.0f} KiB, last third vs first third of {a.seconds} s; 64 KiB allowed for allocator noise)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"rows": rows, "ratios": ratios}, f, indent=1)

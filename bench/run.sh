@@ -147,23 +147,68 @@ python3 bench/overhead.py --seconds "$overhead_s" --hostwarden "$hw" \
 
 # ---- 2. scaling -----------------------------------------------------------------------------
 section "2. Scaling: collection cost per tick"
-log "scaling: GPUs"
+# A bench's own stderr is cargo's noise when it works and the reason when it does not.
+run_bench() {
+    if ! "$@" >"$work/bench.out" 2>"$work/bench.err"; then
+        cat "$work/bench.out" "$work/bench.err" >&2
+        echo "bench: failed: $*" >&2
+        exit 1
+    fi
+    tee -a "$out" <"$work/bench.out"
+}
 echo '```' | tee -a "$out"
-cargo bench --quiet -p hostwarden-tests --bench gpu 2>/dev/null | tee -a "$out"
+log "scaling: GPUs"
+run_bench cargo bench --quiet -p hostwarden-tests --bench gpu
+cp "$work/bench.out" "$work/gpu.txt"
 log "scaling: ZFS pools"
 echo | tee -a "$out"
-cargo bench --quiet -p hostwarden --bench zfs_parse 2>/dev/null | tee -a "$out"
+# zfs_parse times wall clock, which other work on the machine stretches: in the full run take it
+# three times and judge the scaling on each size's fastest run.
+for _ in $(seq $((smoke ? 1 : 3))); do
+    run_bench cargo bench --quiet -p hostwarden --bench zfs_parse
+    cat "$work/bench.out" >>"$work/zfs.txt"
+done
 echo | tee -a "$out"
 if [ "$smoke" = 1 ]; then
     # Its daemon-RSS part always takes 10 s; section 1 already measures RSS.
     echo "host tick: skipped in the smoke run" | tee -a "$out"
 else
     log "scaling: host tick"
-    HOSTWARDEN_BENCH_TICKS=5000 cargo bench --quiet -p hostwarden --bench host_tick 2>/dev/null | tee -a "$out"
+    HOSTWARDEN_BENCH_TICKS=5000 run_bench cargo bench --quiet -p hostwarden --bench host_tick
 fi
 echo '```' | tee -a "$out"
-cpus=$(ls -d tests/fixtures/proc/*/ | sed 's#.*/\([^/]*\)/$#\1#' | tr '\n' ' ')
-echo "Host: measured on this machine's live /proc ($(nproc) CPUs). Captured /proc trees: ${cpus}— a many-core capture is missing, so CPU-count scaling of the host tick is not measured." | tee -a "$out"
+# Linear or better: the cost per GPU (per pool) at the largest count is no more than 25% above
+# that at the middle one.
+python3 - "$work/gpu.txt" "$work/zfs.txt" <<'PY' | tee -a "$out"
+import re, sys
+out = open(sys.argv[1]).read()
+def rows(pattern, text):
+    """{count: µs per tick}, the fastest where a count appears more than once."""
+    r = {}
+    for m in re.finditer(pattern, text, re.M):
+        n, v = int(m.group(1)), float(m.group(2))
+        r[n] = min(v, r.get(n, v))
+    return r
+gpu = rows(r"^\s+(\d+)\s+\d+\s+([\d.]+)", out)
+zfs = rows(r"^\s+(\d+) \|.*\|\s+([\d.]+)$", open(sys.argv[2]).read())
+for what, r in (("GPUs", gpu), ("pools", zfs)):
+    if len(r) < 3:
+        sys.exit(f"bench: could not read the {what} table")
+    mid, big = sorted(r)[1], sorted(r)[-1]
+    growth = (r[big] / big) / (r[mid] / mid)
+    verdict = "linear or better: met" if growth <= 1.25 else "worse than linear: MISSED"
+    note = ", fastest of the runs above" if what == "pools" else ""
+    print(f"- {what}: cost per unit at {big} is {growth:.2f}x that at {mid} ({r[mid]:.1f} -> {r[big]:.1f} µs per tick{note}); {verdict}")
+PY
+# CPU-count scaling needs a /proc captured on a many-core host (tests/fixtures/proc/).
+most=0
+for stat in tests/fixtures/proc/*/stat; do
+    n=$(grep -c '^cpu[0-9]' "$stat")
+    [ "$n" -gt "$most" ] && most=$n
+done
+if [ "$most" -le 8 ]; then
+    echo "Host: no captured /proc with more than 8 CPUs in tests/fixtures/proc/ (largest: $most), so the host tick's CPU-count scaling is not measured; the figures above are this machine's $(nproc)-CPU /proc." | tee -a "$out"
+fi
 
 # ---- 3. alert latency -----------------------------------------------------------------------
 log "alert latency ($crossings crossings)"
@@ -181,7 +226,12 @@ else
     cargo test --quiet --release -p hostwarden-tests --test tuner -- --exact \
         tuner::bench_decision_to_verified_applied --nocapture >"$work/tuner.log" 2>&1 ||
         { cat "$work/tuner.log" >&2; exit 1; }
-    python3 bench/tuner_table.py <"$work/tuner.log" | tee -a "$out"
+    if grep -q "SKIPPED" "$work/tuner.log"; then
+        # Off CI the test skips (printing why) where no systemd user manager can run.
+        grep "SKIPPED" "$work/tuner.log" | tee -a "$out"
+    else
+        python3 bench/tuner_table.py <"$work/tuner.log" | tee -a "$out"
+    fi
 fi
 
 # ---- 5. startup and size --------------------------------------------------------------------
