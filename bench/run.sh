@@ -4,7 +4,7 @@
 # machine in one run. Prints one markdown table per section; the full run also writes
 # bench/results/latest.md.
 #
-#   bash bench/run.sh            # full: ~5-8 minutes on 2 cores, needs root for apt and the tuner
+#   bash bench/run.sh            # full: ~3-5 minutes on 2 cores once built; root for apt and the tuner
 #   bash bench/run.sh --smoke    # every piece, shortened, tuner skipped (CI runs this so it can't rot)
 #
 # Installs what it needs (apt: prometheus-node-exporter, collectd-core + write_prometheus's
@@ -16,7 +16,7 @@ root=$PWD
 smoke=0
 [ "${1:-}" = "--smoke" ] && smoke=1
 if [ "$smoke" = 1 ]; then
-    overhead_s=8 crossings=3 starts=3
+    overhead_s=5 crossings=2 starts=3
 else
     overhead_s=60 crossings=30 starts=10
 fi
