@@ -15,7 +15,7 @@ fn once_with(zpool: &Path, scenario: &str) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("hostwarden.toml");
     let text = format!(
-        "[zfs]\nzpool_command = {:?}\niostat_interval = \"1s\"\ncommand_timeout = \"1s\"\n",
+        "[zfs]\nzpool_command = {:?}\niostat_interval = \"1s\"\npool_interval = \"0s\"\ncommand_timeout = \"1s\"\n",
         zpool.display().to_string()
     );
     std::fs::write(&config, text).expect("write config");

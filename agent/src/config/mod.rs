@@ -178,6 +178,11 @@ pub struct ZfsConfig {
     /// Interval of the long-lived `zpool iostat` child.
     #[serde(with = "humantime_serde")]
     pub iostat_interval: Duration,
+    /// How often the one-shot `zpool list` and `zpool status` run (capacity, health, errors,
+    /// scan). Between runs their last result is reported again; a pool that appears in or
+    /// leaves the iostat stream triggers a run at once. `0s`: every tick.
+    #[serde(with = "humantime_serde")]
+    pub pool_interval: Duration,
     /// Deadline of every one-shot `zpool` call, and the longest the first tick waits for the
     /// iostat child's first report.
     #[serde(with = "humantime_serde")]
@@ -190,6 +195,7 @@ impl Default for ZfsConfig {
             enabled: true,
             zpool_command: PathBuf::from("zpool"),
             iostat_interval: Duration::from_secs(5),
+            pool_interval: Duration::from_secs(10),
             command_timeout: Duration::from_secs(3),
         }
     }

@@ -1,11 +1,16 @@
 //! ZFS pools through OpenZFS's own `zpool` command (the README's dependency notes say why not libzetta).
 //!
-//! Each tick: `zpool list -Hp -v -o ...` (capacity, health, vdev health) and `zpool status`
-//! (`-j --json-int` on OpenZFS 2.3+, text before) as one-shot calls under `command_timeout`;
-//! IOPS, bandwidth and latency come from one long-lived `zpool iostat` child (iostat.rs).
+//! Every `pool_interval`: `zpool list -Hp -v -o ...` (capacity, health, vdev health) and
+//! `zpool status` (`-j --json-int` on OpenZFS 2.3+, text before) as one-shot calls under
+//! `command_timeout`; between runs their last result is reported again, because a fork and
+//! exec of zpool costs more than the rest of a tick together. IOPS, bandwidth and latency come
+//! every tick from one long-lived `zpool iostat` child (iostat.rs), whose pool set also triggers
+//! an early run when a pool is imported or exported.
 //! No `zpool` or no kernel module makes the collector `unavailable` with the reason, logged once
 //! per change, never once per tick.
 
+#[cfg(test)]
+mod cadence_tests;
 pub mod command;
 pub mod iostat;
 pub mod metrics;
@@ -17,6 +22,8 @@ mod tests;
 use std::path::Path;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use async_trait::async_trait;
 use tracing::{info, warn};
 
@@ -24,7 +31,7 @@ use super::{CollectError, Collector, Sample};
 use crate::config::ZfsConfig;
 use crate::model::CollectorId;
 use command::{ZpoolError, run, run_checked};
-use parse::{LIST_ARGS, ZfsVersion, parse_list, parse_version};
+use parse::{LIST_ARGS, PoolRow, ZfsVersion, parse_list, parse_version};
 use status::PoolStatus;
 
 /// How `zpool status` is read on this host (decided once, downgraded on exit 2).
@@ -61,6 +68,29 @@ pub struct ZfsCollector {
     iostat: Option<iostat::Iostat>,
     /// The last problem logged (digits removed), so each change is logged once.
     last_problem: Option<String>,
+    /// The last `zpool list` and `zpool status` results, reported until `pool_interval` passed.
+    pools: Option<PoolState>,
+}
+
+struct PoolState {
+    at: Instant,
+    pools: Vec<PoolRow>,
+    statuses: Result<Vec<PoolStatus>, String>,
+}
+
+impl PoolState {
+    /// Whether the iostat stream's last report names another set of pools than `zpool list`
+    /// did (a pool imported or exported since): then the list is out of date.
+    fn disagrees_with(&self, reading: &iostat::Reading) -> bool {
+        if reading.rows.is_empty() {
+            return false;
+        }
+        reading.rows.len() != self.pools.len()
+            || reading
+                .rows
+                .iter()
+                .any(|r| !self.pools.iter().any(|p| p.name == r.name))
+    }
 }
 
 impl ZfsCollector {
@@ -70,6 +100,7 @@ impl ZfsCollector {
             status_mode: None,
             iostat: None,
             last_problem: None,
+            pools: None,
         }
     }
 
@@ -133,7 +164,60 @@ impl ZfsCollector {
         }
     }
 
+    /// Whether `zpool list` and `zpool status` must run this tick.
+    fn pools_stale(&self) -> bool {
+        let Some(state) = &self.pools else {
+            return true;
+        };
+        let age = state.at.elapsed();
+        // A disagreement that persists (a pool iostat does not list) re-runs them at most once
+        // per iostat interval, not every tick.
+        age >= self.config.pool_interval
+            || (age >= self.config.iostat_interval
+                && self
+                    .iostat
+                    .as_ref()
+                    .is_some_and(|s| state.disagrees_with(&s.status().reading)))
+    }
+
     async fn collect_inner(&mut self) -> Result<Sample, CollectError> {
+        if self.pools_stale() {
+            // A failed run leaves nothing cached: the next tick tries again.
+            self.pools = None;
+            let (pools, statuses) = self.read_pools().await?;
+            self.pools = Some(PoolState {
+                at: Instant::now(),
+                pools,
+                statuses,
+            });
+        }
+        let Some(state) = &self.pools else {
+            return Err(CollectError::new("no pool state".to_owned()));
+        };
+        let stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
+        let pools = &state.pools;
+        let mut points = Vec::with_capacity(64 + pools.len() * 64);
+        metrics::list_points(pools, &mut points);
+        let mut problems = Vec::new();
+        match &state.statuses {
+            Ok(s) => metrics::status_points(s, &mut points),
+            Err(e) => problems.push(format!("no error counts or scan progress: {e}")),
+        }
+        if let Some(s) = stream_status {
+            metrics::iostat_points(&s.reading, pools, &mut points);
+            problems.extend(s.problem());
+        }
+        Ok(Sample {
+            points,
+            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
+        })
+    }
+
+    /// Runs `zpool list` and `zpool status` (starting the iostat child on the first run).
+    #[allow(clippy::type_complexity)]
+    async fn read_pools(
+        &mut self,
+    ) -> Result<(Vec<PoolRow>, Result<Vec<PoolStatus>, String>), CollectError> {
         let program = self.config.zpool_command.clone();
         let timeout = self.config.command_timeout;
         let listed = run_checked(&program, &LIST_ARGS, timeout).await;
@@ -160,27 +244,12 @@ impl ZfsCollector {
             StatusTry::Done(r) => r,
             StatusTry::Rejected(next) => self.read_status_from(next).await,
         };
-        let stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
-
-        let mut points = Vec::with_capacity(64 + pools.len() * 64);
-        metrics::list_points(&pools, &mut points);
-        let mut problems = Vec::new();
-        match statuses {
-            Ok(mut s) => {
-                // A pool exported between the two calls is reported by neither.
-                s.retain(|st| pools.iter().any(|p| p.name == st.name));
-                metrics::status_points(&s, &mut points);
-            }
-            Err(e) => problems.push(format!("no error counts or scan progress: {e}")),
-        }
-        if let Some(s) = stream_status {
-            metrics::iostat_points(&s.reading, &pools, &mut points);
-            problems.extend(s.problem());
-        }
-        Ok(Sample {
-            points,
-            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
-        })
+        // A pool exported between the two calls is reported by neither.
+        let statuses = statuses.map(|mut s| {
+            s.retain(|st| pools.iter().any(|p| p.name == st.name));
+            s
+        });
+        Ok((pools, statuses))
     }
 }
 
