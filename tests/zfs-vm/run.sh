@@ -42,4 +42,8 @@ echo "prepare_s $((t1 - t0))"
 echo "initrd_s $((t2 - t1))"
 echo "boot_s $((t3 - t2))"
 echo "console $Z/logs/console-$VER.log"
-[ -e "$OUTDIR/guest-done" ] || { echo "run.sh: the guest did not finish; see $Z/logs/console-$VER.log" >&2; exit 1; }
+if [ ! -e "$OUTDIR/guest-done" ]; then
+  echo "run.sh: the guest did not finish; the end of $Z/logs/console-$VER.log:" >&2
+  tail -n 40 "$Z/logs/console-$VER.log" >&2 || true
+  exit 1
+fi
