@@ -44,7 +44,13 @@ pub struct OllamaCollector {
     arch_cache: HashMap<String, Architecture>,
     /// Last PID found by scanning proc_root, checked again before reuse.
     scanned_pid: Option<u32>,
+    /// When a scan last found nothing: reading every process's cmdline costs more than the rest
+    /// of the tick on a busy host, so a miss is retried only after `RESCAN_AFTER_MISS`.
+    missed_at: Option<Instant>,
 }
+
+/// How long a proc_root scan that found no `ollama serve` stands before the next one.
+const RESCAN_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl OllamaCollector {
     pub fn new(config: &OllamaConfig, proc_root: PathBuf, hooks: OllamaHooks) -> Self {
@@ -55,6 +61,7 @@ impl OllamaCollector {
             hooks,
             arch_cache: HashMap::new(),
             scanned_pid: None,
+            missed_at: None,
         }
     }
 
@@ -82,7 +89,17 @@ impl OllamaCollector {
                     std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline"))
                         .is_ok_and(|c| process::is_ollama_serve(&c))
                 });
-                self.scanned_pid = still.or_else(|| process::find_ollama_serve(&self.proc_root));
+                let scan_due = self
+                    .missed_at
+                    .is_none_or(|at| at.elapsed() >= RESCAN_AFTER_MISS);
+                self.scanned_pid = still.or_else(|| {
+                    if !scan_due {
+                        return None;
+                    }
+                    let found = process::find_ollama_serve(&self.proc_root);
+                    self.missed_at = found.is_none().then(Instant::now);
+                    found
+                });
                 self.scanned_pid
             }
         }?;

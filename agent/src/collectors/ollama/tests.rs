@@ -254,3 +254,35 @@ async fn a_slow_ps_is_reported_as_a_possible_load() {
         "{why}"
     );
 }
+
+/// Without systemd the server is found by scanning proc_root; a scan that finds nothing is not
+/// repeated every tick (it reads every process's cmdline), only after `RESCAN_AFTER_MISS`.
+#[tokio::test(start_paused = true)]
+async fn a_missed_scan_waits_before_scanning_proc_again() {
+    let root = tempfile::tempdir().unwrap();
+    let mut c = OllamaCollector::new(
+        &config("http://127.0.0.1:9".to_owned()),
+        root.path().to_owned(),
+        OllamaHooks::default(),
+    );
+    let unit = UnitWatch::NotWatched {
+        reason: NO_SYSTEMD.to_owned(),
+    };
+    assert!(c.process(&unit).is_none());
+
+    // The server starts: copies of this test process's stat and status under PID 4242.
+    let dir = root.path().join("4242");
+    std::fs::create_dir(&dir).unwrap();
+    for f in ["stat", "status"] {
+        std::fs::copy(std::path::Path::new("/proc/self").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join("cmdline"), b"/usr/bin/ollama\0serve\0").unwrap();
+    tokio::time::advance(RESCAN_AFTER_MISS / 2).await;
+    assert!(c.process(&unit).is_none(), "rescanned too early");
+
+    tokio::time::advance(RESCAN_AFTER_MISS / 2).await;
+    let found = c.process(&unit).unwrap().unwrap();
+    assert_eq!(found.pid, 4242);
+    // Found once, it is checked by its own cmdline every tick, not by a scan.
+    assert_eq!(c.process(&unit).unwrap().unwrap().pid, 4242);
+}
