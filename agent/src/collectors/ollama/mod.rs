@@ -47,7 +47,14 @@ pub struct OllamaCollector {
     /// When a scan last found nothing: reading every process's cmdline costs more than the rest
     /// of the tick on a busy host, so a miss is retried only after `RESCAN_AFTER_MISS`.
     missed_at: Option<Instant>,
+    /// The last `/api/version` answer, with the main PID it came from and when: the version only
+    /// changes when the server restarts, and asking costs an HTTP round trip every tick.
+    version_cache: Option<(Option<u32>, Instant, String)>,
 }
+
+/// How long a `/api/version` answer stands while the server's PID cannot be told (no systemd
+/// and no `ollama serve` process found, e.g. in a container).
+const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a proc_root scan that found no `ollama serve` stands before the next one.
 const RESCAN_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(30);
@@ -62,6 +69,7 @@ impl OllamaCollector {
             arch_cache: HashMap::new(),
             scanned_pid: None,
             missed_at: None,
+            version_cache: None,
         }
     }
 
@@ -106,6 +114,18 @@ impl OllamaCollector {
         Some(process::read_usage(&self.proc_root, pid))
     }
 
+    /// The cached `/api/version` answer if it still holds: same known PID, or, with no PID to
+    /// tell a restart by, younger than `VERSION_TTL`.
+    fn cached_version(&self, pid: Option<u32>) -> Option<String> {
+        let (cached_pid, at, version) = self.version_cache.as_ref()?;
+        let holds = match (pid, cached_pid) {
+            (Some(now), Some(then)) => now == *then,
+            (None, None) => at.elapsed() < VERSION_TTL,
+            _ => false,
+        };
+        holds.then(|| version.clone())
+    }
+
     /// `/api/show` for every loaded model whose digest is not cached yet, concurrently.
     async fn architectures(&mut self, api: &Api, models: &[PsModel], problems: &mut Vec<String>) {
         let missing: Vec<&PsModel> = models
@@ -142,6 +162,12 @@ impl Collector for OllamaCollector {
         let api = api.clone();
         let mut problems = Vec::new();
         let (probe, unit) = tokio::join!(api.probe(), self.unit());
+        // Read before the API calls: the PID tells whether the cached version still holds.
+        let process = self.process(&unit);
+        let pid = match &process {
+            Some(Ok(usage)) => Some(usage.pid),
+            _ => None,
+        };
         let mut view = OllamaView {
             url: self.config.url.clone(),
             up: probe.is_ok(),
@@ -154,9 +180,22 @@ impl Collector for OllamaCollector {
             at: Instant::now(),
         };
         match &probe {
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => {
+                self.version_cache = None;
+                problems.push(e.to_string());
+            }
             Ok(_) => {
-                let (version, ps) = tokio::join!(api.version(), api.ps());
+                let cached = self.cached_version(pid);
+                let (version, ps) = match cached {
+                    Some(v) => (Ok(v), api.ps().await),
+                    None => {
+                        let (version, ps) = tokio::join!(api.version(), api.ps());
+                        if let Ok(v) = &version {
+                            self.version_cache = Some((pid, Instant::now(), v.clone()));
+                        }
+                        (version, ps)
+                    }
+                };
                 match version {
                     Ok(v) => view.version = Some(v),
                     Err(e) => problems.push(e.to_string()),
@@ -183,7 +222,7 @@ impl Collector for OllamaCollector {
                 }
             }
         }
-        match self.process(&view.unit) {
+        match process {
             Some(Ok(usage)) => view.process = Some(usage),
             Some(Err(e)) => problems.push(e),
             None => {}

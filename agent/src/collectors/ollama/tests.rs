@@ -286,3 +286,58 @@ async fn a_missed_scan_waits_before_scanning_proc_again() {
     // Found once, it is checked by its own cmdline every tick, not by a scan.
     assert_eq!(c.process(&unit).unwrap().unwrap().pid, 4242);
 }
+
+/// `/api/version` is asked once, not every tick; a new main PID (a restart) asks again.
+#[tokio::test]
+async fn the_version_is_asked_once_per_server_process() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counter = asked.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 65536];
+                let n = s.read(&mut buf).await.unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let body = if head.contains("/api/version") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    r#"{"version":"0.30.11"}"#
+                } else if head.contains("/api/ps") {
+                    r#"{"models":[]}"#
+                } else {
+                    ""
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(resp.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    let empty = tempfile::tempdir().unwrap();
+    let hooks = OllamaHooks::default();
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        empty.path().to_owned(),
+        hooks.clone(),
+    );
+    for _ in 0..3 {
+        c.collect().await.unwrap();
+        assert_eq!(
+            hooks.view.latest().unwrap().version.as_deref(),
+            Some("0.30.11")
+        );
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+
+    // Known PIDs: the same one keeps the answer, another one (a restart) does not.
+    c.version_cache = Some((Some(100), Instant::now(), "0.30.11".to_owned()));
+    assert_eq!(c.cached_version(Some(100)).as_deref(), Some("0.30.11"));
+    assert_eq!(c.cached_version(Some(101)), None);
+    assert_eq!(c.cached_version(None), None);
+}
