@@ -26,11 +26,7 @@ import tempfile
 import threading
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ports import free_port
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # rotel colours its debug log even into a pipe

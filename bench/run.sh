@@ -64,7 +64,7 @@ standin=$root/target/release/ollama-standin
 # The same flags tests/src/nvml_shim.rs builds the stand-in libnvidia-ml with.
 cc -shared -fPIC -O2 -Wall -Werror -o "$work/libnvidia-ml.so" tests/shims/nvml/nvml_shim.c
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 bench/ports.py; }
 
 # ---- the stand-in world: 8 GPUs, replayed ZFS, Ollama, a real OTLP receiver -----------------
 # Eight datacenter GPUs, each with one compute process, every field NVML can answer set.

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hostwarden::collectors::host::HostCollector;
+use hostwarden::collectors::host::{HostCollector, parse_stat};
 use hostwarden::config::HostConfig;
 
 fn cpu_time() -> Duration {
@@ -99,11 +99,7 @@ fn scaling(n: u32) {
         .filter_map(|e| {
             let p = e.ok()?.path();
             let stat = std::fs::read_to_string(p.join("stat")).ok()?;
-            let cpus = stat
-                .lines()
-                .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
-                .count();
-            Some((cpus, p))
+            Some((parse_stat(&stat).per_cpu.len(), p))
         })
         .collect();
     trees.sort();

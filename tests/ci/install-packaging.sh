@@ -6,23 +6,13 @@
 # check-jsonschema (validates the compose file against the compose-spec schema shipped in a PyPI
 # package, see packaging/tests/compose.sh).
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
 apt_pkgs=(lintian rpm debootstrap systemd-container podman uidmap dbus systemd util-linux
           python3-venv)
 # node runs the polkit rule against a stand-in of polkitd's API (packaging/tests/polkit-rule.js).
 command -v node >/dev/null || apt_pkgs+=(nodejs)
-missing=()
-for p in "${apt_pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    # Other jobs on the machine may hold the dpkg lock: wait for it rather than fail.
-    apt-get -o DPkg::Lock::Timeout=600 update -qq
-    # A dpkg run interrupted elsewhere on the machine leaves half-configured packages behind.
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 --fix-broken install -y -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-        --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install_missing "${apt_pkgs[@]}"
 
 # cargo tools: versions pinned so a run is reproducible.
 need_cargo() { # name version

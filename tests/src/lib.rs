@@ -35,29 +35,71 @@ pub fn target_profile_dir() -> PathBuf {
 /// Path of the `hostwarden` binary, built once per test process so it is never stale.
 pub fn bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = target_profile_dir();
-        let release = dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root()).args([
-            "build",
-            "--quiet",
-            "-p",
-            "hostwarden",
-            "--bin",
-            "hostwarden",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of hostwarden failed");
-        let path = dir.join("hostwarden");
-        assert!(path.exists(), "{} missing after build", path.display());
-        path
-    })
-    .clone()
+    BIN.get_or_init(|| cargo_build("hostwarden", "hostwarden", built_as_release()))
+        .clone()
+}
+
+/// The release `hostwarden` (the one we ship), built if stale whatever profile runs the tests.
+pub fn release_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| cargo_build("hostwarden", "hostwarden", true))
+        .clone()
+}
+
+/// Whether this test executable was built with the release profile.
+pub fn built_as_release() -> bool {
+    target_profile_dir()
+        .file_name()
+        .is_some_and(|n| n == "release")
+}
+
+/// Builds `bin` of `package` (quietly; cargo makes it a no-op when fresh) and returns its path.
+pub fn cargo_build(package: &str, bin: &str, release: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "cargo build of {bin} failed");
+    let profile_dir = target_profile_dir();
+    let dir = if release {
+        profile_dir.parent().expect("target dir").join("release")
+    } else {
+        profile_dir
+    };
+    let path = dir.join(bin);
+    assert!(path.exists(), "{} missing after build", path.display());
+    path
+}
+
+/// True when `tool` is on PATH.
+pub fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The value of the one point named `name` whose attributes include all of `attrs`, in a
+/// snapshot as `hostwarden once --format json` prints it; several matches fail the test.
+pub fn snapshot_point(
+    snap: &serde_json::Value,
+    name: &str,
+    attrs: &[(&str, &str)],
+) -> Option<serde_json::Value> {
+    let mut found = snap["points"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["name"] == name && attrs.iter().all(|(k, v)| p["attributes"][*k] == *v));
+    let first = found.next()?;
+    assert!(
+        found.next().is_none(),
+        "{name} {attrs:?} matches several points"
+    );
+    Some(first["value"].clone())
 }
 
 /// True under CI (`CI=true`), where a missing prerequisite is a failure, never a skip.

@@ -6,29 +6,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::{target_profile_dir, workspace_root};
+use crate::workspace_root;
 
 /// Path of the `ollama-standin` binary, built once per test process.
 pub fn standin_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let dir = target_profile_dir();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace_root()).args([
-            "build",
-            "--quiet",
-            "-p",
+        crate::cargo_build(
             "hostwarden-tests",
-            "--bin",
             "ollama-standin",
-        ]);
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of ollama-standin failed");
-        dir.join("ollama-standin")
+            crate::built_as_release(),
+        )
     })
     .clone()
 }

@@ -13,17 +13,10 @@ mod tests {
     use std::sync::OnceLock;
     use std::time::SystemTime;
 
-    use hostwarden_tests::{is_root, prometheus, promql, skip_unless, workspace_root};
+    use hostwarden_tests::{is_root, on_path, prometheus, promql, skip_unless, workspace_root};
 
     fn script(name: &str) -> PathBuf {
         workspace_root().join("packaging/tests").join(name)
-    }
-
-    fn on_path(tool: &str) -> bool {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
     }
 
     fn check_jsonschema() -> PathBuf {

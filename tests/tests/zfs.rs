@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hostwarden_tests::snapshot_point as point;
 use serde_json::Value;
 
 fn standin() -> PathBuf {
@@ -48,20 +49,6 @@ fn status<'a>(snap: &'a Value, collector: &str) -> &'a Value {
         .as_array()
         .and_then(|a| a.iter().find(|c| c["collector"] == collector))
         .unwrap_or_else(|| panic!("no {collector} status in {snap}"))
-}
-
-/// The value of the one point named `name` whose attributes include all of `attrs`.
-fn point(snap: &Value, name: &str, attrs: &[(&str, &str)]) -> Option<Value> {
-    let points = snap["points"].as_array()?;
-    let mut found = points
-        .iter()
-        .filter(|p| p["name"] == name && attrs.iter().all(|(k, v)| p["attributes"][*k] == *v));
-    let first = found.next()?;
-    assert!(
-        found.next().is_none(),
-        "{name} {attrs:?} matches several points"
-    );
-    Some(first["value"].clone())
 }
 
 fn pool_names(snap: &Value) -> Vec<String> {

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use hostwarden_tests::{is_root, shared_dir, skip_unless, target_profile_dir, workspace_root};
+use hostwarden_tests::{
+    is_root, on_path, release_bin, shared_dir, skip_unless, snapshot_point, target_profile_dir,
+    workspace_root,
+};
 use serde_json::Value;
 
 /// Under load each writer rewrites 8 files of 4 MiB in turn (tests/zfs-vm/guest-init.sh): what a
@@ -21,32 +24,6 @@ const WRITER_WORKING_SET: u64 = 8 * (4 << 20);
 
 /// Relative drift allowed beyond two since-import latency averages taken around `once`.
 const LATENCY_SLACK: f64 = 0.25;
-
-fn on_path(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// The release binary (the one we ship), built if stale whatever profile runs the tests.
-fn release_bin() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "--quiet", "--release", "-p", "hostwarden", "--bin"])
-        .arg("hostwarden")
-        .status()
-        .expect("run cargo build --release");
-    assert!(status.success(), "cargo build --release failed");
-    let target = target_profile_dir();
-    let bin = target
-        .parent()
-        .expect("target dir")
-        .join("release/hostwarden");
-    assert!(bin.is_file(), "{} missing after the build", bin.display());
-    bin
-}
 
 /// What the guest wrote: `<name>.txt` per command and the exit codes from commands.tsv.
 struct Guest {
@@ -221,18 +198,9 @@ fn iostat_latencies(text: &str) -> BTreeMap<String, Vec<u64>> {
         .collect()
 }
 
-/// The value of the one point named `name` whose attributes include all of `attrs`.
+/// The numeric value of the one point named `name` whose attributes include all of `attrs`.
 fn point(snap: &Value, name: &str, attrs: &[(&str, &str)]) -> Option<f64> {
-    let mut found = snap["points"]
-        .as_array()?
-        .iter()
-        .filter(|p| p["name"] == name && attrs.iter().all(|(k, v)| p["attributes"][*k] == *v));
-    let first = found.next()?;
-    assert!(
-        found.next().is_none(),
-        "{name} {attrs:?} matches several points"
-    );
-    first["value"].as_f64()
+    snapshot_point(snap, name, attrs)?.as_f64()
 }
 
 fn must(snap: &Value, name: &str, attrs: &[(&str, &str)]) -> f64 {

@@ -17,17 +17,28 @@ fn fixture(name: &str) -> String {
 
 /// A one-request-per-connection server answering by path, like Ollama's bodies.
 async fn serve(routes: Vec<(&'static str, String)>) -> std::net::SocketAddr {
+    serve_logged(routes).await.0
+}
+
+/// `serve`, also returning the log of the paths asked, in order.
+async fn serve_logged(
+    routes: Vec<(&'static str, String)>,
+) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let asked = log.clone();
     tokio::spawn(async move {
         loop {
             let (mut s, _) = listener.accept().await.unwrap();
             let routes = routes.clone();
+            let asked = asked.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0; 65536];
                 let n = s.read(&mut buf).await.unwrap();
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                asked.lock().unwrap().push(path.clone());
                 let body = routes
                     .iter()
                     .find(|(p, _)| *p == path)
@@ -41,7 +52,7 @@ async fn serve(routes: Vec<(&'static str, String)>) -> std::net::SocketAddr {
             });
         }
     });
-    addr
+    (addr, log)
 }
 
 fn config(url: String) -> OllamaConfig {
@@ -290,35 +301,11 @@ async fn a_missed_scan_waits_before_scanning_proc_again() {
 /// `/api/version` is asked once, not every tick; a new main PID (a restart) asks again.
 #[tokio::test]
 async fn the_version_is_asked_once_per_server_process() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let asked = Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let counter = asked.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0; 65536];
-                let n = s.read(&mut buf).await.unwrap();
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let body = if head.contains("/api/version") {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    r#"{"version":"0.30.11"}"#
-                } else if head.contains("/api/ps") {
-                    r#"{"models":[]}"#
-                } else {
-                    ""
-                };
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                s.write_all(resp.as_bytes()).await.unwrap();
-            });
-        }
-    });
+    let (addr, asked) = serve_logged(vec![
+        ("/api/version", r#"{"version":"0.30.11"}"#.to_owned()),
+        ("/api/ps", r#"{"models":[]}"#.to_owned()),
+    ])
+    .await;
     let empty = tempfile::tempdir().unwrap();
     let hooks = OllamaHooks::default();
     let mut c = OllamaCollector::new(
@@ -333,7 +320,13 @@ async fn the_version_is_asked_once_per_server_process() {
             Some("0.30.11")
         );
     }
-    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    let versions = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| *p == "/api/version")
+        .count();
+    assert_eq!(versions, 1);
 
     // Known PIDs: the same one keeps the answer, another one (a restart) does not.
     c.version_cache = Some((Some(100), Instant::now(), "0.30.11".to_owned()));

@@ -79,6 +79,15 @@ struct PoolState {
 }
 
 impl PoolState {
+    /// Whether `zpool list` and `zpool status` must run again: `pool_interval` passed, or the
+    /// iostat stream disagrees with the list. A disagreement that persists (a pool iostat does
+    /// not list) re-runs them at most once per iostat interval, not every tick.
+    fn stale(&self, config: &ZfsConfig, reading: Option<&iostat::Reading>) -> bool {
+        let age = self.at.elapsed();
+        age >= config.pool_interval
+            || (age >= config.iostat_interval && reading.is_some_and(|r| self.disagrees_with(r)))
+    }
+
     /// Whether the iostat stream's last report names another set of pools than `zpool list`
     /// did (a pool imported or exported since): then the list is out of date.
     fn disagrees_with(&self, reading: &iostat::Reading) -> bool {
@@ -164,37 +173,24 @@ impl ZfsCollector {
         }
     }
 
-    /// Whether `zpool list` and `zpool status` must run this tick.
-    fn pools_stale(&self) -> bool {
-        let Some(state) = &self.pools else {
-            return true;
-        };
-        let age = state.at.elapsed();
-        // A disagreement that persists (a pool iostat does not list) re-runs them at most once
-        // per iostat interval, not every tick.
-        age >= self.config.pool_interval
-            || (age >= self.config.iostat_interval
-                && self
-                    .iostat
-                    .as_ref()
-                    .is_some_and(|s| state.disagrees_with(&s.status().reading)))
-    }
-
     async fn collect_inner(&mut self) -> Result<Sample, CollectError> {
-        if self.pools_stale() {
-            // A failed run leaves nothing cached: the next tick tries again.
-            self.pools = None;
-            let (pools, statuses) = self.read_pools().await?;
-            self.pools = Some(PoolState {
-                at: Instant::now(),
-                pools,
-                statuses,
-            });
-        }
-        let Some(state) = &self.pools else {
-            return Err(CollectError::new("no pool state".to_owned()));
+        // One copy of the stream's state per tick, for the staleness check and the points.
+        let mut stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
+        let reading = stream_status.as_ref().map(|s| &s.reading);
+        // A failed run leaves nothing cached (taken here): the next tick tries again.
+        let cached = self
+            .pools
+            .take()
+            .filter(|state| !state.stale(&self.config, reading));
+        let state = match cached {
+            Some(state) => self.pools.insert(state),
+            None => {
+                let state = self.read_pools().await?;
+                // The first run started the iostat child and waited for its first report.
+                stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
+                self.pools.insert(state)
+            }
         };
-        let stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
         let pools = &state.pools;
         let mut points = Vec::with_capacity(64 + pools.len() * 64);
         metrics::list_points(pools, &mut points);
@@ -214,10 +210,7 @@ impl ZfsCollector {
     }
 
     /// Runs `zpool list` and `zpool status` (starting the iostat child on the first run).
-    #[allow(clippy::type_complexity)]
-    async fn read_pools(
-        &mut self,
-    ) -> Result<(Vec<PoolRow>, Result<Vec<PoolStatus>, String>), CollectError> {
+    async fn read_pools(&mut self) -> Result<PoolState, CollectError> {
         let program = self.config.zpool_command.clone();
         let timeout = self.config.command_timeout;
         let listed = run_checked(&program, &LIST_ARGS, timeout).await;
@@ -249,7 +242,11 @@ impl ZfsCollector {
             s.retain(|st| pools.iter().any(|p| p.name == st.name));
             s
         });
-        Ok((pools, statuses))
+        Ok(PoolState {
+            at: Instant::now(),
+            pools,
+            statuses,
+        })
     }
 }
 
