@@ -1,6 +1,6 @@
-//! Is Ollama idle enough to restart? Its API has no busy flag (see shared/ollama/IDLE.md), so
-//! this judges from what `/api/ps`'s `expires_at` can tell (a runner's expiry is set when its
-//! last request *finishes*; it stands still while a request runs, advances when one finishes,
+//! Is Ollama idle enough to restart? Its API has no busy flag (`/api/ps` lists loaded models and
+//! their expiry, not requests in flight), so this judges from what `/api/ps`'s `expires_at` can
+//! tell (a runner's expiry is set when its last request *finishes*; it stands still while a request runs, advances when one finishes,
 //! and sits in the past while a request outlives the keep-alive), together with the GPU's
 //! utilisation and the Ollama process's CPU. Pure; the reason is logged and journaled.
 

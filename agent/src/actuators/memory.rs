@@ -1,4 +1,5 @@
-//! How Ollama spends memory, as the policy needs it (../shared/ollama/MEMORY.md):
+//! How Ollama spends memory, as the policy needs it (Ollama's own estimate: weights, KV cache
+//! per token and slot, graph overhead):
 //! KV bytes per token = Σ_layers head_count_kv × (key_length + value_length) × bytes/element,
 //! every parallel slot holds the full context, and what Ollama admits depends on its era.
 

@@ -1,9 +1,11 @@
 use super::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/ollama/api");
-
-fn fixture(name: &str) -> Option<Vec<u8>> {
-    std::fs::read(format!("{FIXTURES}/{name}")).ok()
+/// Genuine captures in tests/fixtures/ollama (provenance in its README and PROVENANCE.md).
+fn fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/ollama")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn obs(at_ms: u64, models: &[(&str, i64)]) -> PsObservation {
@@ -35,18 +37,12 @@ fn reads_go_timestamps_with_zones() {
 
 #[test]
 fn reads_real_ps_bodies() {
-    // Genuine captures from shared/ollama/api (see its PROVENANCE.md); absent outside the team
-    // checkout, in which case the inline copy below still runs.
-    let body = fixture("ps-one-model-gpu.json").unwrap_or_else(|| {
-        br#"{"models":[{"name":"qwen2.5:0.5b","expires_at":"2026-06-28T07:22:51.358551-04:00"}]}"#.to_vec()
-    });
-    let models = parse_ps(&body).unwrap();
+    let models = parse_ps(&fixture("ps-one-model-gpu.json")).unwrap();
     assert_eq!(models[0].name, "qwen2.5:0.5b");
     assert_eq!(models[0].expires_at_ms, 1_782_645_771_358);
-    if let Some(b) = fixture("ps-keepalive-forever-a.json") {
-        // Infinite keep-alive: 292 years ahead.
-        assert!(parse_ps(&b).unwrap()[0].expires_at_ms > 10_000_000_000_000);
-    }
+    // Infinite keep-alive: 292 years ahead.
+    let forever = parse_ps(&fixture("ps-keepalive-forever-a.json")).unwrap();
+    assert!(forever[0].expires_at_ms > 10_000_000_000_000);
     assert_eq!(parse_ps(br#"{"models":[]}"#), Some(vec![]));
     assert_eq!(parse_ps(b"<html>"), None);
 }

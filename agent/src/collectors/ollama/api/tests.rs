@@ -32,13 +32,8 @@ fn ps_partial_offload_spills_to_ram() {
 fn ps_empty_and_pre_context_length_format() {
     assert!(parse_ps(&fixture("ps-empty.json")).unwrap().is_empty());
     // 2024 capture: no context_length yet.
-    let old = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/ollama/api/ps-one-model-gpu-2024-real.json"),
-    );
-    if let Ok(body) = old {
-        assert_eq!(parse_ps(&body).unwrap()[0].context_length, None);
-    }
+    let old = fixture("ps-one-model-gpu-2024-real.json");
+    assert_eq!(parse_ps(&old).unwrap()[0].context_length, None);
     assert!(matches!(
         parse_ps(b"{\"models\":null}"),
         Err(ApiError::Body { .. })
