@@ -55,16 +55,6 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Write the man page hostwarden.1 into DIR (packaging; hidden).
-    #[command(hide = true)]
-    GenerateMan { dir: PathBuf },
-    /// Write the completion script for SHELL into DIR (packaging; hidden).
-    #[command(hide = true)]
-    GenerateCompletions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-        dir: PathBuf,
-    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,6 @@
 #![deny(clippy::tests_outside_test_module)]
 
 pub mod actuators;
-pub mod assets;
 pub mod cli;
 pub mod collectors;
 pub mod config;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hostwarden::actuators::observe;
 use hostwarden::cli::{Cli, Command, Format};
-use hostwarden::{assets, config, logging, runtime, status, view};
+use hostwarden::{config, logging, runtime, status, view};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -91,10 +91,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::GenerateMan { dir } => report_assets(assets::write_man(&dir)),
-        Command::GenerateCompletions { shell, dir } => {
-            report_assets(assets::write_completions(shell, &dir).map(|p| vec![p]))
-        }
         Command::Status {
             socket,
             config: path,
@@ -115,22 +111,6 @@ fn main() -> ExitCode {
 /// How long blocking work (an NVML or zpool call in flight) may delay exit after the daemon
 /// stopped: SIGTERM must end the process within a second.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// Prints the written files' paths, or the error.
-fn report_assets(result: Result<Vec<std::path::PathBuf>, assets::AssetError>) -> ExitCode {
-    match result {
-        Ok(paths) => {
-            for path in paths {
-                println!("{}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hostwarden: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
 
 /// Two workers are plenty: the agent's work is small, and NVML and zpool calls go to the
 /// blocking pool.

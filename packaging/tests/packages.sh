@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the .deb and the .rpm (packaging/build.sh) and checks them: lintian reports no error or
+# Builds the .deb and the .rpm (cargo xtask package) and checks them: lintian reports no error or
 # warning on the .deb; the .rpm lists the same files, carries the config as %config(noreplace),
 # has the systemd scriptlets, and neither package depends on GPU or ZFS libraries.
 # Prints "deb PATH SIZE" and "rpm PATH SIZE" lines for the caller.
@@ -7,9 +7,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-mapfile -t pkgs < <("$root/packaging/build.sh")
+mapfile -t pkgs < <(cd "$root" && cargo xtask package)
 deb=${pkgs[0]:-}; rpm=${pkgs[1]:-}
-[[ -f $deb && -f $rpm ]] || fail "build.sh did not print two package paths: ${pkgs[*]}"
+[[ -f $deb && -f $rpm ]] || fail "cargo xtask package did not print two package paths: ${pkgs[*]}"
 
 # --- .deb ---
 # Lintian's own exit code only counts errors; --fail-on makes warnings fail too.

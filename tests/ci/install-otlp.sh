@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Installs rotel (a Rust OpenTelemetry collector, from PyPI) for tests/tests/otlp.rs and puts
-# `rotel-agent` on PATH. Idempotent and quiet; fails loudly.
+# Installs rotel (a Rust OpenTelemetry collector, from PyPI) for tests/tests/otlp.rs and the
+# benchmark, and puts `rotel-agent` on PATH. In a venv of its own: Debian's and Ubuntu's system
+# Python refuse `pip install` (PEP 668). Idempotent and quiet; fails loudly.
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
-if ! python3 -c 'import rotel' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore rotel
+command -v python3 >/dev/null || apt_install_missing python3 python3-venv
+venv=/var/tmp/hostwarden-ci/rotel-venv
+if ! "$venv/bin/python" -c 'import rotel' 2>/dev/null; then
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    # Debian's python3 needs python3-venv for ensurepip; a Python of its own has it built in.
+    python3 -m venv "$venv" 2>/dev/null || { apt_install_missing python3-venv && python3 -m venv "$venv"; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check rotel
 fi
-agent="$(python3 -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
+agent="$("$venv/bin/python" -c 'import os, rotel; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')"
 if [ ! -x "$agent" ]; then
     echo "install-otlp: rotel installed but $agent is missing" >&2
     exit 1
