@@ -12,6 +12,8 @@ use crate::workspace::{root, run};
 /// Runs every install script, as root (through sudo when we are not root).
 pub fn install() -> anyhow::Result<()> {
     let scripts = install_scripts()?;
+    // Wall time for the operator's log; no tokio runtime here, and no test controls this clock.
+    #[allow(clippy::disallowed_types)]
     let started = std::time::Instant::now();
     eprintln!("xtask: apt-get update");
     run(as_root("apt-get")
