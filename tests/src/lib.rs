@@ -1,18 +1,19 @@
 //! Shared helpers for the integration tests: finding (and building) the real binary, and the
-//! skip-or-fail rule for tests that need root or a namespace.
+//! runner of the end-to-end tests that need more of the host (`harness`, `need`).
 
 pub mod daemon;
-pub mod rotel;
-
+pub mod harness;
+pub mod need;
+pub mod nvml_shim;
 pub mod prometheus;
 pub mod promql;
+pub mod rotel;
+pub mod standin;
+pub mod systemd_user;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-
-pub mod standin;
-pub mod systemd_user;
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -75,14 +76,6 @@ pub fn cargo_build(package: &str, bin: &str, release: bool) -> PathBuf {
     path
 }
 
-/// True when `tool` is on PATH.
-pub fn on_path(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// The value of the one point named `name` whose attributes include all of `attrs`, in a
 /// snapshot as `hostwarden once --format json` prints it; several matches fail the test.
 pub fn snapshot_point(
@@ -101,31 +94,3 @@ pub fn snapshot_point(
     );
     Some(first["value"].clone())
 }
-
-/// True under CI (`CI=true`), where a missing prerequisite is a failure, never a skip.
-pub fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// True when running as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Skips the calling test (returns true) when `ok` is false, printing why; under CI it panics
-/// instead, because CI must run everything.
-pub fn skip_unless(ok: bool, reason: &str) -> bool {
-    if ok {
-        return false;
-    }
-    assert!(!under_ci(), "prerequisite missing under CI: {reason}");
-    eprintln!("SKIPPED: {reason}");
-    true
-}
-
-/// The shared/ folder beside the checkout (genuine captures and the ZFS VM recipe).
-pub fn shared_dir() -> PathBuf {
-    workspace_root().join("..").join("shared")
-}
-pub mod nvml_shim;

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use crate::need::Need;
+
 /// Runs inside `unshare --mount --propagation private`: the tmpfs is only seen by this manager.
 const START: &str = r#"set -e
 mkdir -p /run/systemd
@@ -18,31 +20,16 @@ for d in "$@"; do mkdir -p "$d"; echo $$ > "$d/cgroup.procs"; done
 exec systemd --user
 "#;
 
-/// Why a user manager cannot run here, or `None` when it can.
-pub fn missing_prerequisite() -> Option<String> {
-    if !crate::is_root() {
-        return Some("needs root (private mount namespace and cgroups)".to_owned());
-    }
-    for tool in ["systemd", "unshare", "systemctl", "dbus-daemon"] {
-        if which(tool).is_none() {
-            return Some(format!(
-                "no `{tool}` in PATH (apt-get install systemd dbus-user-session)"
-            ));
-        }
-    }
-    if !Path::new("/usr/lib/systemd/user/dbus.socket").exists() {
-        return Some("no user D-Bus socket unit (apt-get install dbus-user-session)".to_owned());
-    }
-    None
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(tool))
-            .find(|f| f.is_file())
-    })
-}
+/// What a user manager needs: root for the private mount namespace and cgroups, systemd and
+/// dbus-user-session (tests/ci/install-tuner.sh installs them).
+pub const NEEDS: &[Need] = &[
+    Need::Root,
+    Need::Tool("systemd"),
+    Need::Tool("unshare"),
+    Need::Tool("systemctl"),
+    Need::Tool("dbus-daemon"),
+    Need::File("/usr/lib/systemd/user/dbus.socket"),
+];
 
 /// The cgroup directories the manager is moved into: both trees of a hybrid (v1) host, or the
 /// one unified tree.
@@ -248,9 +235,11 @@ impl Drop for UserManager {
     }
 }
 
-/// The `KEY=value` environment of a running process, from /proc/PID/environ.
+/// The `KEY=value` environment of a running process, from /proc/PID/environ. A process that is
+/// gone fails the test: an empty map would let "key absent" checks pass on nothing.
 pub fn process_env(pid: u32) -> std::collections::BTreeMap<String, String> {
-    let raw = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let path = format!("/proc/{pid}/environ");
+    let raw = fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     raw.split(|b| *b == 0)
         .filter_map(|kv| {
             let s = String::from_utf8_lossy(kv);

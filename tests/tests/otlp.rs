@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,26 +17,57 @@ use hostwarden::exporters::settings::{self, Env};
 use hostwarden::model::{InstrumentKind, MetricName, Snapshot};
 use hostwarden::rules::event::{AlertEvent, AlertState, Severity};
 use hostwarden::rules::outbox::Outbox;
+use hostwarden_tests::bin;
+use hostwarden_tests::harness::Harness;
+use hostwarden_tests::need::Need;
 use hostwarden_tests::rotel::{Lines, Received, Rotel, free_port, rotel_agent};
-use hostwarden_tests::{bin, skip_unless};
 use tokio::sync::watch;
-
-/// Flip to true once the rules engine is merged: the binary-level alert tests below then run
-/// against a rule that fires at once. Until then, alert records are proven at the library
-/// level (`alert_records_survive_a_receiver_outage`).
-const RULES_ENGINE_MERGED: bool = true;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn rotel_or_skip() -> Option<PathBuf> {
-    let found = rotel_agent();
-    if skip_unless(
-        found.is_some(),
-        "rotel-agent not found (tests/ci/install-otlp.sh installs it)",
-    ) {
-        return None;
-    }
-    found
+/// The tests that export to a receiver.
+const ROTEL: &[Need] = &[Need::RotelAgent];
+
+fn main() -> ExitCode {
+    let h = Harness::new();
+    h.run(vec![
+        h.test("metrics_and_resource_over_grpc", ROTEL, || {
+            exports_over("grpc");
+        }),
+        h.test("metrics_and_resource_over_http_protobuf", ROTEL, || {
+            exports_over("http/protobuf");
+        }),
+        h.test(
+            "metric_export_resumes_after_the_receiver_restarts",
+            ROTEL,
+            metric_export_resumes_after_the_receiver_restarts,
+        ),
+        h.tokio_test(
+            "alert_records_survive_a_receiver_outage",
+            ROTEL,
+            alert_records_survive_a_receiver_outage,
+        ),
+        h.test(
+            "status_reports_what_the_daemon_sees_and_says_when_it_is_gone",
+            &[],
+            status_reports_what_the_daemon_sees_and_says_when_it_is_gone,
+        ),
+        h.test(
+            "an_alert_from_a_rule_arrives_as_a_log_record",
+            ROTEL,
+            an_alert_from_a_rule_arrives_as_a_log_record,
+        ),
+        h.test(
+            "an_alert_fired_while_the_receiver_is_down_arrives_after",
+            ROTEL,
+            an_alert_fired_while_the_receiver_is_down_arrives_after,
+        ),
+    ])
+}
+
+/// rotel-agent, which `Need::RotelAgent` found before the test started.
+fn rotel_bin() -> PathBuf {
+    rotel_agent().expect("rotel-agent (checked by Need::RotelAgent)")
 }
 
 fn read(path: &str) -> String {
@@ -215,10 +246,12 @@ fn check_resource(got: &Received) {
     assert_eq!(r["service.version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(r["os.type"], "linux");
     assert_eq!(r["host.name"], read("/proc/sys/kernel/hostname").trim());
-    let machine_id = read("/etc/machine-id");
-    if !machine_id.trim().is_empty() {
-        assert_eq!(r["host.id"], machine_id.trim());
-    }
+    // The machine id as systemd and D-Bus keep it; a host without one exports no host.id.
+    let machine_id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .into_iter()
+        .map(|p| read(p).trim().to_owned())
+        .find(|id| !id.is_empty());
+    assert_eq!(r.get("host.id"), machine_id.as_ref());
     if cfg!(target_arch = "x86_64") {
         assert_eq!(r["host.arch"], "amd64");
     }
@@ -229,9 +262,7 @@ fn check_resource(got: &Received) {
 }
 
 fn exports_over(protocol: &str) {
-    let Some(rotel_bin) = rotel_or_skip() else {
-        return;
-    };
+    let rotel_bin = rotel_bin();
     let rotel = Rotel::start(&rotel_bin, free_port(), free_port());
     let endpoint = match protocol {
         "grpc" => format!("http://127.0.0.1:{}", rotel.grpc_port),
@@ -251,21 +282,8 @@ fn daemon_log_after_stop(rotel: &Rotel) -> String {
     rotel.lines.text()
 }
 
-#[test]
-fn metrics_and_resource_over_grpc() {
-    exports_over("grpc");
-}
-
-#[test]
-fn metrics_and_resource_over_http_protobuf() {
-    exports_over("http/protobuf");
-}
-
-#[test]
 fn metric_export_resumes_after_the_receiver_restarts() {
-    let Some(rotel_bin) = rotel_or_skip() else {
-        return;
-    };
+    let rotel_bin = rotel_bin();
     let (grpc, http) = (free_port(), free_port());
     let rotel = Rotel::start(&rotel_bin, grpc, http);
     let daemon = Daemon::start(Some(&format!("http://127.0.0.1:{grpc}")), "grpc", "");
@@ -328,11 +346,8 @@ async fn poll_until(cond: impl Fn() -> bool) {
 
 /// The real OTLP log exporter and alert sink, fed through the outbox as the rules engine feeds
 /// it: an event pushed while the receiver is down arrives after it comes back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_records_survive_a_receiver_outage() {
-    let Some(rotel_bin) = rotel_or_skip() else {
-        return;
-    };
+    let rotel_bin = rotel_bin();
     for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
         let (grpc, http) = (free_port(), free_port());
         let port = if protocol == Protocol::Grpc {
@@ -432,7 +447,6 @@ fn status(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
 fn status_reports_what_the_daemon_sees_and_says_when_it_is_gone() {
     let daemon = Daemon::start(None, "grpc", FIRES_AT_ONCE);
     let socket = daemon.socket.to_str().unwrap().to_owned();
@@ -542,15 +556,8 @@ fn wait_for_alert(rotel: &Rotel) -> hostwarden_tests::rotel::LogRecord {
     rec
 }
 
-#[test]
 fn an_alert_from_a_rule_arrives_as_a_log_record() {
-    if !RULES_ENGINE_MERGED {
-        eprintln!("SKIPPED: the rules engine is not on this branch (RULES_ENGINE_MERGED)");
-        return;
-    }
-    let Some(rotel_bin) = rotel_or_skip() else {
-        return;
-    };
+    let rotel_bin = rotel_bin();
     for protocol in ["grpc", "http/protobuf"] {
         let rotel = Rotel::start(&rotel_bin, free_port(), free_port());
         let port = if protocol == "grpc" {
@@ -579,15 +586,8 @@ for = "4s"
 summary = "memory limit above one byte"
 "#;
 
-#[test]
 fn an_alert_fired_while_the_receiver_is_down_arrives_after() {
-    if !RULES_ENGINE_MERGED {
-        eprintln!("SKIPPED: the rules engine is not on this branch (RULES_ENGINE_MERGED)");
-        return;
-    }
-    let Some(rotel_bin) = rotel_or_skip() else {
-        return;
-    };
+    let rotel_bin = rotel_bin();
     let (grpc, http) = (free_port(), free_port());
     let rotel = Rotel::start(&rotel_bin, grpc, http);
     let daemon = Daemon::start(

@@ -4,10 +4,12 @@
 #![allow(dead_code)]
 
 pub use std::path::{Path, PathBuf};
-pub use std::process::{Command, Output};
+pub use std::process::{Command, ExitCode, Output};
 
+pub use hostwarden_tests::bin;
+pub use hostwarden_tests::harness::Harness;
+pub use hostwarden_tests::need::Need;
 pub use hostwarden_tests::nvml_shim::{self, STATE_ENV, ShimGpu, ShimState, uuid};
-pub use hostwarden_tests::{bin, skip_unless};
 pub use serde_json::{Value, json};
 
 /// A temp dir with a config pointing `[gpu]` at `library`, a proc root with process names,
@@ -145,12 +147,8 @@ impl Snapshot {
     }
 }
 
-pub fn prerequisites() -> bool {
-    !skip_unless(
-        nvml_shim::have_cc(),
-        "no C compiler (cc) to build the NVML stand-in",
-    )
-}
+/// What a test that loads the stand-in library needs: a C compiler to build it.
+pub const SHIM: &[Need] = &[Need::CCompiler];
 
 /// (name, unit, attributes beyond hw.id/hw.name/hw.type, value).
 pub type Expected = (
