@@ -356,6 +356,20 @@ fn the_kustomization_lists_exactly_the_manifests_and_their_names_agree() {
         panic!("{KUSTOMIZATION} holds one document")
     };
     assert_eq!(k["kind"], "Kustomization");
+    // Only a namespace and the list: the rendered output is then the manifests as validated
+    // here (each already names the namespace, checked below), which is why this test can do
+    // without kubectl to render it.
+    let keys: BTreeSet<&str> = k
+        .as_object()
+        .expect("a map")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["apiVersion", "kind", "namespace", "resources"]),
+        "{KUSTOMIZATION} transforms the manifests: validate its rendered output instead"
+    );
     let listed: Vec<&str> = k["resources"]
         .as_array()
         .expect("resources")
