@@ -72,11 +72,14 @@ pub fn which(tool: &str) -> Option<PathBuf> {
     })
 }
 
-/// Whether the dynamic loader would find a real NVML here: WSL2's driver path, or ldconfig's cache.
+/// Whether the dynamic loader would find a real NVML here: WSL2's driver path, or ldconfig's cache
+/// (ldconfig is in /sbin, which a user's PATH often lacks).
 fn has_system_nvml() -> bool {
     Path::new("/usr/lib/wsl/lib/libnvidia-ml.so.1").exists()
-        || Command::new("ldconfig")
-            .arg("-p")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("libnvidia-ml.so.1"))
+        || ["ldconfig", "/sbin/ldconfig"].iter().any(|ldconfig| {
+            Command::new(ldconfig)
+                .arg("-p")
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("libnvidia-ml.so.1"))
+        })
 }
