@@ -46,10 +46,11 @@ EOF
 
 zfsvm_apt() { APT_CONFIG=$APTDIR/apt.conf "$@"; }
 
-# zfsvm_apt_update: refreshes the lists (only changed indexes are fetched). apt exits non-zero
-# when any index failed to download, which is what "the archive cannot be read now" means here.
+# zfsvm_apt_update: refreshes the lists (only changed indexes are fetched). Plain apt-get update
+# only warns when an index cannot be fetched and goes on with the old lists; --error-on=any makes
+# that a failure, which is what "the archive cannot be read now" means here.
 zfsvm_apt_update() {
-  zfsvm_apt apt-get update -q >"$APTDIR/update.log" 2>&1
+  zfsvm_apt apt-get update -q --error-on=any >"$APTDIR/update.log" 2>&1
 }
 
 # zfsvm_versioned_deps <pkg> <version>: "name=version" for each dependency with a version

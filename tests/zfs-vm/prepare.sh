@@ -1,72 +1,87 @@
 #!/bin/bash
-# The slow, cacheable part of the OpenZFS guest: Debian kernel + headers, the zfs-dkms source and
-# userland of one OpenZFS version, spl.ko/zfs.ko built from it, and a minbase debootstrap tree.
-# Adapted from ../shared/zfs-vm/scripts/run-all.sh, which always re-downloads and rebuilds and
-# then boots its own capture init; here every step leaves a marker and is skipped when the marker
-# exists, so a warm run touches no network. The module build itself is the shared
-# build-module.sh. usage: prepare.sh <2.3.2|2.1.11>   (ZFSVM_DIR: the cache, one per version)
+# The slow, cacheable part of the OpenZFS guest, following Debian's archive rather than a pinned
+# kernel: bookworm keeps only its current kernel ABI downloadable (a security update retires
+# the previous one), so a pinned version breaks every cold run the day the archive moves on.
+#
+# Each run refreshes a private apt (archive.sh, a few seconds) and asks it which kernel
+# linux-image-amd64 stands for now and which Debian revision carries the requested OpenZFS.
+# The build made from those - extracted kernel and headers, zfs-dkms source, userland, the
+# compiled modules - lives in builds/linux-<abi>_<pkgver>+zfs-<debver>/ and is reused as long as
+# the archive gives the same answer. When it changes, the new build is made and the old one
+# removed. When the archive cannot be reached, the newest complete build is used instead.
+# Builds are made under builds/.tmp-* and renamed when complete (.complete inside).
+#
+# usage: prepare.sh <upstream-version> <cache-dir>   (the caller holds the cache's lock)
+# Prints the build directory on stdout; progress and timings on stderr.
 set -euo pipefail
-VER=$1
-SHARED=${ZFSVM_SHARED:-$(cd "$(dirname "$0")/../../../shared/zfs-vm/scripts" && pwd)}
-Z=${ZFSVM_DIR:?ZFSVM_DIR must name the cache directory}
-KV=6.1.0-50-amd64; KPKG=6.1.176-1
-case $VER in
-  2.3.2)  DV=2.3.2-2~bpo12+2;  LIBS="libnvpair3linux libuutil3linux libzfs6linux libzpool6linux" ;;
-  2.1.11) DV=2.1.11-1+deb12u1; LIBS="libnvpair3linux libuutil3linux libzfs4linux libzpool5linux" ;;
-  *) echo "prepare.sh: unknown OpenZFS version $VER" >&2; exit 2 ;;
-esac
-mkdir -p "$Z"/{debs,logs,aptcache/archives/partial,apt-lists/partial}
-step() { echo "prepare $VER: $*" >&2; }
+VER=$1 Z=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/archive.sh"
+say() { echo "prepare $VER: $*" >&2; }
+mkdir -p "$Z/builds" "$Z/logs"
+rm -rf "$Z"/builds/.tmp-*   # left by an interrupted run; we hold the lock, nobody else builds
 
-# A private apt setup for contrib and bookworm-backports: the host's sources stay untouched.
-A=(-o "Dir::Etc::sourcelist=$Z/contrib.sources" -o Dir::Etc::sourceparts=/dev/null -o APT::Sandbox::User=root
-   -o "Dir::State::Lists=$Z/apt-lists" -o "Dir::Cache=$Z/aptcache")
-apt_ready=
-private_apt() {
-  if [ -z "$apt_ready" ]; then
-    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' \
-      'Suites: bookworm bookworm-backports' 'Components: main contrib' \
-      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > "$Z/contrib.sources"
-    apt-get "${A[@]}" update -qq >/dev/null
-    apt_ready=1
-  fi
-  (cd "$Z/debs" && apt-get "${A[@]}" download -qq "$@" >/dev/null)
+newest_complete() {
+  local m
+  m=$(ls -t "$Z"/builds/*/.complete 2>/dev/null | head -n 1)
+  [ -n "$m" ] && dirname "$m"
 }
 
-# 1. Kernel and headers (bookworm main), extracted; the headers' Makefile re-pointed at the copy.
-if [ ! -e "$Z/.kernel-done" ]; then
-  step "kernel $KV ($KPKG)"
-  rm -rf "$Z/kroot"; mkdir -p "$Z/kroot"
-  private_apt linux-image-$KV=$KPKG linux-headers-$KV=$KPKG \
-    linux-headers-6.1.0-50-common=$KPKG linux-kbuild-6.1=$KPKG
-  for d in "$Z"/debs/linux-*_${KPKG}_*.deb; do dpkg -x "$d" "$Z/kroot"; done
-  sed -i "s#/usr/src/linux-headers-6.1.0-50-common#$Z/kroot/usr/src/linux-headers-6.1.0-50-common#" \
-    "$Z/kroot/usr/src/linux-headers-$KV/Makefile"
-  touch "$Z/.kernel-done"
+zfsvm_apt_setup "$Z/apt"
+t0=$(date +%s)
+if ! zfsvm_apt_update; then
+  BUILD=$(newest_complete) || {
+    say "cannot read Debian's archive and no complete build is cached; the end of $Z/apt/update.log:"
+    tail -n 10 "$Z/apt/update.log" >&2
+    exit 1
+  }
+  say "cannot read Debian's archive (see $Z/apt/update.log); using the newest cached build," \
+    "$(basename "$BUILD"), which may be behind the archive"
+  "$HERE/rootfs.sh" "$Z/rootfs" "$Z/logs/debootstrap.log"
+  echo "$BUILD"
+  exit 0
 fi
+zfsvm_resolve_kernel
+zfsvm_resolve_zfs "$VER"
+NAME=linux-${KABI}_$KPKG+zfs-$ZDEB
+BUILD=$Z/builds/$NAME
+say "archive: kernel $KABI ($KPKG), zfs-dkms $ZDEB; apt update + lookup $(($(date +%s) - t0)) s"
 
-# 2. zfs-dkms source and the userland of the same Debian version; 3. the modules built from it.
-SRC=$Z/src-$VER/usr/src/zfs-$VER
-if [ ! -e "$Z/.module-done" ]; then
-  step "zfs-dkms and userland $DV"
-  private_apt zfs-dkms=$DV zfsutils-linux=$DV $(for l in $LIBS; do echo "$l=$DV"; done)
-  rm -rf "$Z/src-$VER" "$Z/userland"; mkdir -p "$Z/src-$VER" "$Z/userland/$VER"
-  dpkg -x "$Z/debs/zfs-dkms_${DV}_all.deb" "$Z/src-$VER"
-  for d in zfsutils-linux $LIBS; do dpkg -x "$Z/debs/${d}_${DV}_amd64.deb" "$Z/userland/$VER"; done
-  step "building spl.ko/zfs.ko (about 4 minutes)"
-  ZFSVM_DIR=$Z "$SHARED/build-module.sh" "$SRC" "$Z/logs/build" > "$Z/logs/build.out"
-  cat "$Z/logs/build.timing" >&2
-  [ -n "$(find "$SRC/module" -name zfs.ko)" ] || { echo "no zfs.ko after the build" >&2; exit 1; }
-  touch "$Z/.module-done"
-fi
+if [ -e "$BUILD/.complete" ]; then
+  say "cached: builds/$NAME"
+else
+  T=$Z/builds/.tmp-$NAME
+  mkdir -p "$T"/{debs,kroot,src,userland,modules,logs}
+  t1=$(date +%s)
+  say "downloading $KDEBS $ZDEBS"
+  (cd "$T/debs" && zfsvm_apt apt-get download -q $KDEBS $ZDEBS) >"$T/logs/download.log" 2>&1 || {
+    say "download failed; the end of $T/logs/download.log:"; tail -n 10 "$T/logs/download.log" >&2
+    exit 1
+  }
+  for spec in $KDEBS; do dpkg -x "$T/debs/${spec%%=*}_"*.deb "$T/kroot"; done
+  dpkg -x "$T"/debs/zfs-dkms_*.deb "$T/src"
+  for spec in $ZDEBS; do
+    [ "${spec%%=*}" = zfs-dkms ] || dpkg -x "$T/debs/${spec%%=*}_"*.deb "$T/userland"
+  done
+  rm -rf "$T/debs"   # extracted; the .debs are 100 MB that nothing reads again
+  say "downloaded and extracted in $(($(date +%s) - t1)) s"
 
-# 4. The guest's root: a minbase tree, made in a scratch directory so an interrupted run
-# leaves no half tree behind.
-if [ ! -e "$Z/.rootfs-done" ]; then
-  step "debootstrap"
-  rm -rf "$Z/rootfs-base-pristine" "$Z/rootfs.tmp"
-  debootstrap --variant=minbase --include=kmod,libssl3,libtirpc3,procps,util-linux \
-    bookworm "$Z/rootfs.tmp" http://deb.debian.org/debian > "$Z/logs/debootstrap.log" 2>&1
-  mv "$Z/rootfs.tmp" "$Z/rootfs-base-pristine"
-  touch "$Z/.rootfs-done"
+  # The ABI headers include the -common tree by its installed path (/usr/src/...): point them
+  # at the extracted copy, first in the scratch directory, after the rename at the final one.
+  KSRC=$(ls -d "$T"/kroot/usr/src/linux-headers-*-common)
+  KOBJ=$T/kroot/usr/src/linux-headers-$KABI
+  sed -i "s#/usr/src/linux-headers-#$T/kroot/usr/src/linux-headers-#g" "$KOBJ/Makefile"
+  say "building spl.ko/zfs.ko against $KABI (4-7 minutes; logs in builds/$NAME/logs)"
+  "$HERE/build-module.sh" "$(ls -d "$T"/src/usr/src/zfs-*)" "$KSRC" "$KOBJ" "$T/logs" "$T/modules"
+  sed -i "s#$T/#$BUILD/#g" "$KOBJ/Makefile"
+  printf 'KABI=%s\nKPKG=%s\nZDEB=%s\nKDEBS="%s"\nZDEBS="%s"\nBUILT=%s\n' \
+    "$KABI" "$KPKG" "$ZDEB" "$KDEBS" "$ZDEBS" "$(date -u +%FT%TZ)" >"$T/resolved.env"
+  touch "$T/.complete"
+  mv "$T" "$BUILD"
+  for old in "$Z"/builds/*/; do
+    [ "${old%/}" = "$BUILD" ] || { say "removing the superseded $(basename "$old")"; rm -rf "$old"; }
+  done
+  say "build done in $(($(date +%s) - t1)) s"
 fi
+"$HERE/rootfs.sh" "$Z/rootfs" "$Z/logs/debootstrap.log"
+echo "$BUILD"
