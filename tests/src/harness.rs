@@ -52,11 +52,7 @@ impl Harness {
                 body();
                 return Ok(Completion::Completed);
             }
-            let why = missing
-                .iter()
-                .map(|(_, why)| why.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
+            let why = describe(&missing);
             if require_all() {
                 return Err(Failed::from(format!(
                     "{REQUIRE_ALL_ENV} is set and this test cannot run: {why}"
@@ -112,6 +108,27 @@ impl Harness {
     }
 }
 
+/// What is missing, in one line: each need's own words, with the tools absent from PATH in one
+/// list ("not running as root; not on PATH: `podman`, `debootstrap`").
+fn describe(missing: &[(Need, String)]) -> String {
+    let mut parts: Vec<String> = missing
+        .iter()
+        .filter(|(n, _)| !matches!(n, Need::Tool(_)))
+        .map(|(_, why)| why.clone())
+        .collect();
+    let tools: Vec<String> = missing
+        .iter()
+        .filter_map(|(n, _)| match n {
+            Need::Tool(t) => Some(format!("`{t}`")),
+            _ => None,
+        })
+        .collect();
+    if !tools.is_empty() {
+        parts.push(format!("not on PATH: {}", tools.join(", ")));
+    }
+    parts.join("; ")
+}
+
 /// "2 tests did not run, missing root, rotel-agent: `cargo xtask test` installs everything and runs them."
 fn summary(not_run: &[NotRun]) -> String {
     let mut names: Vec<String> = not_run
@@ -132,6 +149,18 @@ fn summary(not_run: &[NotRun]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_lists_the_tools_missing_from_path_together() {
+        let missing: Vec<(Need, String)> = [Need::Root, Need::Tool("podman"), Need::Tool("cpio")]
+            .into_iter()
+            .map(|n| (n, n.missing_text()))
+            .collect();
+        assert_eq!(
+            describe(&missing),
+            "not running as root; not on PATH: `podman`, `cpio`"
+        );
+    }
 
     #[test]
     fn the_summary_counts_tests_and_names_each_missing_prerequisite_once() {

@@ -33,7 +33,12 @@ impl Need {
             Need::CCompiler => crate::nvml_shim::have_cc(),
             Need::NoSystemNvml => !has_system_nvml(),
         };
-        (!present).then(|| match self {
+        (!present).then(|| self.missing_text())
+    }
+
+    /// How `missing` says that this need is not met.
+    pub fn missing_text(self) -> String {
+        match self {
             Need::Root => "not running as root".to_owned(),
             Need::Tool(tool) => format!("no `{tool}` on PATH"),
             Need::File(path) => format!("no {path}"),
@@ -42,7 +47,7 @@ impl Need {
             }
             Need::CCompiler => "no C compiler at $CC or cc".to_owned(),
             Need::NoSystemNvml => "this host has a libnvidia-ml.so.1 of its own".to_owned(),
-        })
+        }
     }
 
     /// The short name the closing summary lists.
