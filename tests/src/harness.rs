@@ -12,7 +12,7 @@ use libtest_mimic::{Arguments, Completion, Failed, FormatSetting, Trial};
 
 use crate::need::Need;
 
-/// Set to `1` to turn every missing prerequisite into a test failure.
+/// Set to `1` (any value but empty or `0`) to turn every missing prerequisite into a failure.
 pub const REQUIRE_ALL_ENV: &str = "HOSTWARDEN_REQUIRE_ALL";
 
 /// The command that installs every prerequisite and runs every test.
@@ -129,7 +129,8 @@ fn describe(missing: &[(Need, String)]) -> String {
     parts.join("; ")
 }
 
-/// "2 tests did not run, missing root, rotel-agent: `cargo xtask test` installs everything and runs them."
+/// The closing line: how many tests did not run, every prerequisite they lacked (each once), and
+/// the command that installs them and runs everything.
 fn summary(not_run: &[NotRun]) -> String {
     let mut names: Vec<String> = not_run
         .iter()
