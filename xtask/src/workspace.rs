@@ -6,7 +6,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// The environment variable under which the test harness turns a missing prerequisite from
-/// `ignored` into a failure (tests/src/lib.rs reads it).
+/// `ignored` into a failure (tests/src/harness.rs reads it).
 pub const REQUIRE_ALL: &str = "HOSTWARDEN_REQUIRE_ALL";
 
 /// The workspace root: the parent of this crate.
