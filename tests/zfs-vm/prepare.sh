@@ -78,10 +78,11 @@ else
     "$KABI" "$KPKG" "$ZDEB" "$KDEBS" "$ZDEBS" "$(date -u +%FT%TZ)" >"$T/resolved.env"
   touch "$T/.complete"
   mv "$T" "$BUILD"
-  for old in "$Z"/builds/*/; do
-    [ "${old%/}" = "$BUILD" ] || { say "removing the superseded $(basename "$old")"; rm -rf "$old"; }
-  done
   say "build done in $(($(date +%s) - t1)) s"
 fi
+# Only reached with the archive's current answer built: anything else is superseded.
+for old in "$Z"/builds/*/; do
+  [ "${old%/}" = "$BUILD" ] || { say "removing the superseded $(basename "$old")"; rm -rf "$old"; }
+done
 "$HERE/rootfs.sh" "$Z/rootfs" "$Z/logs/debootstrap.log"
 echo "$BUILD"
