@@ -1,8 +1,9 @@
 #!/bin/bash
 # Boots real OpenZFS <version> under qemu with the given hostwarden binary inside and copies what
 # the guest wrote (guest-init.sh) to <out-dir>. Kernel and OpenZFS come from Debian's archive as
-# it is on the day (prepare.sh); cold, that means downloading and building (7-10 minutes), warm
-# only an apt list refresh, the initramfs overlay and the boot. README.md has the details.
+# it is on the day (prepare.sh); cold, that means downloading and building (about 8 minutes on
+# idle cores, far longer on busy ones), warm only an apt list refresh, the initramfs overlay and
+# the boot (about 3 minutes). README.md has the measured figures.
 # usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir>
 # Cache: ${HOSTWARDEN_ZFSVM_CACHE:-/var/tmp/hostwarden-zfsvm}/<version>.
 # Prints "key value" lines on stdout (timings, kernel, console log); progress goes to stderr.
