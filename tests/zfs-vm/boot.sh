@@ -4,6 +4,9 @@
 # no built-in filesystem driver for it, and a raw tar needs none) and powers off; qemu exits on
 # the power-off (-no-reboot), or `timeout` ends it.
 # usage: boot.sh <vmlinuz> <initrd> <disk.img> <console.log> <timeout-s> <out-dir>
+# Braces: bash reads the whole script before running it, so editing or updating it while a
+# run is in progress cannot change what that run executes.
+{
 set -uo pipefail
 KERNEL=$1 INITRD=$2 DISK=$3 CONSOLE=$4 LIMIT=$5 OUTDIR=$6
 rm -f "$DISK"; truncate -s 64M "$DISK"
@@ -18,3 +21,5 @@ echo "boot: qemu exit $rc after $(($(date +%s) - t0)) s (124: the ${LIMIT} s lim
 rm -rf "$OUTDIR"; mkdir -p "$OUTDIR"
 # An empty disk (the guest died before its tar) reads as an empty archive: nothing unpacked.
 tar -xf "$DISK" -C "$OUTDIR" 2>/dev/null || echo "boot: no readable tar on the output disk" >&2
+exit
+}

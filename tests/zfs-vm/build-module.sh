@@ -4,6 +4,9 @@
 # installing anything on the host. Output of configure and make goes to <logs>; the modules are
 # copied to <out>. Takes 4-7 minutes on two shared cores.
 # usage: build-module.sh <zfs-src> <headers-common> <headers-abi> <logs> <out>
+# Braces: bash reads the whole script before running it, so editing or updating it while a
+# run is in progress cannot change what that run executes.
+{
 set -euo pipefail
 SRC=$1 KSRC=$2 KOBJ=$3 LOGS=$4 OUT=$5
 mkdir -p "$LOGS" "$OUT"
@@ -26,3 +29,5 @@ for ko in spl.ko zfs.ko; do
 done
 echo "configure_s $((t1 - t0)) make_s $((t2 - t1)) modules $(cd "$OUT" && echo *.ko)" |
   tee "$LOGS/build.timing" >&2
+exit
+}

@@ -7,6 +7,9 @@
 #   an overlay         /init (guest-init.sh), /hostwarden and /hostwarden.toml, packed per run.
 # The kernel unpacks concatenated cpio archives in order, so base + overlay is one root.
 # usage: initrd.sh <build> <rootfs> <init> <hostwarden> <config> <out.cpio>
+# Braces: bash reads the whole script before running it, so editing or updating it while a
+# run is in progress cannot change what that run executes.
+{
 set -euo pipefail
 BUILD=$1 ROOTFS=$2 INIT=$3 BIN=$4 CONF=$5 OUT=$6
 . "$BUILD/resolved.env"
@@ -52,3 +55,5 @@ install -m 644 "$CONF" "$OV/hostwarden.toml"
 cp "$BUILD/base.cpio" "$OUT.tmp"
 (cd "$OV" && printf '%s\n' init hostwarden hostwarden.toml | cpio -o -H newc --quiet) >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
+exit
+}

@@ -13,6 +13,9 @@
 #
 # usage: prepare.sh <upstream-version> <cache-dir>   (the caller holds the cache's lock)
 # Prints the build directory on stdout; progress and timings on stderr.
+# Braces: bash reads the whole script before running it, so editing or updating it while a
+# run is in progress cannot change what that run executes.
+{
 set -euo pipefail
 VER=$1 Z=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -86,3 +89,5 @@ for old in "$Z"/builds/*/; do
 done
 "$HERE/rootfs.sh" "$Z/rootfs" "$Z/logs/debootstrap.log"
 echo "$BUILD"
+exit
+}

@@ -5,6 +5,9 @@
 # The tree is made under a scratch name and renamed when whole, so an interrupted debootstrap is
 # never taken for a finished one.
 # usage: rootfs.sh <dir> <log>
+# Braces: bash reads the whole script before running it, so editing or updating it while a
+# run is in progress cannot change what that run executes.
+{
 set -euo pipefail
 DIR=$1 LOG=$2
 [ -e "$DIR/.complete" ] && exit 0
@@ -21,3 +24,5 @@ rm -rf "$DIR.tmp"/usr/share/{doc,man,info,locale} "$DIR.tmp"/var/cache/apt/archi
 touch "$DIR.tmp/.complete"
 mv "$DIR.tmp" "$DIR"
 echo "rootfs: done in $(($(date +%s) - t0)) s" >&2
+exit
+}

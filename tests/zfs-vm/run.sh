@@ -8,6 +8,9 @@
 # Cache: ${HOSTWARDEN_ZFSVM_CACHE:-/var/tmp/hostwarden-zfsvm}/<version>.
 # Prints "key value" lines on stdout (timings, kernel, console log); progress goes to stderr.
 # Exits 1 with the end of the console log when the guest did not finish.
+# Braces: bash reads the whole script before running it, so editing or updating it while a
+# run is in progress cannot change what that run executes.
+{
 set -euo pipefail
 if [ $# -ne 3 ]; then
   echo "usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir>" >&2; exit 2
@@ -46,3 +49,5 @@ if [ ! -e "$OUTDIR/guest-done" ]; then
   tail -n 40 "$CONSOLE" >&2 || true
   exit 1
 fi
+exit
+}
