@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
@@ -12,9 +12,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use crate::actuators::observe::{Advice, TunerObserver, advise};
-use crate::actuators::systemd::unit_source_for;
-use crate::actuators::tuner::Tuner;
 use crate::cli::ViewMode;
 use crate::collectors::ollama::OllamaHooks;
 use crate::collectors::{self, Collector};
@@ -23,6 +20,10 @@ use crate::exporters::telemetry::Telemetry;
 use crate::model::Snapshot;
 use crate::rules::Alerting;
 use crate::status::{ActuationReport, AlertReport};
+use crate::sys::systemd;
+use crate::sys::time::wall_ms;
+use crate::tuner::driver::Tuner;
+use crate::tuner::observe::{Advice, TunerObserver, advise};
 use crate::view;
 
 /// What `hostwarden run` was asked to do.
@@ -32,12 +33,6 @@ pub struct RunOptions {
     pub view: ViewMode,
     /// Stop after this many ticks.
     pub ticks: Option<u64>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// One collection for `hostwarden once`. CPU utilisation needs two readings, so the collectors
@@ -58,14 +53,14 @@ pub struct OnceReport {
 /// `once`, with the tuner's recommendation from the same collection.
 pub async fn once_report(config: &Config) -> OnceReport {
     let hooks = OllamaHooks {
-        unit_source: unit_source_for(&config.tuner.bus),
+        unit_source: systemd::client_for(&config.tuner.bus),
         ..OllamaHooks::default()
     };
-    let mut list = collectors::from_config_with(config, &hooks);
+    let mut list = collectors::from_config_with(config.collectors(), &hooks);
     let deadline = config.collector_deadline();
-    let _first = collectors::collect_all(&mut list, deadline, now_ms()).await;
+    let _first = collectors::collect_all(&mut list, deadline, wall_ms()).await;
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let snapshot = collectors::collect_all(&mut list, deadline, now_ms()).await;
+    let snapshot = collectors::collect_all(&mut list, deadline, wall_ms()).await;
     let tuner = advise(&snapshot, hooks.view.latest().as_deref(), &config.tuner);
     OnceReport { snapshot, tuner }
 }
@@ -82,10 +77,10 @@ struct Live {
 impl Live {
     fn new(config: Config) -> Self {
         let hooks = OllamaHooks {
-            unit_source: unit_source_for(&config.tuner.bus),
+            unit_source: systemd::client_for(&config.tuner.bus),
             ..OllamaHooks::default()
         };
-        let collectors = collectors::from_config_with(&config, &hooks);
+        let collectors = collectors::from_config_with(config.collectors(), &hooks);
         let tuner = TunerObserver::new(hooks.view.clone());
         Live {
             config,
@@ -100,7 +95,7 @@ impl Live {
     fn replace(&mut self, new: Config) {
         let c = &self.config;
         if c.host != new.host || c.gpu != new.gpu || c.zfs != new.zfs || c.ollama != new.ollama {
-            collectors::reconfigure(&mut self.collectors, &new, &self.hooks);
+            collectors::reconfigure(&mut self.collectors, new.collectors(), &self.hooks);
         }
         self.config = new;
     }
@@ -143,11 +138,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let clear_screen = show_view && std::io::stderr().is_terminal();
     let watchdog = sd_notify::watchdog_enabled();
 
-    let mut alerting = Alerting::new(&config);
+    let mut alerting = Alerting::new(config.alerting());
     let mut live = Live::new(config);
     let mut tuner = start_tuner(&live.config);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
-    let telemetry = Telemetry::start(&live.config, &snap_rx, alerting.outbox());
+    let telemetry = Telemetry::start(
+        &live.config.export.otlp,
+        live.config.agent.interval,
+        &live.config.agent.status_socket,
+        &snap_rx,
+        alerting.outbox(),
+    );
     let mut ticker = new_ticker(live.config.agent.interval);
     let mut ticks: u64 = 0;
     let mut ready = false;
@@ -158,7 +159,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 ticks += 1;
                 let started = Instant::now();
                 let deadline = live.config.collector_deadline();
-                let mut snapshot = collectors::collect_all(&mut live.collectors, deadline, now_ms()).await;
+                let mut snapshot = collectors::collect_all(&mut live.collectors, deadline, wall_ms()).await;
                 let advice = live.tuner.observe(&snapshot, &live.config.tuner).cloned();
                 if let Some(t) = tuner.as_mut() {
                     // Only a unit systemd watches can be changed: advice-only stays advice.
@@ -199,13 +200,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(150)).await;
                 while reload_rx.try_recv().is_ok() {}
                 if reload(&mut live, path.as_ref(), ev.source, &mut ticker) {
-                    alerting.replace_config(&live.config);
+                    alerting.replace_config(live.config.alerting());
                     if let Some(t) = tuner.as_mut() { t.reconfigure(&live.config.tuner); }
                 }
             }
             _ = sighup.recv() => {
                 if reload(&mut live, path.as_ref(), ReloadSource::Signal, &mut ticker) {
-                    alerting.replace_config(&live.config);
+                    alerting.replace_config(live.config.alerting());
                     if let Some(t) = tuner.as_mut() { t.reconfigure(&live.config.tuner); }
                 }
             }

@@ -8,15 +8,15 @@ mod tuner {
     use std::time::Duration;
     use tokio::time::Instant;
 
-    use hostwarden::actuators::config::{RestartWhen, TunerConfig, TunerMode};
-    use hostwarden::actuators::decision::{Decision, KeyDecision};
-    use hostwarden::actuators::dropin::DropinPath;
-    use hostwarden::actuators::journal::{ActionResult, JOURNAL_NAME, Timings};
-    use hostwarden::actuators::systemd::{SystemdClient, UnitManager};
-    use hostwarden::actuators::tuner::Tuner;
     use hostwarden::config::OllamaConfig;
     use hostwarden::model::{AttrKey, MetricName, MetricPoint, Snapshot};
     use hostwarden::rules::event::Severity;
+    use hostwarden::sys::systemd::{SystemdClient, UnitManager};
+    use hostwarden::tuner::apply::dropin::DropinPath;
+    use hostwarden::tuner::apply::journal::{ActionResult, JOURNAL_NAME, Timings};
+    use hostwarden::tuner::config::{RestartWhen, TunerConfig, TunerMode};
+    use hostwarden::tuner::driver::Tuner;
+    use hostwarden::tuner::policy::decision::{Decision, KeyDecision};
     use hostwarden_tests::skip_unless;
     use hostwarden_tests::standin::standin_bin;
     use hostwarden_tests::systemd_user::{UserManager, missing_prerequisite, process_env};

@@ -3,7 +3,8 @@
 //! the first tick: NotSupported per device, a missing symbol for the whole library.
 
 use std::collections::HashMap;
-use std::path::Path;
+
+use crate::sys::proc::ProcReader;
 
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::{
@@ -91,13 +92,13 @@ pub struct ReaderState {
 
 impl ReaderState {
     /// Names every process from `<proc_root>/<pid>/comm`, reading each PID once while it lives.
-    fn name_processes(&mut self, reading: &mut DeviceReading, proc_root: &Path) {
+    fn name_processes(&mut self, reading: &mut DeviceReading, proc: &ProcReader) {
         let pass = self.pass;
         for p in reading.processes.iter_mut().flatten() {
             let entry = self
                 .names
                 .entry(p.pid)
-                .or_insert_with(|| (process_name(proc_root, p.pid), pass));
+                .or_insert_with(|| (proc.process_name(p.pid), pass));
             entry.1 = pass;
             p.name.clone_from(&entry.0);
         }
@@ -123,7 +124,8 @@ pub struct ReadOutcome {
 /// Per-pass options.
 pub struct ReadOptions<'a> {
     pub processes: bool,
-    pub proc_root: &'a Path,
+    /// `[host] proc_root`, where process names are read.
+    pub proc: &'a ProcReader,
 }
 
 /// Reads every device. Fails only when the device count cannot be read.
@@ -147,7 +149,7 @@ pub fn read_all(
         if let Some(mut reading) =
             read_device(nvml, index, memo, &mut state.missing, opts, &mut out)
         {
-            state.name_processes(&mut reading, opts.proc_root);
+            state.name_processes(&mut reading, opts.proc);
             out.devices.push(reading);
         }
     }
@@ -347,13 +349,6 @@ fn read_fields(
             });
     }
     Ok(())
-}
-
-/// The process's command name from `<proc_root>/<pid>/comm` (at most 15 bytes, so bounded).
-pub fn process_name(proc_root: &Path, pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
-    let name = text.trim_end_matches('\n');
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::api::{Architecture, PsModel};
-use super::process::ProcessUsage;
-use super::unit::UnitStatus;
+use super::process::MainProcess;
+use crate::sys::ollama::{Architecture, PsModel};
+use crate::sys::systemd::UnitStatus;
 
 /// A model in `/api/ps`, with its architecture when `/api/show` gave it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LoadedModel {
+pub struct ModelView {
     pub ps: PsModel,
     pub arch: Option<Architecture>,
 }
@@ -44,9 +44,9 @@ pub struct OllamaView {
     pub problems: Vec<String>,
     pub version: Option<String>,
     /// `/api/ps`; `None` when it did not answer (on v0.32.4+ a model load blocks it).
-    pub models: Option<Vec<LoadedModel>>,
+    pub models: Option<Vec<ModelView>>,
     pub unit: UnitWatch,
-    pub process: Option<ProcessUsage>,
+    pub process: Option<MainProcess>,
     /// When the view was taken.
     #[serde(skip)]
     pub at: Instant,

@@ -391,5 +391,4 @@ async fn drive(
 }
 
 #[cfg(test)]
-#[path = "iostat_tests.rs"]
 mod tests;

@@ -1,18 +1,6 @@
 use super::*;
 
 #[test]
-fn process_name_reads_comm_and_tolerates_a_gone_process() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("42")).unwrap();
-    std::fs::write(dir.path().join("42/comm"), "ollama_llama_se\n").unwrap();
-    assert_eq!(
-        process_name(dir.path(), 42).as_deref(),
-        Some("ollama_llama_se")
-    );
-    assert_eq!(process_name(dir.path(), 43), None);
-}
-
-#[test]
 fn process_names_are_read_once_per_pid_and_forgotten_when_it_leaves() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("42")).unwrap();
@@ -32,7 +20,7 @@ fn process_names_are_read_once_per_pid_and_forgotten_when_it_leaves() {
             ),
             ..DeviceReading::default()
         };
-        state.name_processes(&mut r, dir.path());
+        state.name_processes(&mut r, &ProcReader::new(dir.path()));
         let pass = state.pass;
         state.names.retain(|_, (_, seen)| *seen == pass);
         r.processes
