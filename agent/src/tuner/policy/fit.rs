@@ -17,7 +17,7 @@ pub const PRESSURE_HIGH: f64 = 0.1;
 pub const MIN_CONTEXT: u64 = 2048;
 
 #[allow(clippy::cast_precision_loss)]
-pub fn f(v: u64) -> f64 {
+pub fn to_f64(v: u64) -> f64 {
     v as f64
 }
 
@@ -56,10 +56,10 @@ impl<'a> Facts<'a> {
                 p * 100.0,
                 PRESSURE_HIGH * 100.0
             )),
-            (_, Some(t), Some(a)) if t > 0 && f(a) < f(t) * 0.1 => Some(format!(
+            (_, Some(t), Some(a)) if t > 0 && to_f64(a) < to_f64(t) * 0.1 => Some(format!(
                 "host memory low: {} available of {} (under 10%)",
-                human(f(a)),
-                human(f(t))
+                human(to_f64(a)),
+                human(to_f64(t))
             )),
             _ => None,
         };
@@ -99,7 +99,7 @@ impl<'a> Facts<'a> {
         if self.vram_total == 0 {
             0.0
         } else {
-            f(self.vram_used) / f(self.vram_total)
+            to_f64(self.vram_used) / to_f64(self.vram_total)
         }
     }
 
@@ -109,17 +109,17 @@ impl<'a> Facts<'a> {
             return Some(format!(
                 "{} spills to CPU: {} of {} in VRAM, {} in RAM",
                 m.name,
-                human(f(m.size_vram)),
-                human(f(m.size)),
-                human(f(m.size - m.size_vram))
+                human(to_f64(m.size_vram)),
+                human(to_f64(m.size)),
+                human(to_f64(m.size - m.size_vram))
             ));
         }
         (self.has_gpu() && self.vram_util() > VRAM_HIGH).then(|| {
             format!(
                 "VRAM {:.0}% used ({} of {}), above {:.0}%",
                 self.vram_util() * 100.0,
-                human(f(self.vram_used)),
-                human(f(self.vram_total)),
+                human(to_f64(self.vram_used)),
+                human(to_f64(self.vram_total)),
                 VRAM_HIGH * 100.0
             )
         })
@@ -148,7 +148,7 @@ impl<'a> Facts<'a> {
                 } else {
                     1
                 };
-                floor(kv_bytes_per_token(a, self.current_kv) * f(ctx) * f(slots))
+                floor(kv_bytes_per_token(a, self.current_kv) * to_f64(ctx) * to_f64(slots))
             }
             _ => 0,
         };
@@ -169,123 +169,182 @@ pub struct SlotFit {
     pub fits: bool,
 }
 
-pub fn slots_that_fit(x: &Facts, kv: KvType, mut context: u64) -> Option<SlotFit> {
-    let (multi, single) = x.slotted();
-    if !x.has_gpu()
-        || x.inputs.models.is_empty()
-        || x.inputs.models.iter().any(|m| m.arch.is_none())
-    {
+/// KV bytes per token of `m` at `kv`.
+fn per_token(m: &ModelInput, kv: KvType) -> f64 {
+    m.arch.as_ref().map_or(0.0, |a| kv_bytes_per_token(a, kv))
+}
+
+/// The context `m` really gets: Ollama caps num_ctx at the model's trained context.
+fn trained(m: &ModelInput, context: u64) -> u64 {
+    m.arch.as_ref().map_or(context, |a| {
+        if a.context_length > 0 {
+            context.min(a.context_length)
+        } else {
+            context
+        }
+    })
+}
+
+/// The VRAM left for the KV cache at one context, and what one parallel slot costs.
+struct KvBudget {
+    /// VRAM for slots after weights, compute, margin, other processes and single-slot models.
+    budget: f64,
+    /// KV of the single-slot models (taken off the budget).
+    single_kv: f64,
+    /// KV of one slot across the multi-slot models, weighted for the era's estimate.
+    per_slot: f64,
+}
+
+/// What fits for the models loaded now, at one KV type.
+struct SlotArithmetic<'f, 'a> {
+    facts: &'f Facts<'a>,
+    kv: KvType,
+    multi: Vec<&'a ModelInput>,
+    single: Vec<&'a ModelInput>,
+    weights: u64,
+    compute: u64,
+}
+
+impl SlotArithmetic<'_, '_> {
+    fn budget_at(&self, context: u64) -> KvBudget {
+        let kv_of = |models: &[&ModelInput]| -> f64 {
+            models
+                .iter()
+                .map(|m| per_token(m, self.kv) * to_f64(trained(m, context)))
+                .sum()
+        };
+        let single_kv = kv_of(&self.single);
+        let per_slot = kv_of(&self.multi) * self.facts.era.kv_weight();
+        let fixed = self.weights + self.compute + MARGIN_BYTES + self.facts.vram_other;
+        KvBudget {
+            budget: to_f64(self.facts.vram_total) - to_f64(fixed) - single_kv,
+            single_kv,
+            per_slot,
+        }
+    }
+
+    /// The budget's arithmetic in words.
+    fn budget_reason(&self, b: &KvBudget) -> String {
+        let facts = self.facts;
+        format!(
+            "KV budget {} = VRAM {} - weights {} - compute {} - margin {}{}{}",
+            human(b.budget.max(0.0)),
+            human(to_f64(facts.vram_total)),
+            human(to_f64(self.weights)),
+            human(to_f64(self.compute)),
+            human(to_f64(MARGIN_BYTES)),
+            if facts.vram_other > 0 {
+                format!(
+                    " - {} used by other processes",
+                    human(to_f64(facts.vram_other))
+                )
+            } else {
+                String::new()
+            },
+            if b.single_kv > 0.0 {
+                format!(" - {} for single-slot models", human(b.single_kv))
+            } else {
+                String::new()
+            },
+        )
+    }
+
+    /// What one slot costs, model by model.
+    fn slot_cost_reason(&self, b: &KvBudget, context: u64, slots: u64) -> String {
+        let detail: Vec<String> = self
+            .multi
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {} B/token x {} tokens",
+                    m.name,
+                    per_token(m, self.kv),
+                    trained(m, context)
+                )
+            })
+            .collect();
+        format!(
+            "one slot costs {} of {} KV ({}){}; {} slots fit",
+            human(b.per_slot),
+            self.kv.as_str(),
+            detail.join(" + "),
+            if self.facts.era.kv_weight() > 1.0 {
+                ", counted 1.5x for the legacy graph estimate"
+            } else {
+                ""
+            },
+            slots
+        )
+    }
+
+    /// v0.30+: a model loaded next to another is admitted only if its file + f16 KV for all
+    /// slots + batch surcharge <= 80 % of the VRAM free for it. Returns the slots admitted.
+    fn admitted_next_to_others(
+        &self,
+        context: u64,
+        mut slots: u64,
+        reasons: &mut Vec<String>,
+    ) -> u64 {
+        let facts = self.facts;
+        if facts.era != Era::Fit || facts.inputs.models.len() <= 1 {
+            return slots;
+        }
+        for m in &self.multi {
+            let others: u64 = facts
+                .inputs
+                .models
+                .iter()
+                .filter(|o| o.name != m.name)
+                .map(|o| o.size)
+                .sum();
+            let free = to_f64(facts.vram_total.saturating_sub(others + facts.vram_other));
+            let f16_slot = per_token(m, KvType::F16) * to_f64(trained(m, context));
+            let room = 0.8 * free - to_f64(facts.weights(m)) - to_f64(BATCH_SURCHARGE_BYTES);
+            let admitted = if f16_slot > 0.0 {
+                floor(room / f16_slot)
+            } else {
+                slots
+            };
+            if admitted < slots {
+                reasons.push(format!(
+                    "Ollama >= 0.30 admits {} next to the other models only with {} slots (80% of {} free, f16 KV estimate {} per slot)",
+                    m.name, admitted, human(free), human(f16_slot)
+                ));
+                slots = admitted;
+            }
+        }
+        slots
+    }
+}
+
+/// How many parallel slots of `context` tokens fit at `kv`, halving the context (down to
+/// `MIN_CONTEXT`) until one does; `None` without a GPU or without every model's metadata.
+pub fn slots_that_fit(facts: &Facts, kv: KvType, mut context: u64) -> Option<SlotFit> {
+    let (multi, single) = facts.slotted();
+    let models = &facts.inputs.models;
+    if !facts.has_gpu() || models.is_empty() || models.iter().any(|m| m.arch.is_none()) {
         return None;
     }
-    let per_token = |m: &ModelInput| m.arch.as_ref().map_or(0.0, |a| kv_bytes_per_token(a, kv));
-    // Ollama caps num_ctx at the model's trained context.
-    let trained = |m: &ModelInput, context: u64| {
-        m.arch.as_ref().map_or(context, |a| {
-            if a.context_length > 0 {
-                context.min(a.context_length)
-            } else {
-                context
-            }
-        })
+    let fit = SlotArithmetic {
+        facts,
+        kv,
+        multi,
+        single,
+        weights: models.iter().map(|m| facts.weights(m)).sum(),
+        compute: COMPUTE_BYTES * u64::try_from(models.len()).unwrap_or(1),
     };
-    let weights: u64 = x.inputs.models.iter().map(|m| x.weights(m)).sum();
-    let fixed = weights
-        + COMPUTE_BYTES * u64::try_from(x.inputs.models.len()).unwrap_or(1)
-        + MARGIN_BYTES
-        + x.vram_other;
     loop {
-        let single_kv: f64 = single
-            .iter()
-            .map(|m| per_token(m) * f(trained(m, context)))
-            .sum();
-        let per_slot: f64 = multi
-            .iter()
-            .map(|m| per_token(m) * f(trained(m, context)))
-            .sum::<f64>()
-            * x.era.kv_weight();
-        let budget = f(x.vram_total) - f(fixed) - single_kv;
-        let mut slots = if per_slot > 0.0 {
-            floor(budget / per_slot)
+        let b = fit.budget_at(context);
+        let mut slots = if b.per_slot > 0.0 {
+            floor(b.budget / b.per_slot)
         } else {
             1
         };
-        let mut reasons = vec![format!(
-            "KV budget {} = VRAM {} - weights {} - compute {} - margin {}{}{}",
-            human(budget.max(0.0)),
-            human(f(x.vram_total)),
-            human(f(weights)),
-            human(f(
-                COMPUTE_BYTES * u64::try_from(x.inputs.models.len()).unwrap_or(1)
-            )),
-            human(f(MARGIN_BYTES)),
-            if x.vram_other > 0 {
-                format!(" - {} used by other processes", human(f(x.vram_other)))
-            } else {
-                String::new()
-            },
-            if single_kv > 0.0 {
-                format!(" - {} for single-slot models", human(single_kv))
-            } else {
-                String::new()
-            },
-        )];
-        if per_slot > 0.0 {
-            let detail: Vec<String> = multi
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{} {} B/token x {} tokens",
-                        m.name,
-                        per_token(m),
-                        trained(m, context)
-                    )
-                })
-                .collect();
-            reasons.push(format!(
-                "one slot costs {} of {} KV ({}){}; {} slots fit",
-                human(per_slot),
-                kv.as_str(),
-                detail.join(" + "),
-                if x.era.kv_weight() > 1.0 {
-                    ", counted 1.5x for the legacy graph estimate"
-                } else {
-                    ""
-                },
-                slots
-            ));
+        let mut reasons = vec![fit.budget_reason(&b)];
+        if b.per_slot > 0.0 {
+            reasons.push(fit.slot_cost_reason(&b, context, slots));
         }
-        // v0.30+: a model loaded next to another is admitted only if its file + f16 KV for all
-        // slots + batch surcharge <= 80 % of the VRAM free for it.
-        if x.era == Era::Fit && x.inputs.models.len() > 1 {
-            for m in &multi {
-                let others: u64 = x
-                    .inputs
-                    .models
-                    .iter()
-                    .filter(|o| o.name != m.name)
-                    .map(|o| o.size)
-                    .sum();
-                let free = f(x.vram_total.saturating_sub(others + x.vram_other));
-                let f16_slot = m
-                    .arch
-                    .as_ref()
-                    .map_or(0.0, |a| kv_bytes_per_token(a, KvType::F16))
-                    * f(trained(m, context));
-                let room = 0.8 * free - f(x.weights(m)) - f(BATCH_SURCHARGE_BYTES);
-                let admitted = if f16_slot > 0.0 {
-                    floor(room / f16_slot)
-                } else {
-                    slots
-                };
-                if admitted < slots {
-                    reasons.push(format!(
-                        "Ollama >= 0.30 admits {} next to the other models only with {} slots (80% of {} free, f16 KV estimate {} per slot)",
-                        m.name, admitted, human(free), human(f16_slot)
-                    ));
-                    slots = admitted;
-                }
-            }
-        }
+        slots = fit.admitted_next_to_others(context, slots, &mut reasons);
         if slots >= 1 || context <= MIN_CONTEXT {
             if slots == 0 {
                 reasons.push(format!(

@@ -7,7 +7,7 @@ use super::*;
 use crate::sys::ollama::Architecture;
 use crate::tuner::policy::bounds::{KEYS, limits, parse_keep_alive, valid_value};
 use crate::tuner::policy::inputs::{GpuMemory, ModelInput};
-use crate::tuner::policy::memory::{COMPUTE_BYTES, MIB, Version};
+use crate::tuner::policy::memory::{COMPUTE_BYTES, KvType, MIB, Version};
 
 fn llama31() -> Architecture {
     Architecture {
