@@ -159,7 +159,7 @@ impl GpuCollector {
         for e in events {
             match e {
                 Event::SymbolMissing { field, error } => warn!(
-                    collector = "gpu", metrics = field.metric(), %error,
+                    collector = "gpu", metrics = %field.metric(), %error,
                     "NVML library lacks a function (older driver); these metrics are off."
                 ),
                 Event::DeviceLost { index, uuid } => error!(

@@ -14,6 +14,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
 use super::points::{DeviceReading, DeviceState, GpuProcess, Memory};
+use crate::model::MetricName;
 
 /// One NVML query; the set of queries a device or library cannot answer is kept as a bit mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +37,43 @@ pub enum Field {
 }
 
 impl Field {
-    /// The metric(s) the query feeds, for log lines.
-    pub fn metric(self) -> &'static str {
+    /// The metrics the query feeds (names only in the `MetricName` registry).
+    pub fn metrics(self) -> &'static [MetricName] {
+        use MetricName as M;
         match self {
-            Field::Memory => "hw.gpu.memory.*",
-            Field::Utilization => "hw.gpu.utilization, hw.gpu.memory_controller.utilization",
-            Field::Temperature => "hw.temperature",
-            Field::Slowdown | Field::Shutdown => "hw.temperature.limit",
-            Field::Power => "hw.power",
-            Field::PowerLimit => "hw.gpu.power.limit",
-            Field::Energy => "hw.energy",
-            Field::Throttle => "hw.gpu.throttled",
-            Field::EccCorrected | Field::EccUncorrected => "hw.errors",
-            Field::Fan => "hw.fan.speed_ratio",
-            Field::ClockSm | Field::ClockMem => "hw.gpu.clock.frequency",
-            Field::Processes => "process.gpu.memory.usage",
+            Field::Memory => &[
+                M::HwGpuMemoryUsage,
+                M::HwGpuMemoryLimit,
+                M::HwGpuMemoryFree,
+                M::HwGpuMemoryReserved,
+                M::HwGpuMemoryUtilization,
+            ],
+            Field::Utilization => &[M::HwGpuUtilization, M::HwGpuMemoryControllerUtilization],
+            Field::Temperature => &[M::HwTemperature],
+            Field::Slowdown | Field::Shutdown => &[M::HwTemperatureLimit],
+            Field::Power => &[M::HwPower],
+            Field::PowerLimit => &[M::HwGpuPowerLimit],
+            Field::Energy => &[M::HwEnergy],
+            Field::Throttle => &[M::HwGpuThrottled],
+            Field::EccCorrected | Field::EccUncorrected => &[M::HwErrors],
+            Field::Fan => &[M::HwFanSpeedRatio],
+            Field::ClockSm | Field::ClockMem => &[M::HwGpuClockFrequency],
+            Field::Processes => &[M::ProcessGpuMemoryUsage],
         }
+    }
+
+    /// The metrics for log lines and problems: one or two by name, a family as `prefix.*`.
+    pub fn metric(self) -> String {
+        let names: Vec<&str> = self.metrics().iter().map(|m| m.as_str()).collect();
+        if names.len() > 2
+            && let Some((prefix, _)) = names[0].rsplit_once('.')
+            && names
+                .iter()
+                .all(|n| n.rsplit_once('.').is_some_and(|(p, _)| p == prefix))
+        {
+            return format!("{prefix}.*");
+        }
+        names.join(", ")
     }
 }
 

@@ -8,7 +8,7 @@
 
 mod config;
 pub mod process;
-pub mod view;
+pub mod published;
 
 pub use config::OllamaConfig;
 
@@ -25,7 +25,7 @@ use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
 use crate::sys::ollama::{self as api, Api, Architecture, PsModel};
 use crate::sys::proc::ProcReader;
 use crate::sys::systemd::UnitManager;
-pub use view::{ModelView, OllamaView, OllamaViewCell, UnitWatch};
+pub use published::{ModelView, OllamaView, OllamaViewCell, UnitWatch};
 
 /// What the runtime hands the collector: where to publish its view, and the systemd client
 /// when there is one.

@@ -51,3 +51,14 @@ fn field_sets_remember_members() {
     assert!(s.contains(Field::Energy) && s.contains(Field::Processes));
     assert!(!s.contains(Field::Fan));
 }
+
+#[test]
+fn fields_name_their_metrics_from_the_registry() {
+    assert_eq!(Field::Memory.metric(), "hw.gpu.memory.*");
+    assert_eq!(
+        Field::Utilization.metric(),
+        "hw.gpu.utilization, hw.gpu.memory_controller.utilization"
+    );
+    assert_eq!(Field::Shutdown.metric(), "hw.temperature.limit");
+    assert_eq!(Field::Processes.metric(), "process.gpu.memory.usage");
+}
