@@ -202,6 +202,20 @@ impl HostCollector {
             Err(e) => problems.push(e),
         }
 
+        self.pressure_points(&mut points, &mut problems);
+
+        if points.is_empty() {
+            return Err(CollectError::new(problems.join("; ")));
+        }
+        Ok(Sample {
+            points,
+            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
+        })
+    }
+
+    /// Pressure stall information (some and full, memory/cpu/io); a kernel without PSI is one
+    /// problem, not three.
+    fn pressure_points(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let mut psi_missing = 0;
         for (file, avg10, avg60, total) in PSI {
             match self.read(file) {
@@ -221,18 +235,10 @@ impl HostCollector {
         }
         if psi_missing == PSI.len() {
             problems.push(format!(
-                "{}/pressure is not readable: kernel without PSI (CONFIG_PSI, or booted with psi=0)",
-                self.proc.root().display()
-            ));
+            "{}/pressure is not readable: kernel without PSI (CONFIG_PSI, or booted with psi=0)",
+            self.proc.root().display()
+        ));
         }
-
-        if points.is_empty() {
-            return Err(CollectError::new(problems.join("; ")));
-        }
-        Ok(Sample {
-            points,
-            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
-        })
     }
 
     fn cpu_points(&self, stat: &CpuStat, points: &mut Vec<MetricPoint>) {

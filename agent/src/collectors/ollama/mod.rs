@@ -129,6 +129,51 @@ impl OllamaCollector {
         holds.then(|| version.clone())
     }
 
+    /// Version (cached while the server's PID holds), loaded models and their architectures.
+    async fn read_api(
+        &mut self,
+        api: &Api,
+        pid: Option<u32>,
+        view: &mut OllamaView,
+        problems: &mut Vec<String>,
+    ) {
+        let cached = self.cached_version(pid);
+        let (version, ps) = match cached {
+            Some(v) => (Ok(v), api.ps().await),
+            None => {
+                let (version, ps) = tokio::join!(api.version(), api.ps());
+                if let Ok(v) = &version {
+                    self.version_cache = Some((pid, Instant::now(), v.clone()));
+                }
+                (version, ps)
+            }
+        };
+        match version {
+            Ok(v) => view.version = Some(v),
+            Err(e) => problems.push(e.to_string()),
+        }
+        match ps {
+            Ok(models) => {
+                self.architectures(api, &models, problems).await;
+                view.models = Some(
+                    models
+                        .into_iter()
+                        .map(|ps| ModelView {
+                            arch: self.arch_cache.get(&ps.digest).cloned(),
+                            ps,
+                        })
+                        .collect(),
+                );
+            }
+            Err(e @ api::ApiError::Timeout { .. }) => {
+                problems.push(format!(
+                    "{e} (Ollama ≥ 0.32.4 holds it during a model load)"
+                ));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+
     /// `/api/show` for every loaded model whose digest is not cached yet, concurrently.
     async fn architectures(&mut self, api: &Api, models: &[PsModel], problems: &mut Vec<String>) {
         let missing: Vec<&PsModel> = models
@@ -187,43 +232,7 @@ impl Collector for OllamaCollector {
                 self.version_cache = None;
                 problems.push(e.to_string());
             }
-            Ok(_) => {
-                let cached = self.cached_version(pid);
-                let (version, ps) = match cached {
-                    Some(v) => (Ok(v), api.ps().await),
-                    None => {
-                        let (version, ps) = tokio::join!(api.version(), api.ps());
-                        if let Ok(v) = &version {
-                            self.version_cache = Some((pid, Instant::now(), v.clone()));
-                        }
-                        (version, ps)
-                    }
-                };
-                match version {
-                    Ok(v) => view.version = Some(v),
-                    Err(e) => problems.push(e.to_string()),
-                }
-                match ps {
-                    Ok(models) => {
-                        self.architectures(&api, &models, &mut problems).await;
-                        view.models = Some(
-                            models
-                                .into_iter()
-                                .map(|ps| ModelView {
-                                    arch: self.arch_cache.get(&ps.digest).cloned(),
-                                    ps,
-                                })
-                                .collect(),
-                        );
-                    }
-                    Err(e @ api::ApiError::Timeout { .. }) => {
-                        problems.push(format!(
-                            "{e} (Ollama ≥ 0.32.4 holds it during a model load)"
-                        ));
-                    }
-                    Err(e) => problems.push(e.to_string()),
-                }
-            }
+            Ok(_) => self.read_api(&api, pid, &mut view, &mut problems).await,
         }
         match process {
             Some(Ok(usage)) => view.process = Some(usage),

@@ -55,6 +55,27 @@ fn ago(ms: i64) -> String {
         .to_string()
 }
 
+/// Busy by the machine's counters, before the API is asked: the GPU or Ollama's CPU.
+fn machine_busy(gpu_utilization: Option<f64>, ollama_cpu_cores: Option<f64>) -> Option<String> {
+    if let Some(u) = gpu_utilization
+        && u >= GPU_BUSY
+    {
+        return Some(format!(
+            "GPU {:.0}% busy (idle below {:.0}%)",
+            u * 100.0,
+            GPU_BUSY * 100.0
+        ));
+    }
+    if let Some(c) = ollama_cpu_cores
+        && c >= CPU_BUSY
+    {
+        return Some(format!(
+            "Ollama uses {c:.2} CPU cores (idle below {CPU_BUSY:.2})"
+        ));
+    }
+    None
+}
+
 /// Judges idleness from the last two polls and the machine's counters. Returns the verdict and
 /// the reason in words, both sides of it.
 pub fn judge_idle(
@@ -63,25 +84,8 @@ pub fn judge_idle(
     gpu_utilization: Option<f64>,
     ollama_cpu_cores: Option<f64>,
 ) -> (bool, String) {
-    if let Some(u) = gpu_utilization
-        && u >= GPU_BUSY
-    {
-        return (
-            false,
-            format!(
-                "GPU {:.0}% busy (idle below {:.0}%)",
-                u * 100.0,
-                GPU_BUSY * 100.0
-            ),
-        );
-    }
-    if let Some(c) = ollama_cpu_cores
-        && c >= CPU_BUSY
-    {
-        return (
-            false,
-            format!("Ollama uses {c:.2} CPU cores (idle below {CPU_BUSY:.2})"),
-        );
+    if let Some(busy) = machine_busy(gpu_utilization, ollama_cpu_cores) {
+        return (false, busy);
     }
     let Some(cur) = cur else {
         return (false, "no /api/ps poll yet".to_owned());
