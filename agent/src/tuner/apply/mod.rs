@@ -3,6 +3,7 @@
 //! a critical alert. Also the reconcile run at start for an apply the agent died in.
 
 pub mod dropin;
+mod error;
 pub mod journal;
 mod reconcile;
 
@@ -19,6 +20,7 @@ use crate::sys::proc::ProcReader;
 use crate::sys::systemd::UnitManager;
 use crate::sys::time::{millis_f64 as ms, wall_ms};
 use dropin::{DropinPath, Env};
+pub use error::ApplyError;
 use journal::{ActionResult, Entry, Event, Journal, Timings};
 
 /// Pause between two verification rounds while the service starts.
@@ -76,7 +78,7 @@ impl Applier {
 
     /// Checks until `verify_timeout`: the unit is active, its Environment holds `want`, and
     /// Ollama answers `HEAD /`. Fails at once when the unit lands in `failed`.
-    pub(super) async fn verify(&self, want: &Env) -> Result<Verified, String> {
+    pub(super) async fn verify(&self, want: &Env) -> Result<Verified, ApplyError> {
         let started = Instant::now();
         let deadline = started + self.verify_timeout;
         loop {
@@ -85,10 +87,11 @@ impl Applier {
             match self.mgr.unit_status(&self.unit).await {
                 Err(e) => last = e.to_string(),
                 Ok(s) if s.active_state == "failed" => {
-                    return Err(format!(
-                        "{} failed to start ({}, exit status {})",
-                        self.unit, s.sub_state, s.exec_main_status
-                    ));
+                    return Err(ApplyError::UnitFailed {
+                        unit: self.unit.clone(),
+                        sub_state: s.sub_state,
+                        exit_status: s.exec_main_status,
+                    });
                 }
                 Ok(s) if !s.is_active() => {
                     last = format!("{} is {} ({})", self.unit, s.active_state, s.sub_state);
@@ -118,10 +121,10 @@ impl Applier {
                 }
             }
             if Instant::now() + VERIFY_POLL >= deadline {
-                return Err(format!(
-                    "not verified within {}: {last}",
-                    humantime::format_duration(self.verify_timeout)
-                ));
+                return Err(ApplyError::NotVerified {
+                    within: self.verify_timeout,
+                    last,
+                });
             }
             tokio::time::sleep(VERIFY_POLL).await;
         }
@@ -150,21 +153,17 @@ impl Applier {
     }
 
     /// Reload, restart and wait for the job; the job's result must be `done`.
-    async fn reload_restart(&self, t: &mut Timings) -> Result<(), String> {
+    async fn reload_restart(&self, t: &mut Timings) -> Result<(), ApplyError> {
         let r = Instant::now();
-        self.mgr.daemon_reload().await.map_err(|e| e.to_string())?;
+        self.mgr.daemon_reload().await?;
         t.reload_ms += ms(r.elapsed());
-        let job = self
-            .mgr
-            .restart(&self.unit, self.verify_timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let job = self.mgr.restart(&self.unit, self.verify_timeout).await?;
         t.job_ms += ms(job.took);
         if job.result != "done" {
-            return Err(format!(
-                "restart job of {} ended {:?}",
-                self.unit, job.result
-            ));
+            return Err(ApplyError::JobFailed {
+                unit: self.unit.clone(),
+                result: job.result,
+            });
         }
         Ok(())
     }
@@ -187,15 +186,15 @@ impl Applier {
         });
         let attempt = async {
             let w = Instant::now();
-            let body = dropin::render(&after).map_err(|e| e.to_string())?;
+            let body = dropin::render(&after)?;
             let running = self.running_has(&after).await;
-            self.dropin.write(&body).map_err(|e| e.to_string())?;
+            self.dropin.write(&body)?;
             t.write_ms = ms(w.elapsed());
             if running {
                 // The process already runs with exactly these values: record them in the
                 // drop-in, but a restart would only unload models.
                 let r = Instant::now();
-                self.mgr.daemon_reload().await.map_err(|e| e.to_string())?;
+                self.mgr.daemon_reload().await?;
                 t.reload_ms = ms(r.elapsed());
             } else {
                 restarts_ms.push(wall_ms());
@@ -248,11 +247,11 @@ impl Applier {
         &self,
         previous: Option<&str>,
         before: &Env,
-        failure: &str,
+        failure: &ApplyError,
         t: &mut Timings,
     ) -> (ActionResult, String, Env) {
         let outcome = async {
-            self.dropin.restore(previous).map_err(|e| e.to_string())?;
+            self.dropin.restore(previous)?;
             self.reload_restart(t).await?;
             self.verify(before).await
         };

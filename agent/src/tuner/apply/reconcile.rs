@@ -6,7 +6,7 @@ use tracing::{info, warn};
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::dropin;
 use crate::tuner::apply::journal::{ActionResult, Entry, Event, Timings};
-use crate::tuner::apply::{Applier, ApplyReport, show};
+use crate::tuner::apply::{Applier, ApplyError, ApplyReport, show};
 
 impl Applier {
     /// Finishes an apply the journal shows as started but not finished: if the drop-in on disk
@@ -62,9 +62,13 @@ impl Applier {
             ));
         }
         let mut t = Timings::default();
-        let failure = "the agent stopped in the middle of this apply".to_owned();
         let (result, detail, in_force) = self
-            .roll_back(previous_dropin.as_deref(), before, &failure, &mut t)
+            .roll_back(
+                previous_dropin.as_deref(),
+                before,
+                &ApplyError::Interrupted,
+                &mut t,
+            )
             .await;
         let alert = self.alert(after, &detail);
         Some(self.finish(
