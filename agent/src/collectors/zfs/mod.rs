@@ -25,7 +25,8 @@ pub mod metrics;
 pub mod parse;
 #[cfg(feature = "zfs")]
 pub mod status;
-#[cfg(all(test, feature = "zfs"))]
+#[cfg(test)]
+#[cfg(feature = "zfs")]
 mod tests;
 
 #[cfg(feature = "zfs")]
