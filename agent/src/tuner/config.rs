@@ -22,7 +22,7 @@ pub enum TunerMode {
 pub enum RestartWhen {
     Idle,
     Now,
-    Window,
+    RestartWindow,
 }
 
 /// Pin a key to a value, or bound what the policy may choose.
@@ -93,7 +93,7 @@ impl TunerConfig {
         if self.verify_timeout.is_zero() {
             errors.push(FieldError::new("verify_timeout", "must be longer than 0s"));
         }
-        if let Err(e) = crate::tuner::gate::Window::parse(&self.window) {
+        if let Err(e) = crate::tuner::gate::RestartWindow::parse(&self.window) {
             errors.push(FieldError::new("window", e));
         }
         if self.bus.trim().is_empty() {

@@ -26,7 +26,7 @@ use crate::tuner::apply::journal::{self, ActionResult, Entry, Event, Journal};
 use crate::tuner::apply::{Applier, ApplyReport, show};
 use crate::tuner::config::{TunerConfig, TunerMode};
 use crate::tuner::gate::idle::PsObservation;
-use crate::tuner::gate::{Gate, HostFingerprint, Window};
+use crate::tuner::gate::{Gate, HostFingerprint, RestartWindow};
 use crate::tuner::policy::decision::Decision;
 
 /// Deadline of the idle check's `/api/ps` poll.
@@ -49,7 +49,7 @@ struct Counts {
 
 pub struct Tuner {
     cfg: TunerConfig,
-    window: Option<Window>,
+    window: Option<RestartWindow>,
     applier: Arc<Applier>,
     gate: Gate,
     /// What our drop-in holds (adopted at start, then what the last apply left in force).
@@ -110,7 +110,7 @@ impl Tuner {
         });
         let mut t = Tuner {
             cfg: tuner.clone(),
-            window: Window::parse(&tuner.window).ok(),
+            window: RestartWindow::parse(&tuner.window).ok(),
             applier,
             gate: Gate::default(),
             current: Env::new(),
@@ -143,7 +143,7 @@ impl Tuner {
 
     /// Takes the config of a reload (the journal and gate memory stay).
     pub fn reconfigure(&mut self, tuner: &TunerConfig) {
-        self.window = Window::parse(&tuner.window).ok();
+        self.window = RestartWindow::parse(&tuner.window).ok();
         self.cfg = tuner.clone();
     }
 
@@ -273,7 +273,7 @@ impl Tuner {
         }
         let cpu = self.ollama_cpu(now_ms, snap);
         if let (Some(d), None) = (decision, &self.task) {
-            self.decide(now_ms, snap, d, &host, cpu);
+            self.gate_and_apply(now_ms, snap, d, &host, cpu);
         }
         self.points()
     }

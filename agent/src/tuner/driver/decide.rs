@@ -19,7 +19,7 @@ use crate::tuner::policy::decision::Decision;
 impl Tuner {
     /// Runs the gate on the policy's decision, journals the decision when it changed, and
     /// starts an apply when the gate says go.
-    pub(super) fn decide(
+    pub(super) fn gate_and_apply(
         &mut self,
         now_ms: u64,
         snap: &Snapshot,

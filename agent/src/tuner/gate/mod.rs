@@ -19,13 +19,13 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// A restart window in local time, `HH:MM-HH:MM`; it may wrap midnight (`22:00-02:00`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
+pub struct RestartWindow {
     start: u16,
     end: u16,
 }
 
-impl Window {
-    pub fn parse(s: &str) -> Result<Window, String> {
+impl RestartWindow {
+    pub fn parse(s: &str) -> Result<RestartWindow, String> {
         let minute = |t: &str| -> Option<u16> {
             let (h, m) = t.trim().split_once(':')?;
             let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
@@ -37,7 +37,7 @@ impl Window {
         if start == end {
             return Err(format!("{s:?} is an empty window"));
         }
-        Ok(Window { start, end })
+        Ok(RestartWindow { start, end })
     }
 
     /// Whether `minute` (minutes after local midnight) falls inside; the end is exclusive.
@@ -121,7 +121,7 @@ impl Gate {
     pub fn evaluate(
         &mut self,
         cfg: &TunerConfig,
-        window: Option<Window>,
+        window: Option<RestartWindow>,
         i: &GateInput,
     ) -> Verdict {
         let now = i.now_ms;
@@ -176,7 +176,7 @@ impl Gate {
         }
         match cfg.restart_when {
             RestartWhen::Now => Verdict::Go("restart_when = now".to_owned()),
-            RestartWhen::Window => match window {
+            RestartWhen::RestartWindow => match window {
                 Some(w) if w.contains(i.local_minute) => {
                     Verdict::Go(format!("inside the restart window {}", cfg.window))
                 }

@@ -43,7 +43,7 @@ fn input<'a>(
 #[case("22:00-02:00", 2 * 60, false)]
 #[case("22:00-02:00", 12 * 60, false)]
 fn window_may_wrap_midnight(#[case] w: &str, #[case] minute: u16, #[case] inside: bool) {
-    assert_eq!(Window::parse(w).unwrap().contains(minute), inside);
+    assert_eq!(RestartWindow::parse(w).unwrap().contains(minute), inside);
 }
 
 #[rstest]
@@ -52,7 +52,7 @@ fn window_may_wrap_midnight(#[case] w: &str, #[case] minute: u16, #[case] inside
 #[case("03:00-03:00")]
 #[case("03:60-04:00")]
 fn bad_windows_are_rejected(#[case] w: &str) {
-    assert!(Window::parse(w).is_err());
+    assert!(RestartWindow::parse(w).is_err());
 }
 
 #[test]
@@ -187,8 +187,8 @@ fn restart_when_idle_and_window() {
         Verdict::Wait("waiting for idle: GPU 80% busy".to_owned())
     );
     let mut g = Gate::default();
-    let c = cfg(RestartWhen::Window);
-    let w = Window::parse(&c.window).ok();
+    let c = cfg(RestartWhen::RestartWindow);
+    let w = RestartWindow::parse(&c.window).ok();
     g.evaluate(&c, w, &input(0, &want, &cur, &h));
     let mut at = input(10 * MIN, &want, &cur, &h);
     assert!(matches!(g.evaluate(&c, w, &at), Verdict::Wait(r) if r.contains("outside")));
