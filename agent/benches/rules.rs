@@ -3,9 +3,9 @@
 //! Run: `cargo bench -p hostwarden --bench rules`.
 
 use hostwarden::config::RuleConfig;
+use hostwarden::config::default_rules;
 use hostwarden::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
 use hostwarden::rules::Engine;
-use hostwarden::rules::defaults::default_rules;
 use tokio::time::Instant;
 
 fn snapshot(cpus: u32) -> Snapshot {

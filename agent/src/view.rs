@@ -59,110 +59,130 @@ pub fn render_summary(s: &Snapshot) -> String {
     out
 }
 
+/// The one-line summary of a collector: one view function per collector.
 fn key_values(s: &Snapshot, id: CollectorId) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    match id {
-        CollectorId::Host => {
-            let cpus = value(s, MetricName::SystemCpuLogicalCount, &[]).unwrap_or(0.0);
-            let cpu = s
-                .points_named(MetricName::SystemCpuUtilization)
-                .find(|p| p.attributes.is_empty())
-                .map_or_else(
-                    || "n/a (first sample)".to_owned(),
-                    |p| pct(p.value.as_f64()),
-                );
-            parts.push(format!("cpu {cpu} of {cpus:.0}"));
-            if let (Some(a), Some(b), Some(c)) = (
-                value(s, MetricName::SystemCpuLoadAverage1m, &[]),
-                value(s, MetricName::SystemCpuLoadAverage5m, &[]),
-                value(s, MetricName::SystemCpuLoadAverage15m, &[]),
-            ) {
-                parts.push(format!("load {a:.2} {b:.2} {c:.2}"));
-            }
-            if let (Some(used), Some(limit)) = (
-                value(
-                    s,
-                    MetricName::SystemMemoryUsage,
-                    &[(AttrKey::SystemMemoryState, "used")],
-                ),
-                value(s, MetricName::SystemMemoryLimit, &[]),
-            ) {
-                parts.push(format!("mem {} / {}", bytes(used), bytes(limit)));
-            }
-            if let Some(full) = value(
-                s,
-                MetricName::SystemMemoryLinuxPressureAvg10,
-                &[(AttrKey::PressureStallType, "full")],
-            ) {
-                parts.push(format!("mem-psi {}", pct(full)));
-            }
-        }
-        CollectorId::Gpu => {
-            for p in s.points_named(MetricName::HwGpuMemoryUsage) {
-                let Some(id) = p.attributes.get(AttrKey::HwId) else {
-                    continue;
-                };
-                let id = id.as_text();
-                let limit = value(s, MetricName::HwGpuMemoryLimit, &[(AttrKey::HwId, &id)]);
-                let temp = value(s, MetricName::HwTemperature, &[(AttrKey::HwId, &id)]);
-                let mut gpu = format!("{}: vram {}", short(&id), bytes(p.value.as_f64()));
-                if let Some(l) = limit {
-                    gpu.push_str(&format!("/{}", bytes(l)));
-                }
-                if let Some(t) = temp {
-                    gpu.push_str(&format!(" {t:.0}°C"));
-                }
-                parts.push(gpu);
-            }
-        }
-        CollectorId::Zfs => {
-            for p in s.points_named(MetricName::ZfsPoolUtilization) {
-                let Some(name) = p.attributes.get(AttrKey::ZfsPoolName) else {
-                    continue;
-                };
-                let name = name.as_text();
-                let health = s
-                    .points_named(MetricName::ZfsPoolHealth)
-                    .find(|h| {
-                        h.value.as_f64() >= 1.0
-                            && h.attributes.get(AttrKey::ZfsPoolName).map(|v| v.as_text())
-                                == Some(name.clone())
-                    })
-                    .and_then(|h| h.attributes.get(AttrKey::ZfsPoolHealthState))
-                    .map(|v| v.as_text())
-                    .unwrap_or_default();
-                parts.push(format!("{name} {} {health}", pct(p.value.as_f64())));
-            }
-        }
-        CollectorId::Ollama => {
-            if let Some(up) = value(s, MetricName::OllamaUp, &[]) {
-                parts.push(if up >= 1.0 {
-                    "up".to_owned()
-                } else {
-                    "DOWN".to_owned()
-                });
-            }
-            if let Some(n) = value(s, MetricName::OllamaModelsLoaded, &[]) {
-                parts.push(format!("{n:.0} model(s) loaded"));
-            }
-            if let Some(secs) = value(s, MetricName::OllamaProbeDuration, &[]) {
-                parts.push(format!("probe {:.0} ms", secs * 1000.0));
-            }
-            let spill: f64 = s
-                .points_named(MetricName::OllamaModelMemoryUsage)
-                .filter(|p| {
-                    p.attributes
-                        .get(AttrKey::OllamaMemoryLocation)
-                        .is_some_and(|l| l.as_text() == "ram")
-                })
-                .map(|p| p.value.as_f64())
-                .sum();
-            if spill > 0.0 {
-                parts.push(format!("CPU SPILL {}", bytes(spill)));
-            }
-        }
-    }
+    let parts = match id {
+        CollectorId::Host => host_values(s),
+        CollectorId::Gpu => gpu_values(s),
+        CollectorId::Zfs => zfs_values(s),
+        CollectorId::Ollama => ollama_values(s),
+    };
     parts.join("  ")
+}
+
+/// CPU, load, memory and memory pressure.
+fn host_values(s: &Snapshot) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let cpus = value(s, MetricName::SystemCpuLogicalCount, &[]).unwrap_or(0.0);
+    let cpu = s
+        .points_named(MetricName::SystemCpuUtilization)
+        .find(|p| p.attributes.is_empty())
+        .map_or_else(
+            || "n/a (first sample)".to_owned(),
+            |p| pct(p.value.as_f64()),
+        );
+    parts.push(format!("cpu {cpu} of {cpus:.0}"));
+    if let (Some(a), Some(b), Some(c)) = (
+        value(s, MetricName::SystemCpuLoadAverage1m, &[]),
+        value(s, MetricName::SystemCpuLoadAverage5m, &[]),
+        value(s, MetricName::SystemCpuLoadAverage15m, &[]),
+    ) {
+        parts.push(format!("load {a:.2} {b:.2} {c:.2}"));
+    }
+    if let (Some(used), Some(limit)) = (
+        value(
+            s,
+            MetricName::SystemMemoryUsage,
+            &[(AttrKey::SystemMemoryState, "used")],
+        ),
+        value(s, MetricName::SystemMemoryLimit, &[]),
+    ) {
+        parts.push(format!("mem {} / {}", bytes(used), bytes(limit)));
+    }
+    if let Some(full) = value(
+        s,
+        MetricName::SystemMemoryLinuxPressureAvg10,
+        &[(AttrKey::PressureStallType, "full")],
+    ) {
+        parts.push(format!("mem-psi {}", pct(full)));
+    }
+    parts
+}
+
+/// VRAM and temperature per GPU.
+fn gpu_values(s: &Snapshot) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for p in s.points_named(MetricName::HwGpuMemoryUsage) {
+        let Some(id) = p.attributes.get(AttrKey::HwId) else {
+            continue;
+        };
+        let id = id.as_text();
+        let limit = value(s, MetricName::HwGpuMemoryLimit, &[(AttrKey::HwId, &id)]);
+        let temp = value(s, MetricName::HwTemperature, &[(AttrKey::HwId, &id)]);
+        let mut gpu = format!("{}: vram {}", short(&id), bytes(p.value.as_f64()));
+        if let Some(l) = limit {
+            gpu.push_str(&format!("/{}", bytes(l)));
+        }
+        if let Some(t) = temp {
+            gpu.push_str(&format!(" {t:.0}°C"));
+        }
+        parts.push(gpu);
+    }
+    parts
+}
+
+/// Fill and health per pool.
+fn zfs_values(s: &Snapshot) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for p in s.points_named(MetricName::ZfsPoolUtilization) {
+        let Some(name) = p.attributes.get(AttrKey::ZfsPoolName) else {
+            continue;
+        };
+        let name = name.as_text();
+        let health = s
+            .points_named(MetricName::ZfsPoolHealth)
+            .find(|h| {
+                h.value.as_f64() >= 1.0
+                    && h.attributes.get(AttrKey::ZfsPoolName).map(|v| v.as_text())
+                        == Some(name.clone())
+            })
+            .and_then(|h| h.attributes.get(AttrKey::ZfsPoolHealthState))
+            .map(|v| v.as_text())
+            .unwrap_or_default();
+        parts.push(format!("{name} {} {health}", pct(p.value.as_f64())));
+    }
+    parts
+}
+
+/// Up or down, models loaded, probe time, spill to CPU.
+fn ollama_values(s: &Snapshot) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(up) = value(s, MetricName::OllamaUp, &[]) {
+        parts.push(if up >= 1.0 {
+            "up".to_owned()
+        } else {
+            "DOWN".to_owned()
+        });
+    }
+    if let Some(n) = value(s, MetricName::OllamaModelsLoaded, &[]) {
+        parts.push(format!("{n:.0} model(s) loaded"));
+    }
+    if let Some(secs) = value(s, MetricName::OllamaProbeDuration, &[]) {
+        parts.push(format!("probe {:.0} ms", secs * 1000.0));
+    }
+    let spill: f64 = s
+        .points_named(MetricName::OllamaModelMemoryUsage)
+        .filter(|p| {
+            p.attributes
+                .get(AttrKey::OllamaMemoryLocation)
+                .is_some_and(|l| l.as_text() == "ram")
+        })
+        .map(|p| p.value.as_f64())
+        .sum();
+    if spill > 0.0 {
+        parts.push(format!("CPU SPILL {}", bytes(spill)));
+    }
+    parts
 }
 
 fn short(uuid: &str) -> &str {

@@ -6,15 +6,16 @@
 //! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
 //! has no `full` record); meminfo goes through `procfs`.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod config;
+
+pub use config::HostConfig;
 
 use async_trait::async_trait;
 use procfs::{FromBufRead, Meminfo};
 
 use super::{CollectError, Collector, Sample};
-use crate::config::HostConfig;
 use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
+use crate::sys::proc::ProcReader;
 
 /// Busy and total jiffies of one CPU line of /proc/stat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +128,7 @@ pub fn parse_oom_kills(vmstat: &str) -> Option<u64> {
 }
 
 pub struct HostCollector {
-    root: PathBuf,
+    proc: ProcReader,
     per_cpu: bool,
     buf: Vec<u8>,
     prev: Option<CpuStat>,
@@ -136,7 +137,7 @@ pub struct HostCollector {
 impl HostCollector {
     pub fn new(config: &HostConfig) -> Self {
         HostCollector {
-            root: config.proc_root.clone(),
+            proc: ProcReader::new(&config.proc_root),
             per_cpu: config.per_cpu,
             buf: Vec::with_capacity(16 * 1024),
             prev: None,
@@ -144,8 +145,7 @@ impl HostCollector {
     }
 
     fn read(&mut self, rel: &str) -> Result<&str, String> {
-        let path = self.root.join(rel);
-        read_into(&path, &mut self.buf)
+        self.proc.read_into(rel, &mut self.buf)
     }
 
     /// Reads everything synchronously: these are small pseudo-files that the kernel renders in
@@ -168,9 +168,10 @@ impl HostCollector {
             .map(|t| Meminfo::from_buf_read(t.as_bytes()))
         {
             Ok(Ok(m)) => memory_points(&m, &mut points),
-            Ok(Err(e)) => {
-                problems.push(format!("cannot parse {}/meminfo: {e}", self.root.display()))
-            }
+            Ok(Err(e)) => problems.push(format!(
+                "cannot parse {}/meminfo: {e}",
+                self.proc.root().display()
+            )),
             Err(e) => problems.push(e),
         }
 
@@ -184,7 +185,10 @@ impl HostCollector {
                     points.push(MetricPoint::new(name, Attrs::new(), v));
                 }
             }
-            Ok(None) => problems.push(format!("cannot parse {}/loadavg", self.root.display())),
+            Ok(None) => problems.push(format!(
+                "cannot parse {}/loadavg",
+                self.proc.root().display()
+            )),
             Err(e) => problems.push(e),
         }
 
@@ -198,6 +202,20 @@ impl HostCollector {
             Err(e) => problems.push(e),
         }
 
+        self.pressure_points(&mut points, &mut problems);
+
+        if points.is_empty() {
+            return Err(CollectError::new(problems.join("; ")));
+        }
+        Ok(Sample {
+            points,
+            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
+        })
+    }
+
+    /// Pressure stall information (some and full, memory/cpu/io); a kernel without PSI is one
+    /// problem, not three.
+    fn pressure_points(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let mut psi_missing = 0;
         for (file, avg10, avg60, total) in PSI {
             match self.read(file) {
@@ -217,18 +235,10 @@ impl HostCollector {
         }
         if psi_missing == PSI.len() {
             problems.push(format!(
-                "{}/pressure is not readable: kernel without PSI (CONFIG_PSI, or booted with psi=0)",
-                self.root.display()
-            ));
+            "{}/pressure is not readable: kernel without PSI (CONFIG_PSI, or booted with psi=0)",
+            self.proc.root().display()
+        ));
         }
-
-        if points.is_empty() {
-            return Err(CollectError::new(problems.join("; ")));
-        }
-        Ok(Sample {
-            points,
-            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
-        })
     }
 
     fn cpu_points(&self, stat: &CpuStat, points: &mut Vec<MetricPoint>) {
@@ -338,23 +348,6 @@ fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
     }
 }
 
-/// Reads a whole file into `buf` (reused across ticks) and returns it as text.
-fn read_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
-    buf.clear();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(buf))
-        .map_err(|e| format!("failed to read {}: {}", path.display(), io_reason(&e)))?;
-    std::str::from_utf8(buf).map_err(|_| format!("{} is not UTF-8", path.display()))
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "not found".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => e.to_string(),
-    }
-}
-
 #[async_trait]
 impl Collector for HostCollector {
     fn id(&self) -> CollectorId {
@@ -365,13 +358,13 @@ impl Collector for HostCollector {
         self.collect_now()
     }
 
-    fn reconfigure(&mut self, config: &crate::config::Config) -> bool {
+    fn reconfigure(&mut self, config: super::CollectorsConfig<'_>) -> bool {
         if !config.host.enabled {
             return false;
         }
-        if config.host.proc_root != self.root {
+        if config.host.proc_root != self.proc.root() {
             // Counters from another tree cannot be subtracted from these.
-            self.root = config.host.proc_root.clone();
+            self.proc = ProcReader::new(&config.host.proc_root);
             self.prev = None;
         }
         self.per_cpu = config.host.per_cpu;

@@ -4,7 +4,6 @@
 pub mod gpu;
 pub mod host;
 pub mod ollama;
-#[cfg(feature = "zfs")]
 pub mod zfs;
 
 use std::time::Duration;
@@ -13,7 +12,6 @@ use async_trait::async_trait;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use crate::config::Config;
 use crate::model::{CollectorId, CollectorStatus, Health, MetricPoint, Snapshot};
 
 /// What a collector read this tick.
@@ -53,7 +51,7 @@ pub trait Collector: Send {
 
     /// Takes a reloaded config in place, keeping what it learned (CPU counters, an open NVML
     /// handle, a running child). Returns false when it cannot, and the runtime rebuilds it.
-    fn reconfigure(&mut self, _config: &Config) -> bool {
+    fn reconfigure(&mut self, _config: CollectorsConfig<'_>) -> bool {
         false
     }
 }
@@ -79,7 +77,11 @@ impl Collector for Disabled {
 
 /// Applies a reloaded config: each collector is reconfigured in place where it can be, and
 /// rebuilt from the config otherwise (a disabled one becomes `Disabled` and back).
-pub fn reconfigure(list: &mut [Box<dyn Collector>], config: &Config, hooks: &ollama::OllamaHooks) {
+pub fn reconfigure(
+    list: &mut [Box<dyn Collector>],
+    config: CollectorsConfig<'_>,
+    hooks: &ollama::OllamaHooks,
+) {
     for c in list.iter_mut() {
         if !c.reconfigure(config) {
             *c = build(c.id(), config, hooks);
@@ -95,20 +97,37 @@ pub const ALL: [CollectorId; 4] = [
     CollectorId::Ollama,
 ];
 
+/// The sections of the config the collectors read; the config composes it
+/// (`Config::collectors()`).
+#[derive(Debug, Clone, Copy)]
+pub struct CollectorsConfig<'a> {
+    pub host: &'a host::HostConfig,
+    pub gpu: &'a gpu::GpuConfig,
+    pub zfs: &'a zfs::ZfsConfig,
+    pub ollama: &'a ollama::OllamaConfig,
+}
+
 /// The one visible list of collectors.
-pub fn from_config(config: &Config) -> Vec<Box<dyn Collector>> {
+pub fn from_config(config: CollectorsConfig<'_>) -> Vec<Box<dyn Collector>> {
     from_config_with(config, &ollama::OllamaHooks::default())
 }
 
 /// `from_config`, with the hooks the runtime gives the Ollama collector (where it publishes its
 /// view for the tuner, and the systemd client).
-pub fn from_config_with(config: &Config, hooks: &ollama::OllamaHooks) -> Vec<Box<dyn Collector>> {
+pub fn from_config_with(
+    config: CollectorsConfig<'_>,
+    hooks: &ollama::OllamaHooks,
+) -> Vec<Box<dyn Collector>> {
     ALL.iter().map(|id| build(*id, config, hooks)).collect()
 }
 
 /// Builds one collector. Constructors do no I/O: libraries are loaded and children started on
 /// the first collection, under the collector's deadline.
-fn build(id: CollectorId, config: &Config, hooks: &ollama::OllamaHooks) -> Box<dyn Collector> {
+fn build(
+    id: CollectorId,
+    config: CollectorsConfig<'_>,
+    hooks: &ollama::OllamaHooks,
+) -> Box<dyn Collector> {
     let enabled = match id {
         CollectorId::Host => config.host.enabled,
         CollectorId::Gpu => config.gpu.enabled,
@@ -119,29 +138,29 @@ fn build(id: CollectorId, config: &Config, hooks: &ollama::OllamaHooks) -> Box<d
         return Box::new(Disabled { id });
     }
     match id {
-        CollectorId::Host => Box::new(host::HostCollector::new(&config.host)),
+        CollectorId::Host => Box::new(host::HostCollector::new(config.host)),
         CollectorId::Gpu => Box::new(gpu::GpuCollector::new(
-            &config.gpu,
+            config.gpu,
             config.host.proc_root.clone(),
         )),
-        CollectorId::Zfs => zfs_collector(&config.zfs),
+        CollectorId::Zfs => zfs_collector(config.zfs),
         CollectorId::Ollama => Box::new(ollama::OllamaCollector::new(
-            &config.ollama,
-            config.host.proc_root.clone(),
+            config.ollama,
+            crate::sys::proc::ProcReader::new(&config.host.proc_root),
             hooks.clone(),
         )),
     }
 }
 
 #[cfg(feature = "zfs")]
-fn zfs_collector(config: &crate::config::ZfsConfig) -> Box<dyn Collector> {
+fn zfs_collector(config: &zfs::ZfsConfig) -> Box<dyn Collector> {
     Box::new(zfs::ZfsCollector::new(config))
 }
 
 /// Built without the `zfs` feature: the collector stays in the list and says why it reads
 /// nothing.
 #[cfg(not(feature = "zfs"))]
-fn zfs_collector(_config: &crate::config::ZfsConfig) -> Box<dyn Collector> {
+fn zfs_collector(_config: &zfs::ZfsConfig) -> Box<dyn Collector> {
     struct NotBuilt;
     #[async_trait]
     impl Collector for NotBuilt {

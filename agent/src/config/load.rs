@@ -6,23 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::{Config, DEFAULT_PATH};
 
-/// A problem with one field, before it is located in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path with indices, e.g. `rules[2].warning`.
-    pub path: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
 /// One located problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::FieldError;
+use crate::fields::FieldError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
@@ -36,13 +36,14 @@ pub struct OtlpConfig {
 }
 
 impl OtlpConfig {
+    /// Checks relative to `[export.otlp]`.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
         if let Some(e) = &self.endpoint
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
             errors.push(FieldError::new(
-                "export.otlp.endpoint",
+                "endpoint",
                 format!("\"{e}\" is not an http:// or https:// URL"),
             ));
         }
@@ -50,10 +51,7 @@ impl OtlpConfig {
             .interval
             .is_some_and(|i| i < Duration::from_millis(100))
         {
-            errors.push(FieldError::new(
-                "export.otlp.interval",
-                "must be at least 100ms",
-            ));
+            errors.push(FieldError::new("interval", "must be at least 100ms"));
         }
         errors
     }

@@ -2,30 +2,7 @@
 //! consumer (OTLP, `once --format json`, status, rules) sees the same numbers.
 
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
-
-/// The agent's own CPU time and resident memory.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProcessUsage {
-    pub cpu_seconds: f64,
-    pub rss_bytes: u64,
-}
-
-impl ProcessUsage {
-    /// Reads /proc/self; `None` (and no point) when /proc is unreadable.
-    pub fn read() -> Option<Self> {
-        let me = procfs::process::Process::myself().ok()?;
-        let stat = me.stat().ok()?;
-        let ticks = procfs::ticks_per_second().max(1);
-        // Tick counts stay far below 2^53.
-        #[allow(clippy::cast_precision_loss)]
-        let cpu_seconds = (stat.utime + stat.stime) as f64 / ticks as f64;
-        let rss_bytes = me.status().ok()?.vmrss? * 1024;
-        Some(ProcessUsage {
-            cpu_seconds,
-            rss_bytes,
-        })
-    }
-}
+use crate::sys::proc::ProcessUsage;
 
 /// Counters kept by the exporters. (The outbox metrics are appended by the rules' `Alerting`,
 /// which owns the outbox.)
@@ -114,7 +91,9 @@ mod tests {
 
     #[test]
     fn our_own_usage_is_readable() {
-        let u = ProcessUsage::read().expect("/proc/self is readable in tests");
+        let u = crate::sys::proc::ProcReader::own()
+            .own_usage()
+            .expect("/proc/self is readable in tests");
         assert!(u.rss_bytes > 0);
     }
 }

@@ -8,15 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
+use super::config::OtlpConfig;
 use super::logs::{SharedOutbox, lock};
 use super::otlp::Otlp;
 use super::resource::HostFacts;
-use super::selfmetrics::{self, ProcessUsage, SelfCounters};
+use super::selfmetrics::{self, SelfCounters};
 use super::settings;
-use crate::config::Config;
 use crate::model::Snapshot;
 use crate::status::server::StatusServer;
 use crate::status::{ExportReport, StatusReport};
+use crate::sys::proc::ProcReader;
 
 pub struct Telemetry {
     otlp: Option<Otlp>,
@@ -29,14 +30,17 @@ pub struct Telemetry {
 impl Telemetry {
     /// Starts export (if configured) and the status socket. Failures are logged, never fatal:
     /// the agent keeps collecting, judging and showing its view without them.
+    /// `interval` is `[agent] interval` (the default export interval); `status_socket` is
+    /// `[agent] status_socket`.
     pub fn start(
-        config: &Config,
+        otlp: &OtlpConfig,
+        interval: std::time::Duration,
+        status_socket: &std::path::Path,
         snapshots: &watch::Receiver<Arc<Snapshot>>,
         outbox: SharedOutbox,
     ) -> Self {
         let env = settings::process_env();
-        let (export, warnings) =
-            settings::resolve(&config.export.otlp, &env, config.agent.interval);
+        let (export, warnings) = settings::resolve(otlp, &env, interval);
         for w in warnings {
             warn!(variable = %w.var, "{w}");
         }
@@ -61,7 +65,7 @@ impl Telemetry {
             None
         };
         let (reports, reports_rx) = watch::channel(Arc::new(StatusReport::default()));
-        let path = &config.agent.status_socket;
+        let path = status_socket;
         let status = match StatusServer::start(path, reports_rx) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -94,7 +98,7 @@ impl Telemetry {
         let counters = SelfCounters {
             export_failures: e.failures,
         };
-        selfmetrics::append(snapshot, counters, ProcessUsage::read());
+        selfmetrics::append(snapshot, counters, ProcReader::own().own_usage());
     }
 
     /// The status report for a snapshot; the rules engine and the tuner add their parts before

@@ -3,20 +3,20 @@
 //! The OTLP log exporter drains the outbox (`outbox()`).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use super::config::RuleConfig;
 use super::engine::{Engine, EngineState};
 use super::event::{AlertEvent, AlertState, Severity};
 use super::outbox::{Outbox, SavedOutbox};
 use super::persist;
 use super::rule::ActiveAlert;
 use super::summary::series_name;
-use crate::config::Config;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
 
 /// Rule state file, inside `[agent] state_dir`.
@@ -26,6 +26,17 @@ pub const OUTBOX_FILE: &str = "outbox.json";
 
 /// Baselines change every tick; they are saved at most this often (transitions at once).
 const SAVE_EVERY: Duration = Duration::from_secs(30);
+
+/// What alerting is built from: the rules, and where its state and outbox live (the config
+/// composes it from `[[rules]]` and `[agent]`).
+#[derive(Debug, Clone, Copy)]
+pub struct AlertingConfig<'a> {
+    pub rules: &'a [RuleConfig],
+    /// `[agent] state_dir`.
+    pub state_dir: &'a Path,
+    /// `[agent] outbox_capacity`.
+    pub outbox_capacity: usize,
+}
 
 pub struct Alerting {
     engine: Engine,
@@ -40,9 +51,9 @@ pub struct Alerting {
 impl Alerting {
     /// Builds the engine from `config` and restores saved state and outbox from the state
     /// directory. A missing file is a fresh start; an unreadable one is logged and ignored.
-    pub fn new(config: &Config) -> Self {
-        let state_dir = config.agent.state_dir.clone();
-        let mut engine = Engine::new(&config.rules);
+    pub fn new(config: AlertingConfig<'_>) -> Self {
+        let state_dir = config.state_dir.to_owned();
+        let mut engine = Engine::new(config.rules);
         let state_path = state_dir.join(STATE_FILE);
         match persist::load::<EngineState>(&state_path) {
             Ok(Some(saved)) => {
@@ -63,7 +74,7 @@ impl Alerting {
         if !saved.events.is_empty() {
             info!(path = %outbox_path.display(), events = saved.events.len(), "Outbox restored.");
         }
-        let outbox = Outbox::from_saved(config.agent.outbox_capacity, saved);
+        let outbox = Outbox::from_saved(config.outbox_capacity, saved);
         if let Some(id) = outbox.last_id() {
             engine.ensure_next_id_after(id);
         }
@@ -93,11 +104,10 @@ impl Alerting {
     }
 
     /// A reloaded config: rules (unchanged ones keep their state), outbox bound, state dir.
-    pub fn replace_config(&mut self, config: &Config) {
-        self.engine.replace_rules(&config.rules);
-        self.lock_outbox()
-            .set_capacity(config.agent.outbox_capacity);
-        self.state_dir.clone_from(&config.agent.state_dir);
+    pub fn replace_config(&mut self, config: AlertingConfig<'_>) {
+        self.engine.replace_rules(config.rules);
+        self.lock_outbox().set_capacity(config.outbox_capacity);
+        config.state_dir.clone_into(&mut self.state_dir);
         self.quiet_announced.clear();
         self.save_state();
     }

@@ -4,7 +4,6 @@
 pub mod alerting;
 pub mod baseline;
 pub mod config;
-pub mod defaults;
 pub mod engine;
 pub mod event;
 pub mod matcher;
@@ -16,6 +15,6 @@ pub mod summary;
 pub mod validate;
 pub mod window;
 
-pub use alerting::Alerting;
+pub use alerting::{Alerting, AlertingConfig};
 pub use engine::Engine;
 pub use rule::ActiveAlert;

@@ -3,11 +3,12 @@
 //! old file or the new one, never half of one.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::sys::fs::write_atomic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -59,32 +60,10 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
         path: path.to_owned(),
         source,
     })?;
-    write_atomic(path, &bytes).map_err(|source| StateError::Write {
+    write_atomic(path, &bytes).map_err(|e| StateError::Write {
         path: path.to_owned(),
-        source,
+        source: e.source,
     })
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // Best effort: a leftover temporary file is harmless but untidy.
-        if let Err(e) = fs::remove_file(&tmp) {
-            tracing::debug!(path = %tmp.display(), error = %e, "Temporary state file not removed.");
-        }
-    }
-    result
 }
 
 #[cfg(test)]

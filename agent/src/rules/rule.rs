@@ -12,6 +12,7 @@ use super::matcher::{Matcher, all_match};
 use super::state::{Phase, Reading, SeriesState, Timing, Transition};
 use super::window::Window;
 use crate::model::{Attrs, MetricName, MetricPoint, Snapshot};
+use crate::sys::time::millis;
 
 /// A series is named by its attributes, as exported text (stable across restarts).
 pub type SeriesKey = BTreeMap<String, String>;
@@ -59,10 +60,6 @@ pub struct RuleRuntime {
     pub quiet: bool,
 }
 
-fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl RuleRuntime {
     pub fn new(config: RuleConfig) -> Self {
         let metric = MetricName::from_name(&config.metric);
@@ -89,8 +86,8 @@ impl RuleRuntime {
 
     fn timing(&self) -> Timing {
         Timing {
-            for_ms: ms(self.config.for_),
-            keep_firing_ms: ms(self.config.keep_firing_for),
+            for_ms: millis(self.config.for_),
+            keep_firing_ms: millis(self.config.keep_firing_for),
         }
     }
 
@@ -181,7 +178,7 @@ impl RuleRuntime {
         let cfg = &self.config;
         let value = match &cfg.over {
             Some(over) => {
-                s.window.push(t, raw, ms(over.window));
+                s.window.push(t, raw, millis(over.window));
                 s.window.aggregate(over.func)?
             }
             None => raw,

@@ -1,11 +1,11 @@
-//! `check-config` for rules: every error carries the path of the exact field
-//! (`rules[N].field`); the config loader prefixes the rule's name (`rule "gpu_hot": ...`) and
-//! turns the path into FILE:LINE:COL.
+//! `check-config` for rules: every error carries the path of the exact field, relative to the
+//! list (`[N].field`; the config composes `rules[N].field`); the config loader prefixes the
+//! rule's name (`rule "gpu_hot": ...`) and turns the path into FILE:LINE:COL.
 
 use std::collections::{BTreeMap, HashSet};
 
 use super::config::RuleConfig;
-use crate::config::FieldError;
+use crate::fields::FieldError;
 use crate::model::{AttrKey, MetricName};
 
 /// Checks every rule.
@@ -14,7 +14,7 @@ pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
     let mut names = HashSet::new();
     for (i, r) in rules.iter().enumerate() {
         let mut err = |field: &str, msg: String| {
-            errors.push(FieldError::new(format!("rules[{i}].{field}"), msg));
+            errors.push(FieldError::new(format!("[{i}].{field}"), msg));
         };
         if !names.insert(r.name.as_str()) {
             err("name", format!("duplicate rule name \"{}\"", r.name));

@@ -25,24 +25,9 @@ pub enum StatusError {
     },
 }
 
-/// `hostwarden status`: the socket is `--socket`, else the config's `agent.status_socket`.
-/// Returns the text to print.
-pub fn run(
-    socket: Option<PathBuf>,
-    config: Option<&Path>,
-    format: crate::cli::Format,
-) -> Result<String, String> {
-    let path = match socket {
-        Some(p) => p,
-        None => {
-            crate::config::load_or_default(config)
-                .map_err(|e| e.to_string())?
-                .0
-                .agent
-                .status_socket
-        }
-    };
-    let report = fetch(&path).map_err(|e| e.to_string())?;
+/// `hostwarden status` on the socket at `path`. Returns the text to print.
+pub fn run(path: &Path, format: crate::cli::Format) -> Result<String, String> {
+    let report = fetch(path).map_err(|e| e.to_string())?;
     match format {
         crate::cli::Format::Table => Ok(render_table(&report)),
         crate::cli::Format::Json => serde_json::to_string_pretty(&report)

@@ -11,12 +11,13 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::backoff::Backoff;
+use super::config::GpuConfig;
 use super::load::{self, Loaded};
 use super::points::device_points;
 use super::read::{Event, ReadOptions, ReadOutcome, ReaderState, read_all};
 use crate::collectors::{CollectError, Collector, Sample};
-use crate::config::GpuConfig;
 use crate::model::CollectorId;
+use crate::sys::proc::ProcReader;
 
 /// What a blocking job produced.
 enum JobOutput {
@@ -42,7 +43,7 @@ enum Availability {
 
 pub struct GpuCollector {
     candidates: Vec<PathBuf>,
-    proc_root: PathBuf,
+    proc: ProcReader,
     processes: bool,
     backoff: Backoff,
     nvml: Option<Arc<Nvml>>,
@@ -58,7 +59,7 @@ impl GpuCollector {
     pub fn new(config: &GpuConfig, proc_root: PathBuf) -> Self {
         GpuCollector {
             candidates: load::candidates(config.nvml_library.as_deref()),
-            proc_root,
+            proc: ProcReader::new(proc_root),
             processes: config.processes,
             backoff: Backoff::new(config.retry_min, config.retry_max),
             nvml: None,
@@ -158,7 +159,7 @@ impl GpuCollector {
         for e in events {
             match e {
                 Event::SymbolMissing { field, error } => warn!(
-                    collector = "gpu", metrics = field.metric(), %error,
+                    collector = "gpu", metrics = %field.metric(), %error,
                     "NVML library lacks a function (older driver); these metrics are off."
                 ),
                 Event::DeviceLost { index, uuid } => error!(
@@ -182,14 +183,14 @@ impl Collector for GpuCollector {
         self.settle_previous_job().await?;
         let nvml = self.ensure_loaded().await?;
         let state = Arc::clone(&self.state);
-        let proc_root = self.proc_root.clone();
+        let proc = self.proc.clone();
         let processes = self.processes;
         let output = self
             .run_job(move || {
                 let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
                 let opts = ReadOptions {
                     processes,
-                    proc_root: &proc_root,
+                    proc: &proc,
                 };
                 JobOutput::Read(read_all(&nvml, &mut state, &opts))
             })

@@ -7,6 +7,7 @@
 mod backoff;
 #[cfg(feature = "nvml")]
 mod collector;
+mod config;
 #[cfg(feature = "nvml")]
 mod load;
 #[cfg(feature = "nvml")]
@@ -18,6 +19,7 @@ mod stub;
 
 #[cfg(feature = "nvml")]
 pub use collector::GpuCollector;
+pub use config::GpuConfig;
 #[cfg(feature = "nvml")]
 pub use points::THROTTLE_REASONS;
 #[cfg(not(feature = "nvml"))]

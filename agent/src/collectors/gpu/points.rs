@@ -137,105 +137,148 @@ pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
     if state == DeviceState::Failed {
         return;
     }
-    let mut push = |name: MetricName, attrs: Attrs, value: crate::model::Value| {
-        out.push(MetricPoint::new(name, attrs, value));
-    };
-    if let Some(m) = d.memory {
-        push(MetricName::HwGpuMemoryUsage, base.clone(), m.used.into());
-        push(MetricName::HwGpuMemoryLimit, base.clone(), m.total.into());
-        push(MetricName::HwGpuMemoryFree, base.clone(), m.free.into());
-        push(
-            MetricName::HwGpuMemoryReserved,
-            base.clone(),
-            m.reserved.into(),
-        );
-        if let Some(u) = memory_utilization(&m) {
-            push(MetricName::HwGpuMemoryUtilization, base.clone(), u.into());
+    let mut points = DevicePoints { base, out };
+    points.memory(d);
+    points.thermal(d);
+    points.power(d);
+    points.errors_fan_clocks(d);
+    points.processes(d);
+}
+
+/// Appends one device's points, each with the device's attributes.
+struct DevicePoints<'o> {
+    base: Attrs,
+    out: &'o mut Vec<MetricPoint>,
+}
+
+impl DevicePoints<'_> {
+    fn push(&mut self, name: MetricName, attrs: Attrs, value: crate::model::Value) {
+        self.out.push(MetricPoint::new(name, attrs, value));
+    }
+
+    /// The device's attributes and one more.
+    fn with(&self, key: AttrKey, value: &str) -> Attrs {
+        self.base.clone().with(key, value)
+    }
+
+    /// Memory and utilisation.
+    fn memory(&mut self, d: &DeviceReading) {
+        let base = self.base.clone();
+        if let Some(m) = d.memory {
+            self.push(MetricName::HwGpuMemoryUsage, base.clone(), m.used.into());
+            self.push(MetricName::HwGpuMemoryLimit, base.clone(), m.total.into());
+            self.push(MetricName::HwGpuMemoryFree, base.clone(), m.free.into());
+            self.push(
+                MetricName::HwGpuMemoryReserved,
+                base.clone(),
+                m.reserved.into(),
+            );
+            if let Some(u) = memory_utilization(&m) {
+                self.push(MetricName::HwGpuMemoryUtilization, base.clone(), u.into());
+            }
         }
-    }
-    if let Some((gpu, mem)) = d.utilization {
-        let general = base.clone().with(AttrKey::HwGpuTask, "general");
-        push(
-            MetricName::HwGpuUtilization,
-            general,
-            percent_to_ratio(gpu).into(),
-        );
-        push(
-            MetricName::HwGpuMemoryControllerUtilization,
-            base.clone(),
-            percent_to_ratio(mem).into(),
-        );
-    }
-    let sensor = || base.clone().with(AttrKey::HwSensorLocation, "gpu");
-    if let Some(t) = d.temperature_c {
-        push(MetricName::HwTemperature, sensor(), t.into());
-    }
-    for (limit, kind) in [
-        (d.slowdown_c, "high.degraded"),
-        (d.shutdown_c, "high.critical"),
-    ] {
-        if let Some(t) = limit {
-            let attrs = sensor().with(AttrKey::HwLimitType, kind);
-            push(MetricName::HwTemperatureLimit, attrs, t.into());
-        }
-    }
-    if let Some(mw) = d.power_mw {
-        push(MetricName::HwPower, base.clone(), mw_to_w(mw).into());
-    }
-    if let Some(mw) = d.power_limit_mw {
-        push(
-            MetricName::HwGpuPowerLimit,
-            base.clone(),
-            mw_to_w(mw).into(),
-        );
-    }
-    if let Some(mj) = d.energy_mj {
-        push(MetricName::HwEnergy, base.clone(), mj_to_j(mj).into());
-    }
-    for (count, kind) in [
-        (d.ecc_corrected, "corrected"),
-        (d.ecc_uncorrected, "uncorrected"),
-    ] {
-        if let Some(n) = count {
-            let attrs = base.clone().with(AttrKey::ErrorType, kind);
-            push(MetricName::HwErrors, attrs, n.into());
-        }
-    }
-    if let Some(pct) = d.fan_percent {
-        push(
-            MetricName::HwFanSpeedRatio,
-            base.clone(),
-            percent_to_ratio(pct).into(),
-        );
-    }
-    for (mhz, clock) in [(d.clock_sm_mhz, "sm"), (d.clock_mem_mhz, "memory")] {
-        if let Some(mhz) = mhz {
-            let attrs = base.clone().with(AttrKey::HwGpuClock, clock);
-            push(
-                MetricName::HwGpuClockFrequency,
-                attrs,
-                mhz_to_hz(mhz).into(),
+        if let Some((gpu, mem)) = d.utilization {
+            let general = self.with(AttrKey::HwGpuTask, "general");
+            self.push(
+                MetricName::HwGpuUtilization,
+                general,
+                percent_to_ratio(gpu).into(),
+            );
+            self.push(
+                MetricName::HwGpuMemoryControllerUtilization,
+                base,
+                percent_to_ratio(mem).into(),
             );
         }
     }
-    if let Some(bits) = d.throttle_bits {
-        for (reason, on) in throttle_flags(bits) {
-            let attrs = base.clone().with(AttrKey::HwGpuThrottleReason, reason);
-            push(MetricName::HwGpuThrottled, attrs, on.into());
+
+    /// Temperature and its limits.
+    fn thermal(&mut self, d: &DeviceReading) {
+        let sensor = self.with(AttrKey::HwSensorLocation, "gpu");
+        if let Some(t) = d.temperature_c {
+            self.push(MetricName::HwTemperature, sensor.clone(), t.into());
+        }
+        for (limit, kind) in [
+            (d.slowdown_c, "high.degraded"),
+            (d.shutdown_c, "high.critical"),
+        ] {
+            if let Some(t) = limit {
+                let attrs = sensor.clone().with(AttrKey::HwLimitType, kind);
+                self.push(MetricName::HwTemperatureLimit, attrs, t.into());
+            }
         }
     }
-    for p in d.processes.iter().flatten() {
-        let mut attrs = Attrs::new()
-            .with(AttrKey::HwId, d.uuid.as_str())
-            .with(AttrKey::ProcessPid, p.pid);
-        if let Some(name) = &p.name {
-            attrs.set(AttrKey::ProcessExecutableName, name.as_str());
+
+    /// Power, its limit, and energy.
+    fn power(&mut self, d: &DeviceReading) {
+        let base = self.base.clone();
+        if let Some(mw) = d.power_mw {
+            self.push(MetricName::HwPower, base.clone(), mw_to_w(mw).into());
         }
-        push(
-            MetricName::ProcessGpuMemoryUsage,
-            attrs,
-            p.used_bytes.into(),
-        );
+        if let Some(mw) = d.power_limit_mw {
+            self.push(
+                MetricName::HwGpuPowerLimit,
+                base.clone(),
+                mw_to_w(mw).into(),
+            );
+        }
+        if let Some(mj) = d.energy_mj {
+            self.push(MetricName::HwEnergy, base, mj_to_j(mj).into());
+        }
+    }
+
+    /// ECC errors, fan, clocks and throttle reasons.
+    fn errors_fan_clocks(&mut self, d: &DeviceReading) {
+        for (count, kind) in [
+            (d.ecc_corrected, "corrected"),
+            (d.ecc_uncorrected, "uncorrected"),
+        ] {
+            if let Some(n) = count {
+                let attrs = self.with(AttrKey::ErrorType, kind);
+                self.push(MetricName::HwErrors, attrs, n.into());
+            }
+        }
+        if let Some(pct) = d.fan_percent {
+            let base = self.base.clone();
+            self.push(
+                MetricName::HwFanSpeedRatio,
+                base,
+                percent_to_ratio(pct).into(),
+            );
+        }
+        for (mhz, clock) in [(d.clock_sm_mhz, "sm"), (d.clock_mem_mhz, "memory")] {
+            if let Some(mhz) = mhz {
+                let attrs = self.with(AttrKey::HwGpuClock, clock);
+                self.push(
+                    MetricName::HwGpuClockFrequency,
+                    attrs,
+                    mhz_to_hz(mhz).into(),
+                );
+            }
+        }
+        if let Some(bits) = d.throttle_bits {
+            for (reason, on) in throttle_flags(bits) {
+                let attrs = self.with(AttrKey::HwGpuThrottleReason, reason);
+                self.push(MetricName::HwGpuThrottled, attrs, on.into());
+            }
+        }
+    }
+
+    /// Memory per process, with `hw.id`, the PID and the executable name.
+    fn processes(&mut self, d: &DeviceReading) {
+        for p in d.processes.iter().flatten() {
+            let mut attrs = Attrs::new()
+                .with(AttrKey::HwId, d.uuid.as_str())
+                .with(AttrKey::ProcessPid, p.pid);
+            if let Some(name) = &p.name {
+                attrs.set(AttrKey::ProcessExecutableName, name.as_str());
+            }
+            self.push(
+                MetricName::ProcessGpuMemoryUsage,
+                attrs,
+                p.used_bytes.into(),
+            );
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! the first tick: NotSupported per device, a missing symbol for the whole library.
 
 use std::collections::HashMap;
-use std::path::Path;
+
+use crate::sys::proc::ProcReader;
 
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::{
@@ -13,6 +14,7 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
 use super::points::{DeviceReading, DeviceState, GpuProcess, Memory};
+use crate::model::MetricName;
 
 /// One NVML query; the set of queries a device or library cannot answer is kept as a bit mask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,22 +37,43 @@ pub enum Field {
 }
 
 impl Field {
-    /// The metric(s) the query feeds, for log lines.
-    pub fn metric(self) -> &'static str {
+    /// The metrics the query feeds (names only in the `MetricName` registry).
+    pub fn metrics(self) -> &'static [MetricName] {
+        use MetricName as M;
         match self {
-            Field::Memory => "hw.gpu.memory.*",
-            Field::Utilization => "hw.gpu.utilization, hw.gpu.memory_controller.utilization",
-            Field::Temperature => "hw.temperature",
-            Field::Slowdown | Field::Shutdown => "hw.temperature.limit",
-            Field::Power => "hw.power",
-            Field::PowerLimit => "hw.gpu.power.limit",
-            Field::Energy => "hw.energy",
-            Field::Throttle => "hw.gpu.throttled",
-            Field::EccCorrected | Field::EccUncorrected => "hw.errors",
-            Field::Fan => "hw.fan.speed_ratio",
-            Field::ClockSm | Field::ClockMem => "hw.gpu.clock.frequency",
-            Field::Processes => "process.gpu.memory.usage",
+            Field::Memory => &[
+                M::HwGpuMemoryUsage,
+                M::HwGpuMemoryLimit,
+                M::HwGpuMemoryFree,
+                M::HwGpuMemoryReserved,
+                M::HwGpuMemoryUtilization,
+            ],
+            Field::Utilization => &[M::HwGpuUtilization, M::HwGpuMemoryControllerUtilization],
+            Field::Temperature => &[M::HwTemperature],
+            Field::Slowdown | Field::Shutdown => &[M::HwTemperatureLimit],
+            Field::Power => &[M::HwPower],
+            Field::PowerLimit => &[M::HwGpuPowerLimit],
+            Field::Energy => &[M::HwEnergy],
+            Field::Throttle => &[M::HwGpuThrottled],
+            Field::EccCorrected | Field::EccUncorrected => &[M::HwErrors],
+            Field::Fan => &[M::HwFanSpeedRatio],
+            Field::ClockSm | Field::ClockMem => &[M::HwGpuClockFrequency],
+            Field::Processes => &[M::ProcessGpuMemoryUsage],
         }
+    }
+
+    /// The metrics for log lines and problems: one or two by name, a family as `prefix.*`.
+    pub fn metric(self) -> String {
+        let names: Vec<&str> = self.metrics().iter().map(|m| m.as_str()).collect();
+        if names.len() > 2
+            && let Some((prefix, _)) = names[0].rsplit_once('.')
+            && names
+                .iter()
+                .all(|n| n.rsplit_once('.').is_some_and(|(p, _)| p == prefix))
+        {
+            return format!("{prefix}.*");
+        }
+        names.join(", ")
     }
 }
 
@@ -91,13 +114,13 @@ pub struct ReaderState {
 
 impl ReaderState {
     /// Names every process from `<proc_root>/<pid>/comm`, reading each PID once while it lives.
-    fn name_processes(&mut self, reading: &mut DeviceReading, proc_root: &Path) {
+    fn name_processes(&mut self, reading: &mut DeviceReading, proc: &ProcReader) {
         let pass = self.pass;
         for p in reading.processes.iter_mut().flatten() {
             let entry = self
                 .names
                 .entry(p.pid)
-                .or_insert_with(|| (process_name(proc_root, p.pid), pass));
+                .or_insert_with(|| (proc.process_name(p.pid), pass));
             entry.1 = pass;
             p.name.clone_from(&entry.0);
         }
@@ -123,7 +146,8 @@ pub struct ReadOutcome {
 /// Per-pass options.
 pub struct ReadOptions<'a> {
     pub processes: bool,
-    pub proc_root: &'a Path,
+    /// `[host] proc_root`, where process names are read.
+    pub proc: &'a ProcReader,
 }
 
 /// Reads every device. Fails only when the device count cannot be read.
@@ -147,7 +171,7 @@ pub fn read_all(
         if let Some(mut reading) =
             read_device(nvml, index, memo, &mut state.missing, opts, &mut out)
         {
-            state.name_processes(&mut reading, opts.proc_root);
+            state.name_processes(&mut reading, opts.proc);
             out.devices.push(reading);
         }
     }
@@ -347,13 +371,6 @@ fn read_fields(
             });
     }
     Ok(())
-}
-
-/// The process's command name from `<proc_root>/<pid>/comm` (at most 15 bytes, so bounded).
-pub fn process_name(proc_root: &Path, pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
-    let name = text.trim_end_matches('\n');
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 #[cfg(test)]

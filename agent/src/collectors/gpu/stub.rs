@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+use super::config::GpuConfig;
 use crate::collectors::{CollectError, Collector, Sample};
-use crate::config::GpuConfig;
 use crate::model::CollectorId;
 
 pub struct GpuCollector;

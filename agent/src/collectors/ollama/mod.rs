@@ -1,17 +1,18 @@
-//! Ollama: its HTTP API (liveness, version, loaded models and their architecture), its systemd
-//! unit through the `UnitStatusSource` seam, and its main process from procfs.
+//! Ollama: its HTTP API (liveness, version, loaded models and their architecture) through
+//! `sys::ollama`, its systemd unit through `sys::systemd`, and its main process through
+//! `sys::proc`.
 //!
 //! When nothing answers, the collector still reports `ollama.up = 0` (health degraded, with the
 //! reason) rather than failing: a failed collector exports no points, and the `ollama_down` rule
 //! needs the 0 to fire.
 
-pub mod api;
+mod config;
 pub mod process;
-pub mod unit;
-pub mod view;
+pub mod published;
+
+pub use config::OllamaConfig;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,18 +20,19 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::{CollectError, Collector, Sample};
-use crate::config::OllamaConfig;
+
 use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
-use api::{Api, Architecture, PsModel};
-pub use unit::{UnitStatus, UnitStatusSource};
-pub use view::{LoadedModel, OllamaView, OllamaViewCell, UnitWatch};
+use crate::sys::ollama::{self as api, Api, Architecture, PsModel};
+use crate::sys::proc::ProcReader;
+use crate::sys::systemd::UnitManager;
+pub use published::{ModelView, OllamaView, OllamaViewCell, UnitWatch};
 
 /// What the runtime hands the collector: where to publish its view, and the systemd client
 /// when there is one.
 #[derive(Clone, Default)]
 pub struct OllamaHooks {
     pub view: OllamaViewCell,
-    pub unit_source: Option<Arc<dyn UnitStatusSource>>,
+    pub unit_source: Option<Arc<dyn UnitManager>>,
 }
 
 pub const NO_SYSTEMD: &str = "unit not watched (no systemd): advice-only";
@@ -38,7 +40,7 @@ pub const NO_SYSTEMD: &str = "unit not watched (no systemd): advice-only";
 pub struct OllamaCollector {
     config: OllamaConfig,
     api: Result<Api, api::ApiError>,
-    proc_root: PathBuf,
+    proc: ProcReader,
     hooks: OllamaHooks,
     /// `/api/show` results by model digest: a model's architecture never changes.
     arch_cache: HashMap<String, Architecture>,
@@ -60,11 +62,11 @@ const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const RESCAN_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl OllamaCollector {
-    pub fn new(config: &OllamaConfig, proc_root: PathBuf, hooks: OllamaHooks) -> Self {
+    pub fn new(config: &OllamaConfig, proc: ProcReader, hooks: OllamaHooks) -> Self {
         OllamaCollector {
             api: Api::new(&config.url, config.probe_timeout),
             config: config.clone(),
-            proc_root,
+            proc,
             hooks,
             arch_cache: HashMap::new(),
             scanned_pid: None,
@@ -88,14 +90,15 @@ impl OllamaCollector {
     }
 
     /// MainPID when systemd gives one, else the `ollama serve` process in proc_root.
-    fn process(&mut self, unit: &UnitWatch) -> Option<Result<process::ProcessUsage, String>> {
+    fn process(&mut self, unit: &UnitWatch) -> Option<Result<process::MainProcess, String>> {
         let pid = match unit {
             UnitWatch::Status(s) if s.main_pid > 0 => Some(s.main_pid),
             UnitWatch::Status(_) => None,
             _ => {
                 let still = self.scanned_pid.filter(|pid| {
-                    std::fs::read(self.proc_root.join(pid.to_string()).join("cmdline"))
-                        .is_ok_and(|c| process::is_ollama_serve(&c))
+                    self.proc
+                        .cmdline(*pid)
+                        .is_some_and(|c| process::is_ollama_serve(&c))
                 });
                 let scan_due = self
                     .missed_at
@@ -104,14 +107,14 @@ impl OllamaCollector {
                     if !scan_due {
                         return None;
                     }
-                    let found = process::find_ollama_serve(&self.proc_root);
+                    let found = process::find_ollama_serve(&self.proc);
                     self.missed_at = found.is_none().then(Instant::now);
                     found
                 });
                 self.scanned_pid
             }
         }?;
-        Some(process::read_usage(&self.proc_root, pid))
+        Some(process::read_usage(&self.proc, pid))
     }
 
     /// The cached `/api/version` answer if it still holds: same known PID, or, with no PID to
@@ -124,6 +127,51 @@ impl OllamaCollector {
             _ => false,
         };
         holds.then(|| version.clone())
+    }
+
+    /// Version (cached while the server's PID holds), loaded models and their architectures.
+    async fn read_api(
+        &mut self,
+        api: &Api,
+        pid: Option<u32>,
+        view: &mut OllamaView,
+        problems: &mut Vec<String>,
+    ) {
+        let cached = self.cached_version(pid);
+        let (version, ps) = match cached {
+            Some(v) => (Ok(v), api.ps().await),
+            None => {
+                let (version, ps) = tokio::join!(api.version(), api.ps());
+                if let Ok(v) = &version {
+                    self.version_cache = Some((pid, Instant::now(), v.clone()));
+                }
+                (version, ps)
+            }
+        };
+        match version {
+            Ok(v) => view.version = Some(v),
+            Err(e) => problems.push(e.to_string()),
+        }
+        match ps {
+            Ok(models) => {
+                self.architectures(api, &models, problems).await;
+                view.models = Some(
+                    models
+                        .into_iter()
+                        .map(|ps| ModelView {
+                            arch: self.arch_cache.get(&ps.digest).cloned(),
+                            ps,
+                        })
+                        .collect(),
+                );
+            }
+            Err(e @ api::ApiError::Timeout { .. }) => {
+                problems.push(format!(
+                    "{e} (Ollama ≥ 0.32.4 holds it during a model load)"
+                ));
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
     }
 
     /// `/api/show` for every loaded model whose digest is not cached yet, concurrently.
@@ -184,43 +232,7 @@ impl Collector for OllamaCollector {
                 self.version_cache = None;
                 problems.push(e.to_string());
             }
-            Ok(_) => {
-                let cached = self.cached_version(pid);
-                let (version, ps) = match cached {
-                    Some(v) => (Ok(v), api.ps().await),
-                    None => {
-                        let (version, ps) = tokio::join!(api.version(), api.ps());
-                        if let Ok(v) = &version {
-                            self.version_cache = Some((pid, Instant::now(), v.clone()));
-                        }
-                        (version, ps)
-                    }
-                };
-                match version {
-                    Ok(v) => view.version = Some(v),
-                    Err(e) => problems.push(e.to_string()),
-                }
-                match ps {
-                    Ok(models) => {
-                        self.architectures(&api, &models, &mut problems).await;
-                        view.models = Some(
-                            models
-                                .into_iter()
-                                .map(|ps| LoadedModel {
-                                    arch: self.arch_cache.get(&ps.digest).cloned(),
-                                    ps,
-                                })
-                                .collect(),
-                        );
-                    }
-                    Err(e @ api::ApiError::Timeout { .. }) => {
-                        problems.push(format!(
-                            "{e} (Ollama ≥ 0.32.4 holds it during a model load)"
-                        ));
-                    }
-                    Err(e) => problems.push(e.to_string()),
-                }
-            }
+            Ok(_) => self.read_api(&api, pid, &mut view, &mut problems).await,
         }
         match process {
             Some(Ok(usage)) => view.process = Some(usage),

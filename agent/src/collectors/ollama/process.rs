@@ -1,37 +1,26 @@
 //! Ollama's main process from `<proc_root>/<pid>/`: resident memory and CPU time. The PID is the
 //! unit's MainPID, or, without systemd, the `ollama serve` process found by scanning proc_root.
 
-use std::path::Path;
+use serde::Serialize;
 
-use procfs::FromRead;
-use procfs::process::{Stat, Status};
+use crate::sys::proc::ProcReader;
 
-/// RSS and CPU time of one process.
+/// RSS and CPU time of Ollama's main process.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ProcessUsage {
+pub struct MainProcess {
     pub pid: u32,
     pub rss_bytes: u64,
     /// user + system CPU time.
     pub cpu_seconds: f64,
 }
 
-use serde::Serialize;
-
 /// Reads `<proc_root>/<pid>/stat` and `status`.
-pub fn read_usage(proc_root: &Path, pid: u32) -> Result<ProcessUsage, String> {
-    let dir = proc_root.join(pid.to_string());
-    let stat = Stat::from_file(dir.join("stat"))
-        .map_err(|e| format!("cannot read {}/stat: {e}", dir.display()))?;
-    let status = Status::from_file(dir.join("status"))
-        .map_err(|e| format!("cannot read {}/status: {e}", dir.display()))?;
-    let ticks = procfs::ticks_per_second().max(1);
-    #[allow(clippy::cast_precision_loss)]
-    let cpu_seconds = (stat.utime + stat.stime) as f64 / ticks as f64;
-    Ok(ProcessUsage {
+pub fn read_usage(proc: &ProcReader, pid: u32) -> Result<MainProcess, String> {
+    let usage = proc.usage(pid)?;
+    Ok(MainProcess {
         pid,
-        // VmRSS is in kB; a kernel thread has none.
-        rss_bytes: status.vmrss.unwrap_or(0) * 1024,
-        cpu_seconds,
+        rss_bytes: usage.rss_bytes,
+        cpu_seconds: usage.cpu_seconds,
     })
 }
 
@@ -46,21 +35,14 @@ pub fn is_ollama_serve(cmdline: &[u8]) -> bool {
 }
 
 /// The lowest PID whose command line is `ollama serve` (the server, not its runners).
-pub fn find_ollama_serve(proc_root: &Path) -> Option<u32> {
-    let entries = std::fs::read_dir(proc_root).ok()?;
-    let mut pids: Vec<u32> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
-    pids.into_iter().find(|pid| {
-        std::fs::read(proc_root.join(pid.to_string()).join("cmdline"))
-            .is_ok_and(|c| is_ollama_serve(&c))
-    })
+pub fn find_ollama_serve(proc: &ProcReader) -> Option<u32> {
+    proc.find_process(is_ollama_serve)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -90,8 +72,9 @@ mod tests {
             std::fs::copy(me.join("status"), dir.join("status")).unwrap();
             std::fs::write(dir.join("cmdline"), cmdline).unwrap();
         }
-        assert_eq!(find_ollama_serve(root.path()), Some(301));
-        let usage = read_usage(root.path(), 301).unwrap();
+        let proc = ProcReader::new(root.path());
+        assert_eq!(find_ollama_serve(&proc), Some(301));
+        let usage = read_usage(&proc, 301).unwrap();
         assert_eq!(usage.pid, 301);
         assert!(usage.rss_bytes > 0);
         assert!(usage.cpu_seconds >= 0.0);
@@ -100,8 +83,9 @@ mod tests {
     #[test]
     fn a_missing_process_says_which_file() {
         let dir = tempfile::tempdir().unwrap();
-        let err = read_usage(dir.path(), 4242).unwrap_err();
+        let proc = ProcReader::new(dir.path());
+        let err = read_usage(&proc, 4242).unwrap_err();
         assert!(err.contains("4242/stat"), "{err}");
-        assert_eq!(find_ollama_serve(dir.path()), None);
+        assert_eq!(find_ollama_serve(&proc), None);
     }
 }

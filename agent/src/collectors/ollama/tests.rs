@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 use crate::model::Value;
+use crate::sys::systemd::{ActuateError, JobOutcome, UnitStatus};
 
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,12 +75,23 @@ fn value(points: &[MetricPoint], name: MetricName, attrs: &[(AttrKey, &str)]) ->
         .map(|p| p.value)
 }
 
+/// A systemd that only answers status reads (the collector never reloads or restarts).
 struct FakeUnit(Result<UnitStatus, String>);
 
 #[async_trait]
-impl UnitStatusSource for FakeUnit {
-    async fn unit_status(&self, _unit: &str) -> Result<UnitStatus, String> {
-        self.0.clone()
+impl UnitManager for FakeUnit {
+    async fn daemon_reload(&self) -> Result<(), ActuateError> {
+        unreachable!("the collector never reloads")
+    }
+    async fn restart(&self, _unit: &str, _timeout: Duration) -> Result<JobOutcome, ActuateError> {
+        unreachable!("the collector never restarts")
+    }
+    async fn unit_status(&self, unit: &str) -> Result<UnitStatus, ActuateError> {
+        self.0.clone().map_err(|why| ActuateError::Bus {
+            op: "LoadUnit",
+            unit: unit.to_owned(),
+            source: zbus::Error::Failure(why),
+        })
     }
 }
 
@@ -96,7 +108,7 @@ async fn reads_ps_show_and_version_and_publishes_the_view() {
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
-        empty.path().to_owned(),
+        ProcReader::new(empty.path()),
         hooks.clone(),
     );
     let sample = c.collect().await.unwrap();
@@ -145,7 +157,7 @@ async fn nothing_listening_still_exports_up_0() {
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
-        empty.path().to_owned(),
+        ProcReader::new(empty.path()),
         OllamaHooks::default(),
     );
     let sample = c.collect().await.unwrap();
@@ -172,12 +184,13 @@ async fn unit_status_gives_service_metrics_and_the_main_pid() {
             main_pid: me,
             n_restarts: 2,
             environment: vec!["OLLAMA_NUM_PARALLEL=2".to_owned()],
+            ..UnitStatus::default()
         })))),
         ..OllamaHooks::default()
     };
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
-        "/proc".into(),
+        ProcReader::new("/proc"),
         hooks.clone(),
     );
     let p = c.collect().await.unwrap().points;
@@ -208,10 +221,16 @@ async fn unit_status_gives_service_metrics_and_the_main_pid() {
         unit_source: Some(Arc::new(FakeUnit(Err("unit not loaded".to_owned())))),
         ..OllamaHooks::default()
     };
-    let mut c = OllamaCollector::new(&config(format!("http://{addr}")), "/proc".into(), broken);
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        ProcReader::new("/proc"),
+        broken,
+    );
     let degraded = c.collect().await.unwrap().degraded.unwrap();
     assert!(
-        degraded.ends_with("unit ollama.service: unit not loaded; advice-only"),
+        degraded.ends_with(
+            "unit ollama.service: systemd LoadUnit of ollama.service failed: unit not loaded; advice-only"
+        ),
         "{degraded}"
     );
 }
@@ -249,7 +268,7 @@ async fn a_slow_ps_is_reported_as_a_possible_load() {
         ..config(format!("http://{addr}"))
     };
     let empty = tempfile::tempdir().unwrap();
-    let mut c = OllamaCollector::new(&cfg, empty.path().to_owned(), OllamaHooks::default());
+    let mut c = OllamaCollector::new(&cfg, ProcReader::new(empty.path()), OllamaHooks::default());
     let sample = c.collect().await.unwrap();
     assert_eq!(
         value(&sample.points, MetricName::OllamaUp, &[]),
@@ -273,7 +292,7 @@ async fn a_missed_scan_waits_before_scanning_proc_again() {
     let root = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config("http://127.0.0.1:9".to_owned()),
-        root.path().to_owned(),
+        ProcReader::new(root.path()),
         OllamaHooks::default(),
     );
     let unit = UnitWatch::NotWatched {
@@ -310,7 +329,7 @@ async fn the_version_is_asked_once_per_server_process() {
     let hooks = OllamaHooks::default();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
-        empty.path().to_owned(),
+        ProcReader::new(empty.path()),
         hooks.clone(),
     );
     for _ in 0..3 {

@@ -11,19 +11,21 @@
 //! If the child exits or stalls (no line for 3 intervals), it is killed and restarted with
 //! exponential backoff; `status()` says so, and the collector shows it as its reason.
 
+mod drive;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep, sleep_until};
-use tracing::{info, warn};
+use tokio::time::sleep;
+use tracing::warn;
 
 use super::command::{command, display as command_line, spawn_error};
-use super::parse::{IostatRow, parse_iostat_line};
+use super::parse::IostatRow;
+use drive::{ChildStopped, drive};
 
 /// Rows of one report ending this long after the last line are taken as complete.
 const QUIET: Duration = Duration::from_millis(50);
@@ -244,8 +246,11 @@ async fn supervise(
     loop {
         lock(&shared).state = ChildState::Waiting;
         tx.send_modify(|n| *n += 1);
-        let (reason, delivered) = match command(&program, &args).spawn() {
-            Err(e) => (spawn_error(&program, &args, &e).to_string(), false),
+        let ChildStopped { reason, delivered } = match command(&program, &args).spawn() {
+            Err(e) => ChildStopped {
+                reason: spawn_error(&program, &args, &e).to_string(),
+                delivered: false,
+            },
             Ok(child) => drive(child, interval, &shared, &tx).await,
         };
         attempt = if delivered {
@@ -280,116 +285,5 @@ fn format_interval(interval: Duration) -> String {
     }
 }
 
-/// Reads one child until it ends or stalls. Returns why it stopped, and whether it delivered a
-/// report (which resets the backoff).
-async fn drive(
-    mut child: tokio::process::Child,
-    interval: Duration,
-    shared: &Mutex<Shared>,
-    tx: &watch::Sender<u64>,
-) -> (String, bool) {
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return ("started without pipes".to_owned(), false);
-    };
-    let mut out = BufReader::new(stdout).lines();
-    let mut err = BufReader::new(stderr).lines();
-    let mut err_open = true;
-    let mut last_err = String::new();
-    let mut batcher = Batcher::default();
-    let mut reports: u64 = 0;
-    let mut line_no: usize = 0;
-    let stall = interval.saturating_mul(3);
-    let mut last_line = Instant::now();
-
-    // The last malformed line seen since the previous report; shown with the next report.
-    let mut bad: Option<String> = None;
-    let publish = |rows: Vec<IostatRow>, reports: &mut u64, bad: &mut Option<String>| {
-        let mut s = lock(shared);
-        s.reading.apply(rows, *reports == 0, interval);
-        s.state = ChildState::Running;
-        s.malformed = bad.take();
-        s.reports += 1;
-        *reports += 1;
-        drop(s);
-        tx.send_modify(|n| *n += 1);
-        if *reports == 1 {
-            info!("zpool iostat is streaming.");
-        }
-    };
-
-    loop {
-        let quiet_at = last_line + QUIET;
-        tokio::select! {
-            line = out.next_line() => match line {
-                Ok(Some(line)) => {
-                    last_line = Instant::now();
-                    line_no += 1;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match parse_iostat_line(&line, line_no) {
-                        Ok(row) => {
-                            if let Some(rows) = batcher.push(row) {
-                                publish(rows, &mut reports, &mut bad);
-                            }
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "Skipped a zpool iostat line.");
-                            bad = Some(e.to_string());
-                        }
-                    }
-                }
-                Ok(None) | Err(_) => {
-                    if let Some(rows) = batcher.take() {
-                        publish(rows, &mut reports, &mut bad);
-                    }
-                    // Its last words on stderr may still be in the pipe.
-                    while err_open {
-                        match tokio::time::timeout(QUIET * 10, err.next_line()).await {
-                            Ok(Ok(Some(line))) if !line.trim().is_empty() => last_err = line.trim().to_owned(),
-                            Ok(Ok(Some(_))) => {}
-                            _ => err_open = false,
-                        }
-                    }
-                    // A child that closed stdout but lives on is killed when dropped.
-                    let status = match tokio::time::timeout(QUIET * 20, child.wait()).await {
-                        Ok(Ok(s)) => s.to_string(),
-                        Ok(Err(e)) => e.to_string(),
-                        Err(_) => "closed its output".to_owned(),
-                    };
-                    let detail = if last_err.is_empty() { String::new() } else { format!(": {last_err}") };
-                    return (format!("exited ({status}){detail}"), reports > 0);
-                }
-            },
-            line = err.next_line(), if err_open => match line {
-                Ok(Some(line)) => {
-                    last_line = Instant::now();
-                    if line.contains("no pools available") {
-                        // Every pool is gone: an empty report drops them all.
-                        publish(Vec::new(), &mut reports, &mut bad);
-                    }
-                    if !line.trim().is_empty() {
-                        last_err = line.trim().to_owned();
-                    }
-                }
-                Ok(None) | Err(_) => err_open = false,
-            },
-            () = sleep_until(quiet_at), if !batcher.is_empty() => {
-                if let Some(rows) = batcher.take() {
-                    publish(rows, &mut reports, &mut bad);
-                }
-            }
-            () = sleep_until(last_line + stall) => {
-                // Returning drops the child; kill_on_drop kills it.
-                return (
-                    format!("stalled (no line for {})", humantime::format_duration(stall)),
-                    reports > 0,
-                );
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-#[path = "iostat_tests.rs"]
 mod tests;

@@ -164,6 +164,49 @@ fn percent_done(line: &str) -> Option<f64> {
     v.is_finite().then(|| (v / 100.0).clamp(0.0, 1.0))
 }
 
+/// A `scan:` line: the scrub or resilver in progress (or paused), if any, and its progress
+/// when this line gives it (ZoL 0.6; 0.7 put everything on the continuation lines).
+fn scan_started(rest: &str, pool: &mut PoolStatus) -> Option<(ScanFunction, bool)> {
+    let rest = rest.trim();
+    let function = if rest.starts_with("scrub") {
+        ScanFunction::Scrub
+    } else if rest.starts_with("resilver") {
+        ScanFunction::Resilver
+    } else {
+        return None;
+    };
+    if !(rest.contains("in progress") || rest.contains("paused")) {
+        return None;
+    }
+    let paused = rest.contains("paused");
+    if let Some(progress) = percent_done(rest) {
+        pool.scan = Some(Scan {
+            function,
+            progress,
+            paused,
+        });
+    }
+    Some((function, paused))
+}
+
+/// Adds a `config:` row's READ/WRITE/CKSUM to the pool's counts; `false` when they are not
+/// numbers. Header, class lines (`logs`, `cache`, `spares`) and spare rows (`sdb AVAIL`) have
+/// fewer than 5 fields and are skipped; notes after the counts ("was /dev/sdx") are ignored.
+fn add_config_row(trimmed: &str, pool: &mut PoolStatus) -> bool {
+    let fields: Vec<&str> = trimmed.split_whitespace().collect();
+    if fields.len() < 5 || fields[0] == "NAME" {
+        return true;
+    }
+    let counts: Option<Vec<u64>> = fields[2..5].iter().map(|f| text_count(f)).collect();
+    let Some(counts) = counts else {
+        return false;
+    };
+    pool.read_errors += counts[0];
+    pool.write_errors += counts[1];
+    pool.checksum_errors += counts[2];
+    true
+}
+
 /// Parses the text of `zpool status [-p]` (every OpenZFS version). Per pool: the sum of the
 /// READ/WRITE/CKSUM columns over every row of the `config:` table, and the scan in progress.
 pub fn parse_status_text(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
@@ -198,29 +241,9 @@ pub fn parse_status_text(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
         let is_key = !line.starts_with('\t') && trimmed.contains(':');
         if is_key {
             in_config = trimmed == "config:";
-            in_scan = None;
-            if let Some(rest) = trimmed.strip_prefix("scan:") {
-                let rest = rest.trim();
-                let function = if rest.starts_with("scrub") {
-                    Some(ScanFunction::Scrub)
-                } else if rest.starts_with("resilver") {
-                    Some(ScanFunction::Resilver)
-                } else {
-                    None
-                };
-                let running = rest.contains("in progress") || rest.contains("paused");
-                if let (Some(f), true) = (function, running) {
-                    in_scan = Some((f, rest.contains("paused")));
-                    // ZoL 0.7 put everything on the continuation lines; 0.6 on this one.
-                    if let Some(p) = percent_done(rest) {
-                        pool.scan = Some(Scan {
-                            function: f,
-                            progress: p,
-                            paused: rest.contains("paused"),
-                        });
-                    }
-                }
-            }
+            in_scan = trimmed
+                .strip_prefix("scan:")
+                .and_then(|rest| scan_started(rest, pool));
             continue;
         }
         if let Some((function, paused)) = in_scan {
@@ -233,25 +256,13 @@ pub fn parse_status_text(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
             }
             continue;
         }
-        if in_config {
-            let fields: Vec<&str> = trimmed.split_whitespace().collect();
-            // Header, class lines (`logs`, `cache`, `spares`) and spare rows (`sdb AVAIL`) have
-            // fewer than 5 fields; notes after the counts ("was /dev/sdx") are ignored.
-            if fields.len() < 5 || fields[0] == "NAME" {
-                continue;
-            }
-            let counts: Option<Vec<u64>> = fields[2..5].iter().map(|f| text_count(f)).collect();
-            let Some(counts) = counts else {
-                return Err(ParseError::new(
-                    WHAT,
-                    n,
-                    line,
-                    "expected NAME STATE READ WRITE CKSUM with numeric counts",
-                ));
-            };
-            pool.read_errors += counts[0];
-            pool.write_errors += counts[1];
-            pool.checksum_errors += counts[2];
+        if in_config && !add_config_row(trimmed, pool) {
+            return Err(ParseError::new(
+                WHAT,
+                n,
+                line,
+                "expected NAME STATE READ WRITE CKSUM with numeric counts",
+            ));
         }
     }
     Ok(out)

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::config::Config;
 use crate::model::{AttrValue, Value};
 
 const T0: u64 = 1_700_000_000_000;
@@ -58,7 +59,7 @@ fn point_value(s: &Snapshot, name: MetricName, sev: Option<&str>) -> Option<f64>
 #[test]
 fn events_reach_the_outbox_and_the_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Alerting::new(&config(dir.path(), 100));
+    let mut a = Alerting::new(config(dir.path(), 100).alerting());
     let t = Instant::now();
     let mut s = mem_snapshot(T0, 0.9);
     let ev = a.on_tick(t, &mut s);
@@ -110,7 +111,7 @@ fn a_restart_keeps_the_timer_the_outbox_and_the_ids() {
     let cfg = config(dir.path(), 100);
     let t = Instant::now();
     {
-        let mut a = Alerting::new(&cfg);
+        let mut a = Alerting::new(cfg.alerting());
         a.on_tick(t, &mut mem_snapshot(T0, 0.9));
         a.save_all();
     }
@@ -118,7 +119,7 @@ fn a_restart_keeps_the_timer_the_outbox_and_the_ids() {
     assert!(dir.path().join(OUTBOX_FILE).exists());
 
     // Restarted 6 s later (a new process: a new monotonic origin).
-    let mut b = Alerting::new(&cfg);
+    let mut b = Alerting::new(cfg.alerting());
     assert_eq!(
         b.outbox().lock().unwrap().depth(),
         1,
@@ -146,12 +147,12 @@ fn corrupt_files_start_fresh() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(STATE_FILE), b"\x00garbage").unwrap();
     std::fs::write(dir.path().join(OUTBOX_FILE), b"[1,2").unwrap();
-    let mut a = Alerting::new(&config(dir.path(), 100));
+    let mut a = Alerting::new(config(dir.path(), 100).alerting());
     assert_eq!(a.outbox().lock().unwrap().depth(), 0);
     let ev = a.on_tick(Instant::now(), &mut mem_snapshot(T0, 0.9));
     assert_eq!(ev[0].state, AlertState::Pending);
     // The next save replaced the corrupt files with good ones.
-    let mut b = Alerting::new(&config(dir.path(), 100));
+    let mut b = Alerting::new(config(dir.path(), 100).alerting());
     assert_eq!(b.outbox().lock().unwrap().depth(), 1);
     assert!(
         b.on_tick(Instant::now(), &mut mem_snapshot(T0 + 1000, 0.9))
@@ -162,7 +163,7 @@ fn corrupt_files_start_fresh() {
 #[test]
 fn a_full_outbox_drops_the_oldest_and_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Alerting::new(&config(dir.path(), 2));
+    let mut a = Alerting::new(config(dir.path(), 2).alerting());
     let t = Instant::now();
     // pending, firing (warning), escalated (critical), resolved: 4 events into room for 2.
     for (i, v) in [0.9, 0.9, 0.99, 0.1].into_iter().enumerate() {
@@ -195,7 +196,7 @@ fn an_unwritable_state_dir_is_survived() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"").unwrap();
-    let mut a = Alerting::new(&config(&file, 100));
+    let mut a = Alerting::new(config(&file, 100).alerting());
     let ev = a.on_tick(Instant::now(), &mut mem_snapshot(T0, 0.9));
     assert_eq!(ev.len(), 1);
 }

@@ -1,18 +1,6 @@
 use super::*;
 
 #[test]
-fn process_name_reads_comm_and_tolerates_a_gone_process() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("42")).unwrap();
-    std::fs::write(dir.path().join("42/comm"), "ollama_llama_se\n").unwrap();
-    assert_eq!(
-        process_name(dir.path(), 42).as_deref(),
-        Some("ollama_llama_se")
-    );
-    assert_eq!(process_name(dir.path(), 43), None);
-}
-
-#[test]
 fn process_names_are_read_once_per_pid_and_forgotten_when_it_leaves() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("42")).unwrap();
@@ -32,7 +20,7 @@ fn process_names_are_read_once_per_pid_and_forgotten_when_it_leaves() {
             ),
             ..DeviceReading::default()
         };
-        state.name_processes(&mut r, dir.path());
+        state.name_processes(&mut r, &ProcReader::new(dir.path()));
         let pass = state.pass;
         state.names.retain(|_, (_, seen)| *seen == pass);
         r.processes
@@ -62,4 +50,15 @@ fn field_sets_remember_members() {
     s.insert(Field::Processes);
     assert!(s.contains(Field::Energy) && s.contains(Field::Processes));
     assert!(!s.contains(Field::Fan));
+}
+
+#[test]
+fn fields_name_their_metrics_from_the_registry() {
+    assert_eq!(Field::Memory.metric(), "hw.gpu.memory.*");
+    assert_eq!(
+        Field::Utilization.metric(),
+        "hw.gpu.utilization, hw.gpu.memory_controller.utilization"
+    );
+    assert_eq!(Field::Shutdown.metric(), "hw.temperature.limit");
+    assert_eq!(Field::Processes.metric(), "process.gpu.memory.usage");
 }

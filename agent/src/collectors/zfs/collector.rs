@@ -1,0 +1,285 @@
+//! The collector: one-shot `zpool list`/`status` runs on their cadence, the iostat child every
+//! tick, and the state that carries between them.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+use super::command::{self, ZpoolError, run, run_checked};
+use super::config::ZfsConfig;
+use super::parse::{LIST_ARGS, PoolRow, ZfsVersion, parse_list, parse_version};
+use super::status::PoolStatus;
+use super::{iostat, metrics, status};
+use crate::collectors::{CollectError, Collector, Sample};
+use crate::model::CollectorId;
+
+/// How `zpool status` is read on this host (decided once, downgraded on exit 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusMode {
+    Json,
+    TextExact,
+    Text,
+}
+
+impl StatusMode {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            StatusMode::Json => &["status", "-j", "--json-int"],
+            StatusMode::TextExact => &["status", "-p"],
+            StatusMode::Text => &["status"],
+        }
+    }
+
+    /// The next mode to try when this one's options are rejected (exit 2 = usage error).
+    fn fallback(self) -> Option<StatusMode> {
+        match self {
+            StatusMode::Json => Some(StatusMode::TextExact),
+            StatusMode::TextExact => Some(StatusMode::Text),
+            StatusMode::Text => None,
+        }
+    }
+}
+
+pub struct ZfsCollector {
+    config: ZfsConfig,
+    /// `None` until `zpool version` answered once.
+    status_mode: Option<StatusMode>,
+    iostat: Option<iostat::Iostat>,
+    /// The last problem logged (digits removed), so each change is logged once.
+    last_problem: Option<String>,
+    /// The last `zpool list` and `zpool status` results, reported until `pool_interval` passed.
+    pools: Option<PoolState>,
+}
+
+struct PoolState {
+    at: Instant,
+    pools: Vec<PoolRow>,
+    statuses: Result<Vec<PoolStatus>, String>,
+}
+
+impl PoolState {
+    /// Whether `zpool list` and `zpool status` must run again: `pool_interval` passed, or the
+    /// iostat stream disagrees with the list. A disagreement that persists (a pool iostat does
+    /// not list) re-runs them at most once per iostat interval, not every tick.
+    fn stale(&self, config: &ZfsConfig, reading: Option<&iostat::Reading>) -> bool {
+        let age = self.at.elapsed();
+        age >= config.pool_interval
+            || (age >= config.iostat_interval && reading.is_some_and(|r| self.disagrees_with(r)))
+    }
+
+    /// Whether the iostat stream's last report names another set of pools than `zpool list`
+    /// did (a pool imported or exported since): then the list is out of date.
+    fn disagrees_with(&self, reading: &iostat::Reading) -> bool {
+        if reading.rows.is_empty() {
+            return false;
+        }
+        reading.rows.len() != self.pools.len()
+            || reading
+                .rows
+                .iter()
+                .any(|r| !self.pools.iter().any(|p| p.name == r.name))
+    }
+}
+
+impl ZfsCollector {
+    pub fn new(config: &ZfsConfig) -> Self {
+        ZfsCollector {
+            config: config.clone(),
+            status_mode: None,
+            iostat: None,
+            last_problem: None,
+            pools: None,
+        }
+    }
+
+    /// Logs a problem when it differs from the last one, and the recovery once. Numbers are
+    /// ignored in the comparison, so a retry countdown or attempt count is not a new problem.
+    fn note(&mut self, problem: Option<&str>) {
+        let key = problem.map(|p| {
+            p.chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect::<String>()
+        });
+        if self.last_problem == key {
+            return;
+        }
+        match problem {
+            Some(p) => {
+                warn!(collector = "zfs", reason = %p, "ZFS collector degraded or unavailable.")
+            }
+            None => info!(collector = "zfs", "ZFS collector reads all it should."),
+        }
+        self.last_problem = key;
+    }
+
+    async fn detect_mode(&mut self) -> StatusMode {
+        if let Some(mode) = self.status_mode {
+            return mode;
+        }
+        let program = &self.config.zpool_command;
+        let timeout = self.config.command_timeout;
+        match run(program, &["version"], timeout).await {
+            Ok(out) => {
+                let version = parse_version(&out.stdout);
+                let mode = match version {
+                    Some(v) if v.has_status_json() => StatusMode::Json,
+                    _ => StatusMode::TextExact,
+                };
+                info!(version = %version.map_or_else(|| "unknown".to_owned(), |v: ZfsVersion| v.to_string()), mode = ?mode, "OpenZFS version detected.");
+                self.status_mode = Some(mode);
+                mode
+            }
+            // Not remembered: a timeout or a missing program is retried next tick.
+            Err(_) => StatusMode::TextExact,
+        }
+    }
+
+    /// `zpool status` from `mode` on, falling back while zpool rejects the options (exit 2);
+    /// the mode that worked is remembered.
+    async fn read_status_from(&mut self, mut mode: StatusMode) -> Result<Vec<PoolStatus>, String> {
+        loop {
+            let program = &self.config.zpool_command;
+            match status_once(mode, program, self.config.command_timeout).await {
+                StatusTry::Done(r) => {
+                    self.status_mode = Some(mode);
+                    return r;
+                }
+                StatusTry::Rejected(next) => {
+                    info!(rejected = %command::display(program, mode.args()), "zpool rejected the options; using an older form.");
+                    mode = next;
+                }
+            }
+        }
+    }
+
+    async fn collect_inner(&mut self) -> Result<Sample, CollectError> {
+        // One copy of the stream's state per tick, for the staleness check and the points.
+        let mut stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
+        let reading = stream_status.as_ref().map(|s| &s.reading);
+        // A failed run leaves nothing cached (taken here): the next tick tries again.
+        let cached = self
+            .pools
+            .take()
+            .filter(|state| !state.stale(&self.config, reading));
+        let state = match cached {
+            Some(state) => self.pools.insert(state),
+            None => {
+                let state = self.read_pools().await?;
+                // The first run started the iostat child and waited for its first report.
+                stream_status = self.iostat.as_ref().map(iostat::Iostat::status);
+                self.pools.insert(state)
+            }
+        };
+        let pools = &state.pools;
+        let mut points = Vec::with_capacity(64 + pools.len() * 64);
+        metrics::list_points(pools, &mut points);
+        let mut problems = Vec::new();
+        match &state.statuses {
+            Ok(s) => metrics::status_points(s, &mut points),
+            Err(e) => problems.push(format!("no error counts or scan progress: {e}")),
+        }
+        if let Some(s) = stream_status {
+            metrics::iostat_points(&s.reading, pools, &mut points);
+            problems.extend(s.problem());
+        }
+        Ok(Sample {
+            points,
+            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
+        })
+    }
+
+    /// Runs `zpool list` and `zpool status` (starting the iostat child on the first run).
+    async fn read_pools(&mut self) -> Result<PoolState, CollectError> {
+        let program = self.config.zpool_command.clone();
+        let timeout = self.config.command_timeout;
+        let listed = run_checked(&program, &LIST_ARGS, timeout).await;
+        let pools = match listed {
+            Ok(text) => parse_list(&text).map_err(|e| CollectError::new(e.to_string()))?,
+            Err(e @ (ZpoolError::NotFound { .. } | ZpoolError::NoModule { .. })) => {
+                // Nothing to stream from either: stop the child until zpool works again.
+                self.iostat = None;
+                return Err(CollectError::new(e.to_string()));
+            }
+            Err(e) => return Err(CollectError::new(e.to_string())),
+        };
+        let mode = self.detect_mode().await;
+        let interval = self.config.iostat_interval;
+        let stream = self
+            .iostat
+            .get_or_insert_with(|| iostat::Iostat::start(program.clone(), interval));
+        // The first report (since import) comes at once; wait for it beside `zpool status`.
+        let (first, ()) = tokio::join!(
+            status_once(mode, &program, timeout),
+            stream.wait_first(timeout)
+        );
+        let statuses = match first {
+            StatusTry::Done(r) => r,
+            StatusTry::Rejected(next) => self.read_status_from(next).await,
+        };
+        // A pool exported between the two calls is reported by neither.
+        let statuses = statuses.map(|mut s| {
+            s.retain(|st| pools.iter().any(|p| p.name == st.name));
+            s
+        });
+        Ok(PoolState {
+            at: Instant::now(),
+            pools,
+            statuses,
+        })
+    }
+}
+
+/// One `zpool status` attempt.
+enum StatusTry {
+    Done(Result<Vec<PoolStatus>, String>),
+    /// Exit 2 (usage error: `-j` before OpenZFS 2.3, `-p` before 0.8): try this mode next.
+    Rejected(StatusMode),
+}
+
+async fn status_once(mode: StatusMode, program: &Path, timeout: Duration) -> StatusTry {
+    let args = mode.args();
+    let out = match run(program, args, timeout).await {
+        Ok(out) => out,
+        Err(e) => return StatusTry::Done(Err(e.to_string())),
+    };
+    if out.code == 2
+        && let Some(next) = mode.fallback()
+    {
+        return StatusTry::Rejected(next);
+    }
+    let parsed = command::check(program, args, out)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            if mode == StatusMode::Json {
+                status::parse_status_json(&text)
+            } else {
+                status::parse_status_text(&text)
+            }
+            .map_err(|e| e.to_string())
+        });
+    StatusTry::Done(parsed)
+}
+
+#[async_trait]
+impl Collector for ZfsCollector {
+    fn id(&self) -> CollectorId {
+        CollectorId::Zfs
+    }
+
+    async fn collect(&mut self) -> Result<Sample, CollectError> {
+        let result = self.collect_inner().await;
+        let problem = match &result {
+            Ok(s) => s.degraded.clone(),
+            Err(e) => Some(e.0.clone()),
+        };
+        self.note(problem.as_deref());
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

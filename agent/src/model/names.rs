@@ -1,0 +1,208 @@
+//! The registry: every metric's one name, unit, instrument kind and description.
+
+use serde::{Serialize, Serializer};
+
+/// How a metric is exported. Counters carry cumulative totals; gauges and up-down counters carry
+/// the current value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstrumentKind {
+    Gauge,
+    UpDownCounter,
+    Counter,
+}
+
+macro_rules! metric_names {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, $unit:literal, $kind:ident; )*) => {
+        /// Every metric hostwarden can emit. `as_str()` is the exported name (an OpenTelemetry
+        /// semantic-convention name where one exists, a documented custom namespace otherwise).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum MetricName {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl MetricName {
+            /// All names, in declaration order (a test holds the README's metrics reference to it).
+            pub const ALL: &'static [MetricName] = &[$(MetricName::$variant,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $(MetricName::$variant => $name,)* }
+            }
+
+            /// UCUM unit, as OpenTelemetry writes it (`By`, `s`, `Cel`, `1`, `{thread}`).
+            pub const fn unit(self) -> &'static str {
+                match self { $(MetricName::$variant => $unit,)* }
+            }
+
+            pub const fn kind(self) -> InstrumentKind {
+                match self { $(MetricName::$variant => InstrumentKind::$kind,)* }
+            }
+
+            /// One-line description, used by OTLP and the metrics reference.
+            pub fn description(self) -> &'static str {
+                match self { $(MetricName::$variant => concat!($($doc),*).trim(),)* }
+            }
+
+            /// Looks a metric up by its exported name (rules name metrics this way).
+            pub fn from_name(name: &str) -> Option<MetricName> {
+                match name { $($name => Some(MetricName::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+metric_names! {
+    // --- host (semantic conventions) ---
+    /// Share of CPU time not idle, whole host or one logical CPU (0..1).
+    SystemCpuUtilization => "system.cpu.utilization", "1", Gauge;
+    /// Number of logical CPUs.
+    SystemCpuLogicalCount => "system.cpu.logical.count", "{cpu}", UpDownCounter;
+    /// 1-minute load average.
+    SystemCpuLoadAverage1m => "system.cpu.load_average.1m", "{thread}", Gauge;
+    /// 5-minute load average.
+    SystemCpuLoadAverage5m => "system.cpu.load_average.5m", "{thread}", Gauge;
+    /// 15-minute load average.
+    SystemCpuLoadAverage15m => "system.cpu.load_average.15m", "{thread}", Gauge;
+    /// Memory in use by state (used, free, cached, buffers).
+    SystemMemoryUsage => "system.memory.usage", "By", UpDownCounter;
+    /// Total physical memory.
+    SystemMemoryLimit => "system.memory.limit", "By", UpDownCounter;
+    /// Used memory as a share of the limit (0..1).
+    SystemMemoryUtilization => "system.memory.utilization", "1", Gauge;
+    /// MemAvailable: what can be allocated without swapping.
+    SystemMemoryLinuxAvailable => "system.memory.linux.available", "By", UpDownCounter;
+    /// Swap by state (used, free).
+    SystemPagingUsage => "system.paging.usage", "By", UpDownCounter;
+    /// Used swap as a share of total swap (0..1).
+    SystemPagingUtilization => "system.paging.utilization", "1", Gauge;
+    /// CPU pressure: share of the last 10 s some task waited for a CPU (PSI avg10, 0..1).
+    SystemCpuLinuxPressureAvg10 => "system.cpu.linux.pressure.avg10", "1", Gauge;
+    /// CPU pressure: share of the last 60 s some task waited for a CPU (PSI avg60, 0..1).
+    SystemCpuLinuxPressureAvg60 => "system.cpu.linux.pressure.avg60", "1", Gauge;
+    /// CPU pressure: total stall time.
+    SystemCpuLinuxPressureTotal => "system.cpu.linux.pressure.total", "s", Counter;
+    /// Memory pressure (PSI avg10, 0..1).
+    SystemMemoryLinuxPressureAvg10 => "system.memory.linux.pressure.avg10", "1", Gauge;
+    /// Memory pressure (PSI avg60, 0..1).
+    SystemMemoryLinuxPressureAvg60 => "system.memory.linux.pressure.avg60", "1", Gauge;
+    /// Memory pressure: total stall time.
+    SystemMemoryLinuxPressureTotal => "system.memory.linux.pressure.total", "s", Counter;
+    /// I/O pressure (PSI avg10, 0..1).
+    SystemIoLinuxPressureAvg10 => "system.io.linux.pressure.avg10", "1", Gauge;
+    /// I/O pressure (PSI avg60, 0..1).
+    SystemIoLinuxPressureAvg60 => "system.io.linux.pressure.avg60", "1", Gauge;
+    /// I/O pressure: total stall time.
+    SystemIoLinuxPressureTotal => "system.io.linux.pressure.total", "s", Counter;
+    /// Processes killed by the kernel's OOM killer since boot (/proc/vmstat oom_kill).
+    SystemMemoryLinuxOomKills => "system.memory.linux.oom_kills", "{kill}", Counter;
+
+    // --- GPU (semantic conventions, hardware) ---
+    /// GPU memory in use.
+    HwGpuMemoryUsage => "hw.gpu.memory.usage", "By", UpDownCounter;
+    /// GPU memory total.
+    HwGpuMemoryLimit => "hw.gpu.memory.limit", "By", UpDownCounter;
+    /// GPU memory used as a share of total (0..1).
+    HwGpuMemoryUtilization => "hw.gpu.memory.utilization", "1", Gauge;
+    /// GPU memory free (custom: NVML's free, which excludes reserved memory).
+    HwGpuMemoryFree => "hw.gpu.memory.free", "By", UpDownCounter;
+    /// GPU memory reserved by the driver and firmware (custom).
+    HwGpuMemoryReserved => "hw.gpu.memory.reserved", "By", UpDownCounter;
+    /// GPU busy share over the driver's sample period (0..1), by task.
+    HwGpuUtilization => "hw.gpu.utilization", "1", Gauge;
+    /// Memory-controller busy share (0..1) (custom).
+    HwGpuMemoryControllerUtilization => "hw.gpu.memory_controller.utilization", "1", Gauge;
+    /// Sensor temperature.
+    HwTemperature => "hw.temperature", "Cel", Gauge;
+    /// Temperature thresholds (slowdown = high.degraded, shutdown = high.critical).
+    HwTemperatureLimit => "hw.temperature.limit", "Cel", Gauge;
+    /// Power draw.
+    HwPower => "hw.power", "W", Gauge;
+    /// Enforced power limit (custom).
+    HwGpuPowerLimit => "hw.gpu.power.limit", "W", Gauge;
+    /// Energy consumed since the driver loaded.
+    HwEnergy => "hw.energy", "J", Counter;
+    /// ECC errors by type (corrected, uncorrected), volatile since the driver loaded.
+    HwErrors => "hw.errors", "{error}", Counter;
+    /// Fan speed as a share of its maximum (0..1).
+    HwFanSpeedRatio => "hw.fan.speed_ratio", "1", Gauge;
+    /// Current clock frequency by clock (sm, memory) (custom).
+    HwGpuClockFrequency => "hw.gpu.clock.frequency", "Hz", Gauge;
+    /// 1 while a throttle reason is active, per reason (custom).
+    HwGpuThrottled => "hw.gpu.throttled", "1", Gauge;
+    /// Device state: 1 for the current state (ok, degraded, failed).
+    HwStatus => "hw.status", "1", UpDownCounter;
+    /// GPU memory held by a process (custom).
+    ProcessGpuMemoryUsage => "process.gpu.memory.usage", "By", UpDownCounter;
+
+    // --- ZFS (custom zfs.pool.*, modelled on system.filesystem.* and system.disk.*) ---
+    /// Pool space by state (used, free).
+    ZfsPoolUsage => "zfs.pool.usage", "By", UpDownCounter;
+    /// Pool size.
+    ZfsPoolLimit => "zfs.pool.limit", "By", UpDownCounter;
+    /// Allocated share of the pool (0..1).
+    ZfsPoolUtilization => "zfs.pool.utilization", "1", Gauge;
+    /// Free-space fragmentation (0..1).
+    ZfsPoolFragmentation => "zfs.pool.fragmentation", "1", Gauge;
+    /// Deduplication ratio (1 = none).
+    ZfsPoolDedupRatio => "zfs.pool.dedup_ratio", "1", Gauge;
+    /// 1 for the pool's current health (ONLINE, DEGRADED, FAULTED, ...).
+    ZfsPoolHealth => "zfs.pool.health", "1", UpDownCounter;
+    /// 1 for a vdev's current health.
+    ZfsVdevHealth => "zfs.vdev.health", "1", UpDownCounter;
+    /// Operations by direction, accumulated from `zpool iostat`'s per-interval rates.
+    ZfsPoolOperations => "zfs.pool.operations", "{operation}", Counter;
+    /// Bytes by direction, accumulated from `zpool iostat`'s per-interval rates.
+    ZfsPoolIo => "zfs.pool.io", "By", Counter;
+    /// Average wait per operation over the last iostat interval, by wait type and direction.
+    ZfsPoolOperationLatency => "zfs.pool.operation.latency", "s", Gauge;
+    /// Read, write and checksum errors summed over the pool's vdevs.
+    ZfsPoolErrors => "zfs.pool.errors", "{error}", Counter;
+    /// Progress of a running scrub or resilver (0..1).
+    ZfsPoolScanProgress => "zfs.pool.scan.progress", "1", Gauge;
+
+    // --- Ollama (custom ollama.*) ---
+    /// 1 when Ollama answered the liveness probe.
+    OllamaUp => "ollama.up", "1", Gauge;
+    /// Liveness probe round-trip time.
+    OllamaProbeDuration => "ollama.probe.duration", "s", Gauge;
+    /// Models loaded now.
+    OllamaModelsLoaded => "ollama.models.loaded", "{model}", UpDownCounter;
+    /// A loaded model's memory by location (vram, ram: ram is spill to CPU).
+    OllamaModelMemoryUsage => "ollama.model.memory.usage", "By", UpDownCounter;
+    /// A loaded model's context length.
+    OllamaModelContextLength => "ollama.model.context_length", "{token}", Gauge;
+    /// 1 while the Ollama systemd unit is active.
+    OllamaServiceActive => "ollama.service.active", "1", Gauge;
+    /// The unit's restart count (systemd NRestarts).
+    OllamaServiceRestarts => "ollama.service.restarts", "{restart}", Counter;
+    /// Resident memory of Ollama's main process.
+    OllamaProcessMemoryUsage => "ollama.process.memory.usage", "By", UpDownCounter;
+    /// CPU time of Ollama's main process.
+    OllamaProcessCpuTime => "ollama.process.cpu.time", "s", Counter;
+
+    // --- hostwarden itself ---
+    /// Alerts firing now, by rule and severity.
+    HostwardenAlerts => "hostwarden.alerts", "{alert}", UpDownCounter;
+    /// Time the collector took this tick.
+    HostwardenCollectorDuration => "hostwarden.collector.duration", "s", Gauge;
+    /// 1 when the collector succeeded this tick.
+    HostwardenCollectorSuccess => "hostwarden.collector.success", "1", Gauge;
+    /// Failed OTLP export attempts.
+    HostwardenExportFailures => "hostwarden.export.failures", "{failure}", Counter;
+    /// Events waiting in the outbox.
+    HostwardenOutboxDepth => "hostwarden.outbox.depth", "{event}", UpDownCounter;
+    /// Events dropped because the outbox was full.
+    HostwardenOutboxDropped => "hostwarden.outbox.dropped", "{event}", Counter;
+    /// Tuner actions by result (applied, rolled_back, skipped).
+    HostwardenTunerActions => "hostwarden.tuner.actions", "{action}", Counter;
+    /// The agent's own CPU time.
+    ProcessCpuTime => "process.cpu.time", "s", Counter;
+    /// The agent's own resident memory.
+    ProcessMemoryUsage => "process.memory.usage", "By", UpDownCounter;
+}
+
+impl Serialize for MetricName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}

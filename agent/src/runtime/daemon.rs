@@ -1,0 +1,294 @@
+//! The running daemon: what it holds between ticks, and what it does on a tick and on a reload.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, error, info, warn};
+
+use crate::cli::ViewMode;
+use crate::collectors::ollama::OllamaHooks;
+use crate::collectors::{self, Collector};
+use crate::config::{self, Config, ReloadSource};
+use crate::exporters::telemetry::Telemetry;
+use crate::model::Snapshot;
+use crate::rules::Alerting;
+use crate::status::{ActuationReport, AlertReport};
+use crate::sys::systemd;
+use crate::sys::time::wall_ms;
+use crate::tuner::driver::Tuner;
+use crate::tuner::observe::TunerObserver;
+use crate::view;
+
+/// The live config and what was built from it.
+struct Live {
+    config: Config,
+    collectors: Vec<Box<dyn Collector>>,
+    /// Shared with the Ollama collector: its view for the tuner, and the systemd client.
+    hooks: OllamaHooks,
+    tuner: TunerObserver,
+}
+
+impl Live {
+    fn new(config: Config) -> Self {
+        let hooks = OllamaHooks {
+            unit_source: systemd::client_for(&config.tuner.bus),
+            ..OllamaHooks::default()
+        };
+        let collectors = collectors::from_config_with(config.collectors(), &hooks);
+        let tuner = TunerObserver::new(hooks.view.clone());
+        Live {
+            config,
+            collectors,
+            hooks,
+            tuner,
+        }
+    }
+
+    /// Swaps in a new config. Collectors take it in place when they can, so a reload does not
+    /// lose CPU counters, re-open NVML or restart `zpool iostat` needlessly.
+    fn replace(&mut self, new: Config) {
+        let c = &self.config;
+        if c.host != new.host || c.gpu != new.gpu || c.zfs != new.zfs || c.ollama != new.ollama {
+            collectors::reconfigure(&mut self.collectors, new.collectors(), &self.hooks);
+        }
+        self.config = new;
+    }
+}
+
+/// Where the terminal view goes, if anywhere.
+#[derive(Debug, Clone, Copy)]
+struct ViewOutput {
+    show: bool,
+    clear_screen: bool,
+}
+
+/// The daemon between ticks.
+pub(super) struct Daemon {
+    live: Live,
+    path: Option<PathBuf>,
+    alerting: Alerting,
+    tuner: Option<Tuner>,
+    telemetry: Telemetry,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    pub(super) ticker: tokio::time::Interval,
+    pub(super) ticks: u64,
+    ready: bool,
+    watchdog: bool,
+    view: ViewOutput,
+}
+
+impl Daemon {
+    /// Builds everything the config asks for: collectors, rules, tuner, export, status socket.
+    pub(super) fn start(config: Config, path: Option<PathBuf>, view: ViewMode) -> Daemon {
+        let show = match view {
+            ViewMode::Always => true,
+            ViewMode::Never => false,
+            ViewMode::Auto => {
+                std::io::stderr().is_terminal() && config.export.otlp.endpoint.is_none()
+            }
+        };
+        let view = ViewOutput {
+            show,
+            clear_screen: show && std::io::stderr().is_terminal(),
+        };
+        let watchdog = sd_notify::watchdog_enabled().is_some();
+        let alerting = Alerting::new(config.alerting());
+        let live = Live::new(config);
+        let tuner = start_tuner(&live.config);
+        let (snapshots, snapshots_rx) = watch::channel(Arc::new(Snapshot::default()));
+        let telemetry = Telemetry::start(
+            &live.config.export.otlp,
+            live.config.agent.interval,
+            &live.config.agent.status_socket,
+            &snapshots_rx,
+            alerting.outbox(),
+        );
+        let ticker = new_ticker(live.config.agent.interval);
+        Daemon {
+            live,
+            path,
+            alerting,
+            tuner,
+            telemetry,
+            snapshots,
+            ticker,
+            ticks: 0,
+            ready: false,
+            watchdog,
+            view,
+        }
+    }
+
+    /// One tick: collect, let the tuner act, judge the rules, export, show, publish.
+    pub(super) async fn on_tick(&mut self) {
+        self.ticks += 1;
+        let started = Instant::now();
+        let deadline = self.live.config.collector_deadline();
+        let mut snapshot =
+            collectors::collect_all(&mut self.live.collectors, deadline, wall_ms()).await;
+        let advice = self
+            .live
+            .tuner
+            .observe(&snapshot, &self.live.config.tuner)
+            .cloned();
+        if let Some(t) = self.tuner.as_mut() {
+            // Only a unit systemd watches can be changed: advice-only stays advice.
+            let decision = advice
+                .as_ref()
+                .filter(|a| !a.advice_only)
+                .map(|a| &a.decision);
+            let points = t.on_tick(snapshot.timestamp_ms, &snapshot, decision);
+            snapshot.points.extend(points);
+            for alert in t.take_alerts() {
+                self.alerting.raise(alert);
+            }
+        }
+        self.alerting.on_tick(Instant::now(), &mut snapshot);
+        self.telemetry.finish_snapshot(&mut snapshot);
+        debug!(
+            tick = self.ticks,
+            points = snapshot.points.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "Tick."
+        );
+        self.show(&snapshot);
+        notify_systemd(&snapshot, &mut self.ready, self.watchdog);
+        self.publish_status(&snapshot);
+        self.snapshots.send_replace(Arc::new(snapshot));
+    }
+
+    /// A reload (file watch or SIGHUP): a new config that loads takes effect everywhere.
+    pub(super) fn on_reload(&mut self, source: ReloadSource) {
+        if reload(&mut self.live, self.path.as_ref(), source, &mut self.ticker) {
+            self.alerting.replace_config(self.live.config.alerting());
+            if let Some(t) = self.tuner.as_mut() {
+                t.reconfigure(&self.live.config.tuner);
+            }
+        }
+    }
+
+    /// Saves the rules' state, tells systemd, flushes export.
+    pub(super) async fn stop(mut self) {
+        self.alerting.save_all();
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Stopping]) {
+            debug!(error = %e, "sd_notify failed.");
+        }
+        self.telemetry.shutdown().await;
+    }
+
+    /// The terminal view on stderr.
+    fn show(&self, snapshot: &Snapshot) {
+        if !self.view.show {
+            return;
+        }
+        let text = view::render_summary(snapshot)
+            + &self.live.tuner.render()
+            + &view::render_alerts(&self.alerting.active());
+        if self.view.clear_screen {
+            eprint!("\x1b[H\x1b[2J{text}");
+        } else {
+            eprint!("{text}");
+        }
+    }
+
+    /// What `hostwarden status` reads.
+    fn publish_status(&self, snapshot: &Snapshot) {
+        let mut report = self.telemetry.status_report(snapshot);
+        report.alerts = self
+            .alerting
+            .active()
+            .iter()
+            .map(AlertReport::from)
+            .collect();
+        if let Some(t) = self.tuner.as_ref() {
+            report.actuations = t
+                .last_actions(10)
+                .iter()
+                .map(ActuationReport::from)
+                .collect();
+        }
+        self.telemetry.publish_status(report);
+    }
+}
+
+/// The Ollama tuner; without its state dir (no permission) the agent still monitors.
+fn start_tuner(config: &Config) -> Option<Tuner> {
+    match Tuner::from_config(
+        &config.tuner,
+        &config.ollama,
+        &config.agent.state_dir,
+        &config.host.proc_root,
+    ) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!(error = %e, "Ollama tuner not started; monitoring goes on.");
+            None
+        }
+    }
+}
+
+fn new_ticker(interval: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(interval);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+/// Returns true when a new config took effect.
+fn reload(
+    live: &mut Live,
+    path: Option<&PathBuf>,
+    source: ReloadSource,
+    ticker: &mut tokio::time::Interval,
+) -> bool {
+    let Some(path) = path else {
+        info!("Reload asked, but no config file is in use; built-in defaults stay.");
+        return false;
+    };
+    match config::load_file(path) {
+        Ok(new) if new == live.config => {
+            debug!(config = %path.display(), ?source, "Config unchanged.");
+            false
+        }
+        Ok(new) => {
+            let interval_changed = new.agent.interval != live.config.agent.interval;
+            live.replace(new);
+            if interval_changed {
+                *ticker = new_ticker(live.config.agent.interval);
+                ticker.reset();
+            }
+            info!(config = %path.display(), ?source, "Config reloaded; in force from the next tick.");
+            true
+        }
+        Err(e) => {
+            error!(config = %path.display(), ?source, "Config rejected; the last good config stays in force:\n{e}");
+            false
+        }
+    }
+}
+
+/// READY=1 after the first complete snapshot, STATUS= with the collectors' states, WATCHDOG=1
+/// every tick when the unit sets WatchdogSec. Outside systemd these are no-ops.
+fn notify_systemd(snapshot: &Snapshot, ready: &mut bool, watchdog: bool) {
+    let status = snapshot
+        .collectors
+        .iter()
+        .map(|c| format!("{} {:?}", c.collector, c.health).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let status = format!("{} points; {status}", snapshot.points.len());
+    let mut states = vec![sd_notify::NotifyState::Status(&status)];
+    if !*ready {
+        states.push(sd_notify::NotifyState::Ready);
+        *ready = true;
+    }
+    if watchdog {
+        states.push(sd_notify::NotifyState::Watchdog);
+    }
+    if let Err(e) = sd_notify::notify(&states) {
+        debug!(error = %e, "sd_notify failed.");
+    }
+}

@@ -1,0 +1,107 @@
+//! Files written atomically: a temporary file beside the target is written, fsynced and renamed
+//! over it, then the directory is fsynced, so a reader (systemd's reload, the next start) sees
+//! the old file or the new one, never half of one, even if the agent dies in between. The one
+//! writer behind the rule state, the outbox and the tuner's drop-in.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What failed, on which path.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} {}: {source}", path.display())]
+pub struct FileError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FileError {
+    pub(crate) fn new(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        FileError {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically, creating its directory (and fsyncing the parent of a
+/// directory it created) first. A temporary file left by a failure is removed, best effort.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
+        if let Some(parent) = dir.parent() {
+            fsync_dir(parent)?;
+        }
+    }
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = write_then_rename(&tmp, path, bytes).and_then(|()| fsync_dir(dir));
+    if result.is_err()
+        && let Err(e) = fs::remove_file(&tmp)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        // A leftover temporary file is harmless but untidy.
+        tracing::debug!(path = %tmp.display(), error = %e, "Temporary file not removed.");
+    }
+    result
+}
+
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(|e| FileError::new("create", tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| FileError::new("write", tmp, e))?;
+    file.sync_all()
+        .map_err(|e| FileError::new("fsync", tmp, e))?;
+    drop(file);
+    fs::rename(tmp, path).map_err(|e| FileError::new("rename into place", path, e))
+}
+
+/// Makes a rename or removal in `dir` durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), FileError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| FileError::new("fsync directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("x.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.json")]);
+    }
+
+    #[test]
+    fn a_failure_names_the_action_and_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a directory: the rename over it fails.
+        let path = dir.path().join("taken");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        let e = write_atomic(&path, b"new").unwrap_err();
+        assert_eq!(e.action, "rename into place");
+        assert!(e.to_string().contains("taken"), "{e}");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

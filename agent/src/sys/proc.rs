@@ -1,0 +1,152 @@
+//! The one reader of the proc filesystem. It owns the root (`[host] proc_root`: `/proc`,
+//! `/host/proc` in a container, a captured tree in tests) and serves every reader of it: the
+//! host collector's files, a process's CPU time and memory (Ollama's server, the agent itself),
+//! a process found by its command line, and the names of GPU processes.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use procfs::FromRead;
+use procfs::process::{Stat, Status};
+
+/// Resident memory and CPU time of one process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    pub rss_bytes: u64,
+    /// user + system CPU time.
+    pub cpu_seconds: f64,
+}
+
+/// Reads files below one proc root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcReader {
+    root: PathBuf,
+}
+
+impl ProcReader {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        ProcReader { root: root.into() }
+    }
+
+    /// The agent's own process. It lives in the proc filesystem of the agent's own PID
+    /// namespace, which is `/proc` even when `proc_root` points at a host's tree.
+    pub fn own() -> Self {
+        ProcReader::new("/proc")
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads `<root>/<rel>` whole into `buf` (reused across ticks) and returns it as text.
+    pub fn read_into<'b>(&self, rel: &str, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
+        let path = self.root.join(rel);
+        buf.clear();
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(buf))
+            .map_err(|e| format!("failed to read {}: {}", path.display(), io_reason(&e)))?;
+        std::str::from_utf8(buf).map_err(|_| format!("{} is not UTF-8", path.display()))
+    }
+
+    /// CPU time and resident memory from `<root>/<pid>/stat` and `status`.
+    pub fn usage(&self, pid: u32) -> Result<ProcessUsage, String> {
+        self.usage_of(&pid.to_string())
+    }
+
+    /// The same for the agent itself (`<root>/self`); `None` when it cannot be read.
+    pub fn own_usage(&self) -> Option<ProcessUsage> {
+        let usage = self.usage_of("self").ok()?;
+        // A missing VmRSS is a kernel thread's; the agent always has one.
+        (usage.rss_bytes > 0).then_some(usage)
+    }
+
+    fn usage_of(&self, entry: &str) -> Result<ProcessUsage, String> {
+        let dir = self.root.join(entry);
+        let stat = Stat::from_file(dir.join("stat"))
+            .map_err(|e| format!("cannot read {}/stat: {e}", dir.display()))?;
+        let status = Status::from_file(dir.join("status"))
+            .map_err(|e| format!("cannot read {}/status: {e}", dir.display()))?;
+        let ticks = procfs::ticks_per_second().max(1);
+        // Tick counts stay far below 2^53.
+        #[allow(clippy::cast_precision_loss)]
+        let cpu_seconds = (stat.utime + stat.stime) as f64 / ticks as f64;
+        Ok(ProcessUsage {
+            // VmRSS is in kB; a kernel thread has none.
+            rss_bytes: status.vmrss.unwrap_or(0) * 1024,
+            cpu_seconds,
+        })
+    }
+
+    /// The lowest PID whose command line (`<root>/<pid>/cmdline`, NUL-separated) matches.
+    pub fn find_process(&self, matches: impl Fn(&[u8]) -> bool) -> Option<u32> {
+        let entries = std::fs::read_dir(&self.root).ok()?;
+        let mut pids: Vec<u32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        pids.into_iter()
+            .find(|pid| self.cmdline(*pid).is_some_and(|c| matches(&c)))
+    }
+
+    /// `<root>/<pid>/cmdline`; `None` when the process is gone or not visible.
+    pub fn cmdline(&self, pid: u32) -> Option<Vec<u8>> {
+        std::fs::read(self.root.join(pid.to_string()).join("cmdline")).ok()
+    }
+
+    /// `<root>/<pid>/environ`, read without blocking the runtime.
+    pub async fn environ(&self, pid: u32) -> std::io::Result<Vec<u8>> {
+        tokio::fs::read(self.root.join(pid.to_string()).join("environ")).await
+    }
+
+    /// A process's name from `<root>/<pid>/comm`; `None` when it is gone or not visible.
+    pub fn process_name(&self, pid: u32) -> Option<String> {
+        let text = std::fs::read_to_string(self.root.join(pid.to_string()).join("comm")).ok()?;
+        let name = text.trim_end_matches('\n');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "not found".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_agents_own_process() {
+        let me = ProcReader::own();
+        let usage = me.own_usage().expect("/proc/self is readable in tests");
+        assert!(usage.rss_bytes > 0 && usage.cpu_seconds >= 0.0);
+        assert!(me.usage(std::process::id()).unwrap().rss_bytes > 0);
+        assert!(me.process_name(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn process_name_reads_comm_and_tolerates_a_gone_process() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("42")).unwrap();
+        std::fs::write(dir.path().join("42/comm"), "ollama_llama_se\n").unwrap();
+        let proc = ProcReader::new(dir.path());
+        assert_eq!(proc.process_name(42).as_deref(), Some("ollama_llama_se"));
+        assert_eq!(proc.process_name(43), None);
+    }
+
+    #[test]
+    fn a_missing_root_reads_nothing() {
+        let r = ProcReader::new("/nonexistent/proc");
+        let mut buf = Vec::new();
+        let e = r.read_into("stat", &mut buf).unwrap_err();
+        assert!(e.contains("/nonexistent/proc/stat"), "{e}");
+        assert!(r.usage(1).unwrap_err().contains("/nonexistent/proc/1/stat"));
+        assert_eq!(r.own_usage(), None);
+        assert_eq!(r.find_process(|_| true), None);
+        assert_eq!(r.process_name(1), None);
+    }
+}

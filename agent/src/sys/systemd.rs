@@ -1,0 +1,297 @@
+//! systemd over D-Bus (zbus 6): reload, restart-and-wait-for-the-job, and a unit's state. The
+//! `UnitManager` trait is the one seam both readers are written against: the tuner's apply path
+//! (reload, restart, status) and the Ollama collector (status: `ollama.service.active`,
+//! `.restarts`, the main PID and the Environment in force). `SystemdClient` is the one
+//! implementation, tested against a real `systemd --user` manager.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use zbus::proxy::CacheProperties;
+use zbus::{Connection, OwnedObjectPath, proxy};
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    fn reload(&self) -> zbus::Result<()>;
+    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: OwnedObjectPath,
+        unit: String,
+        result: String,
+    ) -> zbus::Result<()>;
+}
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Unit {
+    #[zbus(property)]
+    fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn sub_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn need_daemon_reload(&self) -> zbus::Result<bool>;
+}
+
+#[proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Service {
+    #[zbus(property, name = "MainPID")]
+    fn main_pid(&self) -> zbus::Result<u32>;
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn environment(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActuateError {
+    #[error("failed to connect to the {bus} D-Bus: {source}")]
+    Connect {
+        bus: String,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("systemd {op} of {unit} failed: {source}")]
+    Bus {
+        op: &'static str,
+        unit: String,
+        #[source]
+        source: zbus::Error,
+    },
+    #[error("{what} of {unit} did not finish within {}", humantime::format_duration(*after))]
+    Timeout {
+        what: &'static str,
+        unit: String,
+        after: Duration,
+    },
+    #[error("the JobRemoved signal stream of the systemd manager ended")]
+    SignalStreamEnded,
+}
+
+/// What systemd says about a unit now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnitStatus {
+    /// `ActiveState`: active, reloading, inactive, failed, activating, deactivating.
+    pub active_state: String,
+    /// `SubState`: running, dead, auto-restart, ...
+    pub sub_state: String,
+    /// `MainPID`; 0 when no main process runs.
+    pub main_pid: u32,
+    /// `NRestarts`: automatic restarts since the unit was last started by hand.
+    pub n_restarts: u32,
+    /// `KEY=value` entries of the unit's Environment= (drop-ins included) as loaded now.
+    pub environment: Vec<String>,
+    pub exec_main_status: i32,
+    pub drop_in_paths: Vec<String>,
+    /// True when unit files changed on disk since the last reload.
+    pub need_daemon_reload: bool,
+}
+
+impl UnitStatus {
+    pub fn is_active(&self) -> bool {
+        self.active_state == "active"
+    }
+
+    /// The Environment as a map (a later assignment of a key wins, as in systemd).
+    pub fn env_map(&self) -> BTreeMap<String, String> {
+        self.environment
+            .iter()
+            .filter_map(|e| e.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// One variable of the unit's environment (the last assignment wins, as in systemd).
+    pub fn env(&self, key: &str) -> Option<&str> {
+        self.environment
+            .iter()
+            .rev()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+    }
+}
+
+/// How a restart job ended: systemd's JobRemoved `result` (`done`, `failed`, `timeout`,
+/// `canceled`, `dependency`, `skipped`) and the time the job took inside systemd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    pub result: String,
+    pub took: Duration,
+}
+
+/// The seam between the tuner's orchestration and systemd.
+#[async_trait]
+pub trait UnitManager: Send + Sync {
+    /// `Manager.Reload` (daemon-reload): re-reads unit files and drop-ins.
+    async fn daemon_reload(&self) -> Result<(), ActuateError>;
+    /// `RestartUnit(unit, "replace")`, waiting for the job's `JobRemoved` (subscribed before
+    /// asking, so a fast job cannot be missed).
+    async fn restart(&self, unit: &str, timeout: Duration) -> Result<JobOutcome, ActuateError>;
+    async fn unit_status(&self, unit: &str) -> Result<UnitStatus, ActuateError>;
+}
+
+/// systemd reached over a D-Bus connection made on first use.
+#[derive(Clone)]
+pub struct SystemdClient {
+    bus: String,
+    conn: Arc<OnceCell<Connection>>,
+    subscribed: Arc<OnceCell<()>>,
+}
+
+impl SystemdClient {
+    /// `bus` is `system`, `session` or a D-Bus address (`unix:path=/run/user/0/bus`).
+    pub fn new(bus: &str) -> Self {
+        SystemdClient {
+            bus: bus.to_owned(),
+            conn: Arc::new(OnceCell::new()),
+            subscribed: Arc::new(OnceCell::new()),
+        }
+    }
+
+    async fn connection(&self) -> Result<&Connection, ActuateError> {
+        self.conn
+            .get_or_try_init(|| async {
+                let built = match self.bus.as_str() {
+                    "system" => Connection::system().await,
+                    "session" => Connection::session().await,
+                    addr => zbus::connection::Builder::address(addr).build().await,
+                };
+                built.map_err(|source| ActuateError::Connect {
+                    bus: self.bus.clone(),
+                    source,
+                })
+            })
+            .await
+    }
+
+    async fn manager(&self) -> Result<ManagerProxy<'static>, ActuateError> {
+        let conn = self.connection().await?.clone();
+        ManagerProxy::new(&conn)
+            .await
+            .map_err(|source| ActuateError::Connect {
+                bus: self.bus.clone(),
+                source,
+            })
+    }
+}
+
+fn bus_err<'a>(op: &'static str, unit: &'a str) -> impl FnOnce(zbus::Error) -> ActuateError + 'a {
+    move |source| ActuateError::Bus {
+        op,
+        unit: unit.to_owned(),
+        source,
+    }
+}
+
+#[async_trait]
+impl UnitManager for SystemdClient {
+    async fn daemon_reload(&self) -> Result<(), ActuateError> {
+        let mgr = self.manager().await?;
+        mgr.reload().await.map_err(bus_err("reload", "the manager"))
+    }
+
+    async fn restart(&self, unit: &str, timeout: Duration) -> Result<JobOutcome, ActuateError> {
+        let mgr = self.manager().await?;
+        // systemd only emits job signals to subscribed clients; once per connection.
+        self.subscribed
+            .get_or_try_init(|| async { mgr.subscribe().await })
+            .await
+            .map_err(bus_err("subscribe", unit))?;
+        let mut removed = mgr
+            .receive_job_removed()
+            .await
+            .map_err(bus_err("JobRemoved match", unit))?;
+        let started = Instant::now();
+        let job = mgr
+            .restart_unit(unit, "replace")
+            .await
+            .map_err(bus_err("RestartUnit", unit))?;
+        let wait = async {
+            while let Some(sig) = removed.next().await {
+                let Ok(args) = sig.args() else { continue };
+                if args.job == job {
+                    return Ok(JobOutcome {
+                        result: args.result,
+                        took: started.elapsed(),
+                    });
+                }
+            }
+            Err(ActuateError::SignalStreamEnded)
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ActuateError::Timeout {
+                what: "restart job",
+                unit: unit.to_owned(),
+                after: timeout,
+            })?
+    }
+
+    async fn unit_status(&self, unit: &str) -> Result<UnitStatus, ActuateError> {
+        let conn = self.connection().await?.clone();
+        let mgr = self.manager().await?;
+        let path = mgr
+            .load_unit(unit)
+            .await
+            .map_err(bus_err("LoadUnit", unit))?;
+        // Uncached: every read asks systemd, so a status never lags behind a restart.
+        let u = UnitProxy::builder(&conn)
+            .path(path.clone())
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(bus_err("unit proxy", unit))?;
+        let s = ServiceProxy::builder(&conn)
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(bus_err("service proxy", unit))?;
+        let e = |op| bus_err(op, unit);
+        Ok(UnitStatus {
+            active_state: u.active_state().await.map_err(e("ActiveState"))?,
+            sub_state: u.sub_state().await.map_err(e("SubState"))?,
+            drop_in_paths: u.drop_in_paths().await.map_err(e("DropInPaths"))?,
+            need_daemon_reload: u
+                .need_daemon_reload()
+                .await
+                .map_err(e("NeedDaemonReload"))?,
+            main_pid: s.main_pid().await.map_err(e("MainPID"))?,
+            n_restarts: s.n_restarts().await.map_err(e("NRestarts"))?,
+            environment: s.environment().await.map_err(e("Environment"))?,
+            exec_main_status: s.exec_main_status().await.map_err(e("ExecMainStatus"))?,
+        })
+    }
+}
+
+/// The systemd client, or `None` when `bus = "system"` and the host was not booted with systemd
+/// (no /run/systemd/system, as `sd_booted()` checks: WSL2 without systemd, a container): the
+/// collector then says the unit is not watched and the tuner only advises.
+pub fn client_for(bus: &str) -> Option<Arc<dyn UnitManager>> {
+    if bus == "system" && !std::path::Path::new("/run/systemd/system").is_dir() {
+        return None;
+    }
+    Some(Arc::new(SystemdClient::new(bus)))
+}

@@ -1,0 +1,308 @@
+//! The tuner's audit journal: one JSON object per line in `<state_dir>/tuner-journal.jsonl`,
+//! every decision and action with before, after, reasons, result and timings. Each line is
+//! written with one `write` and fsynced before the action it announces, so after a crash the
+//! journal says what was in flight. A bounded tail stays in memory for `hostwarden status`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tuner::apply::dropin::Env;
+
+pub const JOURNAL_NAME: &str = "tuner-journal.jsonl";
+/// Past this size the journal is moved to `.1` (one old generation kept).
+const ROTATE_BYTES: u64 = 4 << 20;
+const TAIL: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionResult {
+    /// Written, restarted and verified.
+    Applied,
+    /// Verification failed; the previous drop-in is back and verified.
+    RolledBack,
+    /// Verification failed and so did the rollback's: an operator must look.
+    RollbackFailed,
+    /// Wanted, but not applied (observe mode).
+    Skipped,
+}
+
+impl ActionResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionResult::Applied => "applied",
+            ActionResult::RolledBack => "rolled_back",
+            ActionResult::RollbackFailed => "rollback_failed",
+            ActionResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// Where an apply spent its time, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Render, write, fsync and rename of the drop-in.
+    pub write_ms: f64,
+    /// `Manager.Reload`.
+    pub reload_ms: f64,
+    /// From `RestartUnit` to its `JobRemoved`: systemd's own time.
+    pub job_ms: f64,
+    /// From the job's end until the unit was verified (includes the service's start-up).
+    pub verify_ms: f64,
+    /// The last, successful verification round (D-Bus reads and `HEAD /`).
+    pub verify_check_ms: f64,
+    pub total_ms: f64,
+    /// The agent's own time: total minus systemd's (reload and job) and minus waiting for the
+    /// service to start.
+    pub agent_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The policy's wish and what the gate made of it (journaled when either changes).
+    Decision {
+        desired: Env,
+        current: Env,
+        reasons: BTreeMap<String, Vec<String>>,
+        verdict: String,
+    },
+    /// A drop-in from an earlier run, taken as the current state at start.
+    Adopted { env: Env },
+    /// Announced before the drop-in is touched.
+    ApplyStarted {
+        id: u64,
+        before: Env,
+        after: Env,
+        /// The drop-in's text before this apply (`null`: there was none); restored on rollback.
+        previous_dropin: Option<String>,
+        why_now: String,
+    },
+    ApplyFinished {
+        id: u64,
+        result: ActionResult,
+        detail: String,
+        restarts: u32,
+        timings: Timings,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub at_ms: u64,
+    pub unit: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} the tuner journal {}: {source}", path.display())]
+pub struct JournalError {
+    action: &'static str,
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    tail: VecDeque<Entry>,
+}
+
+impl Journal {
+    /// Opens and returns every entry read; the state dir and file are created on the first
+    /// append. A torn last line (the agent died mid-write) is skipped.
+    pub fn open(state_dir: &Path) -> Result<(Journal, Vec<Entry>), JournalError> {
+        let path = state_dir.join(JOURNAL_NAME);
+        let err = |action, source| JournalError {
+            action,
+            path: path.clone(),
+            source,
+        };
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(err("read", e)),
+        };
+        let entries: Vec<Entry> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let tail = entries.iter().rev().take(TAIL).rev().cloned().collect();
+        Ok((Journal { path, tail }, entries))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry and fsyncs it.
+    pub fn append(&mut self, entry: Entry) -> Result<(), JournalError> {
+        let err = |action, source| JournalError {
+            action,
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir).map_err(|e| err("create the directory of", e))?;
+        }
+        // Rotate only between actions, so an apply's start and finish share one file.
+        if !matches!(entry.event, Event::ApplyFinished { .. })
+            && fs::metadata(&self.path).is_ok_and(|m| m.len() > ROTATE_BYTES)
+        {
+            fs::rename(&self.path, self.path.with_extension("jsonl.1"))
+                .map_err(|e| err("rotate", e))?;
+        }
+        let mut line = serde_json::to_string(&entry)
+            .map_err(|e| err("encode an entry for", std::io::Error::other(e)))?;
+        line.push('\n');
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| err("open", e))?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| err("append to", e))?;
+        f.sync_data().map_err(|e| err("fsync", e))?;
+        if self.tail.len() == TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(entry);
+        Ok(())
+    }
+
+    /// The newest `n` entries, oldest first (for `hostwarden status`).
+    pub fn last(&self, n: usize) -> Vec<Entry> {
+        let skip = self.tail.len().saturating_sub(n);
+        self.tail.iter().skip(skip).cloned().collect()
+    }
+}
+
+/// The apply that was started but never finished (the agent died mid-apply), if any.
+pub fn unfinished(entries: &[Entry]) -> Option<&Entry> {
+    let last_start = entries
+        .iter()
+        .rev()
+        .find(|e| matches!(e.event, Event::ApplyStarted { .. }))?;
+    let Event::ApplyStarted { id, .. } = &last_start.event else {
+        return None;
+    };
+    let finished = entries
+        .iter()
+        .any(|e| matches!(&e.event, Event::ApplyFinished { id: f, .. } if f == id));
+    (!finished).then_some(last_start)
+}
+
+fn env_text(env: &Env) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl From<&Entry> for crate::status::ActuationReport {
+    /// One line of `hostwarden status` per journal entry.
+    fn from(e: &Entry) -> Self {
+        let (result, summary) = match &e.event {
+            Event::Decision {
+                desired, verdict, ..
+            } => (
+                "decided".to_owned(),
+                format!("wants {}: {verdict}", env_text(desired)),
+            ),
+            Event::Adopted { env } => ("adopted".to_owned(), format!("found {}", env_text(env))),
+            Event::ApplyStarted {
+                before,
+                after,
+                why_now,
+                ..
+            } => (
+                "started".to_owned(),
+                format!("{} -> {} ({why_now})", env_text(before), env_text(after)),
+            ),
+            Event::ApplyFinished {
+                result,
+                detail,
+                timings,
+                ..
+            } => (
+                result.as_str().to_owned(),
+                format!(
+                    "{detail} (agent {:.0} ms, total {:.0} ms)",
+                    timings.agent_ms, timings.total_ms
+                ),
+            ),
+        };
+        crate::status::ActuationReport {
+            at_ms: e.at_ms,
+            unit: e.unit.clone(),
+            result,
+            summary,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(id: u64) -> Entry {
+        Entry {
+            at_ms: id,
+            unit: "ollama.service".to_owned(),
+            event: Event::ApplyStarted {
+                id,
+                before: Env::new(),
+                after: [("OLLAMA_NUM_PARALLEL".to_owned(), "2".to_owned())].into(),
+                previous_dropin: None,
+                why_now: "restart_when = now".to_owned(),
+            },
+        }
+    }
+
+    fn finished(id: u64) -> Entry {
+        Entry {
+            at_ms: id,
+            unit: "ollama.service".to_owned(),
+            event: Event::ApplyFinished {
+                id,
+                result: ActionResult::Applied,
+                detail: String::new(),
+                restarts: 1,
+                timings: Timings::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_and_a_torn_line_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut j, old) = Journal::open(dir.path()).unwrap();
+        assert!(old.is_empty());
+        j.append(started(1)).unwrap();
+        j.append(finished(1)).unwrap();
+        j.append(started(2)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(j.path()).unwrap();
+        f.write_all(b"{\"at_ms\":3,\"unit\":\"oll").unwrap();
+        let (j2, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(entries, vec![started(1), finished(1), started(2)]);
+        assert_eq!(j2.last(2), vec![finished(1), started(2)]);
+        assert_eq!(unfinished(&entries), Some(&started(2)));
+        assert_eq!(unfinished(&entries[..2]), None);
+    }
+
+    #[test]
+    fn lines_are_tagged_json() {
+        let line = serde_json::to_string(&started(7)).unwrap();
+        assert!(
+            line.starts_with(
+                r#"{"at_ms":7,"unit":"ollama.service","event":"apply_started","id":7"#
+            ),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Observe mode: each tick, the policy's recommendation from the snapshot and the Ollama view;
+//! logged at INFO only when it changes, shown in the terminal view, and added to `once`'s JSON.
+
+use serde::Serialize;
+use tracing::info;
+
+use crate::collectors::ollama::{OllamaView, OllamaViewCell};
+use crate::model::Snapshot;
+use crate::tuner::config::{TunerConfig, TunerMode};
+use crate::tuner::policy::decide;
+use crate::tuner::policy::decision::Decision;
+use crate::tuner::policy::inputs::PolicyInputs;
+
+/// The recommendation and the context it was made in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Advice {
+    pub mode: TunerMode,
+    /// True when nobody watches the unit (no systemd): the tuner can only recommend.
+    pub advice_only: bool,
+    /// The OLLAMA_* values in force now, when the unit's environment is known.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub current: std::collections::BTreeMap<String, String>,
+    pub decision: Decision,
+}
+
+/// The recommendation for this tick; `None` while Ollama is not answering (a down Ollama says
+/// nothing about what it needs, and deciding from nothing would flip the advice).
+pub fn advise(
+    snapshot: &Snapshot,
+    view: Option<&OllamaView>,
+    tuner: &TunerConfig,
+) -> Option<Advice> {
+    let view = view.filter(|v| v.up)?;
+    let inputs = PolicyInputs::from_snapshot(snapshot, Some(view));
+    Some(Advice {
+        mode: tuner.mode,
+        advice_only: view.advice_only(),
+        decision: decide(&inputs, &tuner.ollama),
+        current: inputs.current,
+    })
+}
+
+/// Keeps the last recommendation so that only changes are logged.
+#[derive(Debug, Default)]
+pub struct TunerObserver {
+    view: OllamaViewCell,
+    last: Option<Advice>,
+}
+
+impl TunerObserver {
+    /// Reads the views the Ollama collector publishes into `view`.
+    pub fn new(view: OllamaViewCell) -> Self {
+        TunerObserver { view, last: None }
+    }
+
+    /// Decides for this tick; logs at INFO when the recommendation changed. Returns the
+    /// current advice (the last one while Ollama is down).
+    pub fn observe(&mut self, snapshot: &Snapshot, tuner: &TunerConfig) -> Option<&Advice> {
+        let view = self.view.latest();
+        if let Some(advice) = advise(snapshot, view.as_deref(), tuner) {
+            let changed = self.last.as_ref().map(|a| &a.decision) != Some(&advice.decision);
+            if changed {
+                log_change(self.last.as_ref().map(|a| &a.decision), &advice);
+            }
+            self.last = Some(advice);
+        }
+        self.last.as_ref()
+    }
+
+    pub fn last(&self) -> Option<&Advice> {
+        self.last.as_ref()
+    }
+
+    /// One line for the terminal view.
+    pub fn render(&self) -> String {
+        match &self.last {
+            None => "tuner   waiting for Ollama to answer\n".to_owned(),
+            Some(a) => format!("tuner   {}\n", render_advice(a)),
+        }
+    }
+}
+
+/// `observe, advice-only: OLLAMA_NUM_PARALLEL=4 ...` with the values that differ from the ones
+/// in force marked `(now X)`.
+pub fn render_advice(a: &Advice) -> String {
+    let keys: Vec<String> = a
+        .decision
+        .keys
+        .iter()
+        .map(|(k, d)| match a.current.get(k) {
+            Some(now) if *now != d.value => format!("{k}={} (now {now})", d.value),
+            _ => format!("{k}={}", d.value),
+        })
+        .collect();
+    let mode = match a.mode {
+        TunerMode::Observe => "observe",
+        TunerMode::Apply => "apply",
+    };
+    format!(
+        "{mode}{}: {}",
+        if a.advice_only { ", advice-only" } else { "" },
+        keys.join(" ")
+    )
+}
+
+fn log_change(before: Option<&Decision>, a: &Advice) {
+    info!(
+        advice_only = a.advice_only,
+        env = %a.decision.keys.iter().map(|(k, d)| format!("{k}={}", d.value)).collect::<Vec<_>>().join(" "),
+        "Tuner recommendation changed."
+    );
+    for (key, d) in &a.decision.keys {
+        let old = before
+            .and_then(|b| b.keys.get(key))
+            .map(|o| o.value.as_str());
+        if old == Some(d.value.as_str()) {
+            continue;
+        }
+        info!(
+            key = %key,
+            value = %d.value,
+            previous = old.unwrap_or("-"),
+            in_force = a.current.get(key).map_or("-", String::as_str),
+            operator = d.constrained_by_operator,
+            reasons = %d.reasons.join("; "),
+            "Tuner recommends."
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::ollama::UnitWatch;
+    use tokio::time::Instant;
+
+    fn view(up: bool) -> OllamaView {
+        OllamaView {
+            url: "http://127.0.0.1:11434".into(),
+            up,
+            probe_seconds: None,
+            problems: Vec::new(),
+            version: Some("0.30.11".into()),
+            models: Some(Vec::new()),
+            unit: UnitWatch::NotWatched {
+                reason: "no systemd".into(),
+            },
+            process: None,
+            at: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_the_last_advice_while_ollama_is_down() {
+        let cell = OllamaViewCell::default();
+        let mut obs = TunerObserver::new(cell.clone());
+        let snap = Snapshot::default();
+        let cfg = TunerConfig::default();
+        assert!(obs.observe(&snap, &cfg).is_none());
+        assert_eq!(obs.render(), "tuner   waiting for Ollama to answer\n");
+        cell.publish(view(true));
+        let first = obs.observe(&snap, &cfg).cloned().unwrap();
+        assert!(first.advice_only);
+        cell.publish(view(false));
+        assert_eq!(obs.observe(&snap, &cfg), Some(&first));
+        assert!(
+            obs.render()
+                .starts_with("tuner   observe, advice-only: OLLAMA_CONTEXT_LENGTH=4096")
+        );
+    }
+
+    #[test]
+    fn render_marks_values_that_differ_from_the_ones_in_force() {
+        let mut a = advise(
+            &Snapshot::default(),
+            Some(&view(true)),
+            &TunerConfig::default(),
+        )
+        .unwrap();
+        a.current.insert("OLLAMA_NUM_PARALLEL".into(), "4".into());
+        a.advice_only = false;
+        let line = render_advice(&a);
+        assert!(line.starts_with("observe: "), "{line}");
+        assert!(line.contains("OLLAMA_NUM_PARALLEL=1 (now 4)"), "{line}");
+    }
+}

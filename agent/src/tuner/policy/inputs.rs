@@ -1,0 +1,181 @@
+//! What the policy decides from: the tick's snapshot (GPUs, host memory, pressure, CPUs) and the
+//! Ollama collector's view (models, architecture, version, the environment in force).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::collectors::ollama::{OllamaView, UnitWatch};
+use crate::model::{AttrKey, MetricName, Snapshot};
+use crate::sys::ollama::Architecture;
+use crate::tuner::policy::memory::Version;
+
+/// One GPU's memory.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuMemory {
+    pub id: String,
+    pub total: u64,
+    pub used: u64,
+}
+
+/// A loaded model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInput {
+    pub name: String,
+    pub family: String,
+    /// Bytes Ollama reports for it (weights + KV + compute).
+    pub size: u64,
+    pub size_vram: u64,
+    /// Context per slot it was loaded with (`/api/ps` context_length).
+    pub context: Option<u64>,
+    pub arch: Option<Architecture>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PolicyInputs {
+    pub gpus: Vec<GpuMemory>,
+    pub models: Vec<ModelInput>,
+    pub ram_total: Option<u64>,
+    pub ram_available: Option<u64>,
+    /// PSI memory `full` avg60 (0..1): share of time all tasks stalled on memory.
+    pub memory_pressure: Option<f64>,
+    pub cpu_count: Option<u64>,
+    pub version: Option<Version>,
+    /// OLLAMA_* variables in force (the unit's Environment), when systemd is watched.
+    pub current: BTreeMap<String, String>,
+}
+
+fn int(v: f64) -> u64 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let n = v.max(0.0) as u64;
+    n
+}
+
+impl PolicyInputs {
+    pub fn from_snapshot(s: &Snapshot, view: Option<&OllamaView>) -> PolicyInputs {
+        let mut gpus: BTreeMap<String, GpuMemory> = BTreeMap::new();
+        for (name, is_total) in [
+            (MetricName::HwGpuMemoryLimit, true),
+            (MetricName::HwGpuMemoryUsage, false),
+        ] {
+            for p in s.points_named(name) {
+                let id = p
+                    .attributes
+                    .get(AttrKey::HwId)
+                    .map_or_else(String::new, |v| v.as_text());
+                let g = gpus.entry(id.clone()).or_insert(GpuMemory {
+                    id,
+                    total: 0,
+                    used: 0,
+                });
+                if is_total {
+                    g.total = int(p.value.as_f64());
+                } else {
+                    g.used = int(p.value.as_f64());
+                }
+            }
+        }
+        let one = |name| s.points_named(name).next().map(|p| p.value.as_f64());
+        let mut inputs = PolicyInputs {
+            gpus: gpus.into_values().filter(|g| g.total > 0).collect(),
+            ram_total: one(MetricName::SystemMemoryLimit).map(int),
+            ram_available: one(MetricName::SystemMemoryLinuxAvailable).map(int),
+            memory_pressure: s
+                .find(
+                    MetricName::SystemMemoryLinuxPressureAvg60,
+                    &[(AttrKey::PressureStallType, "full")],
+                )
+                .map(|p| p.value.as_f64()),
+            cpu_count: one(MetricName::SystemCpuLogicalCount).map(int),
+            ..PolicyInputs::default()
+        };
+        if let Some(v) = view {
+            inputs.version = v.version.as_deref().and_then(Version::parse);
+            inputs.models = v
+                .models
+                .iter()
+                .flatten()
+                .map(|m| ModelInput {
+                    name: m.ps.name.clone(),
+                    family: m
+                        .arch
+                        .as_ref()
+                        .map_or_else(|| m.ps.details.family.clone(), |a| a.arch.clone()),
+                    size: m.ps.size,
+                    size_vram: m.ps.size_vram,
+                    context: m.ps.context_length,
+                    arch: m.arch.clone(),
+                })
+                .collect();
+            if let UnitWatch::Status(u) = &v.unit {
+                inputs.current = u
+                    .environment
+                    .iter()
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter(|(k, _)| k.starts_with("OLLAMA_"))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            }
+        }
+        inputs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attrs, MetricPoint};
+
+    #[test]
+    fn reads_gpus_memory_and_pressure_from_the_snapshot() {
+        let gpu = |id: &str| Attrs::new().with(AttrKey::HwId, id);
+        let snap = Snapshot {
+            points: vec![
+                MetricPoint::new(MetricName::HwGpuMemoryLimit, gpu("GPU-a"), 24u64 << 30),
+                MetricPoint::new(MetricName::HwGpuMemoryUsage, gpu("GPU-a"), 5u64 << 30),
+                MetricPoint::new(MetricName::HwGpuMemoryLimit, gpu("GPU-b"), 8u64 << 30),
+                MetricPoint::new(MetricName::SystemMemoryLimit, Attrs::new(), 64u64 << 30),
+                MetricPoint::new(
+                    MetricName::SystemMemoryLinuxAvailable,
+                    Attrs::new(),
+                    32u64 << 30,
+                ),
+                MetricPoint::new(
+                    MetricName::SystemMemoryLinuxPressureAvg60,
+                    Attrs::new().with(AttrKey::PressureStallType, "some"),
+                    0.5,
+                ),
+                MetricPoint::new(
+                    MetricName::SystemMemoryLinuxPressureAvg60,
+                    Attrs::new().with(AttrKey::PressureStallType, "full"),
+                    0.02,
+                ),
+                MetricPoint::new(MetricName::SystemCpuLogicalCount, Attrs::new(), 16u32),
+            ],
+            ..Snapshot::default()
+        };
+        let i = PolicyInputs::from_snapshot(&snap, None);
+        assert_eq!(
+            i.gpus,
+            vec![
+                GpuMemory {
+                    id: "GPU-a".into(),
+                    total: 24 << 30,
+                    used: 5 << 30
+                },
+                GpuMemory {
+                    id: "GPU-b".into(),
+                    total: 8 << 30,
+                    used: 0
+                },
+            ]
+        );
+        assert_eq!(
+            (i.ram_total, i.ram_available),
+            (Some(64 << 30), Some(32 << 30))
+        );
+        assert_eq!(i.memory_pressure, Some(0.02));
+        assert_eq!(i.cpu_count, Some(16));
+        assert!(i.models.is_empty() && i.version.is_none());
+    }
+}
