@@ -22,7 +22,7 @@ macro_rules! metric_names {
         }
 
         impl MetricName {
-            /// All names, in declaration order (a test holds the README's metrics reference to it).
+            /// All names, in declaration order (a test holds docs/metrics.md to it).
             pub const ALL: &'static [MetricName] = &[$(MetricName::$variant,)*];
 
             pub const fn as_str(self) -> &'static str {

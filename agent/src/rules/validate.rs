@@ -22,10 +22,7 @@ pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
         if MetricName::from_name(&r.metric).is_none() {
             err(
                 "metric",
-                format!(
-                    "unknown metric \"{}\" (see the README's metrics reference)",
-                    r.metric
-                ),
+                format!("unknown metric \"{}\" (see docs/metrics.md)", r.metric),
             );
         }
         check_matchers(&r.matchers, "match", &mut err);

@@ -1,4 +1,4 @@
-//! ZFS pools through OpenZFS's own `zpool` command (the README's dependency notes say why not libzetta).
+//! ZFS pools through OpenZFS's own `zpool` command (docs/dependencies.md says why not libzetta).
 //!
 //! Every `pool_interval`: `zpool list -Hp -v -o ...` (capacity, health, vdev health) and
 //! `zpool status` (`-j --json-int` on OpenZFS 2.3+, text before) as one-shot calls under

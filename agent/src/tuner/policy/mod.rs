@@ -1,6 +1,6 @@
 //! The tuner's policy: pure, from `PolicyInputs` and the operator's bounds to the OLLAMA_*
 //! environment wanted now, each key with its reasons and the numbers behind them. The rules and
-//! their arithmetic are documented in the README ("Tuning policy").
+//! their arithmetic are documented in docs/tuner.md.
 
 pub mod bounds;
 pub mod decision;
