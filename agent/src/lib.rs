@@ -29,6 +29,10 @@
 //!   by `cargo xtask assets`, outside the binary) and tracing setup.
 //!
 //! docs/architecture.md walks through one tick and where each outside system is spoken to.
+//!
+//! Visibility: a module is `pub` only where the binary (`main.rs`), the integration tests, the
+//! benchmarks or `cargo xtask` use it; every other module is `pub(crate)`, so the compiler
+//! reports what nothing uses.
 
 // Unit tests live in `mod tests`; integration tests (the tests crate) are exempt.
 #![deny(clippy::tests_outside_test_module)]
@@ -37,7 +41,7 @@ pub mod cli;
 pub mod collectors;
 pub mod config;
 pub mod exporters;
-pub mod fields;
+pub(crate) mod fields;
 pub mod logging;
 pub mod model;
 pub mod rules;

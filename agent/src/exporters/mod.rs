@@ -2,9 +2,9 @@
 
 pub mod config;
 pub mod logs;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod otlp;
 pub mod resource;
-pub mod selfmetrics;
+pub(crate) mod selfmetrics;
 pub mod settings;
-pub mod telemetry;
+pub(crate) mod telemetry;

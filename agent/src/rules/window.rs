@@ -29,12 +29,9 @@ impl Window {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.samples.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
     }
 
     /// The aggregate, or None when there is nothing to judge (no sample; `rate` needs two).

@@ -3,7 +3,7 @@
 //! (client.rs). The rules engine fills `alerts`, the tuner fills `actuations`.
 
 pub mod client;
-pub mod server;
+pub(crate) mod server;
 
 use std::collections::BTreeMap;
 

@@ -69,10 +69,6 @@ impl StatusServer {
             task,
         })
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for StatusServer {

@@ -2,8 +2,8 @@
 //! API, the proc filesystem, files written atomically, and the clock. Collectors, rules, the
 //! tuner and the exporters reach these only through here; nothing here knows about them.
 
-pub mod fs;
-pub mod ollama;
-pub mod proc;
+pub(crate) mod fs;
+pub(crate) mod ollama;
+pub(crate) mod proc;
 pub mod systemd;
-pub mod time;
+pub(crate) mod time;

@@ -14,6 +14,6 @@
 pub mod apply;
 pub mod config;
 pub mod driver;
-pub mod gate;
+pub(crate) mod gate;
 pub mod observe;
 pub mod policy;

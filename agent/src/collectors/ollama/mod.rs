@@ -7,8 +7,8 @@
 //! needs the 0 to fire.
 
 mod config;
-pub mod process;
-pub mod published;
+pub(crate) mod process;
+pub(crate) mod published;
 
 pub use config::OllamaConfig;
 

@@ -15,7 +15,7 @@
 #[cfg(feature = "zfs")]
 mod collector;
 #[cfg(feature = "zfs")]
-pub mod command;
+pub(crate) mod command;
 mod config;
 #[cfg(feature = "zfs")]
 pub mod iostat;

@@ -3,7 +3,7 @@
 //! not `Instant`, because cooldown and the daily cap must survive an agent restart: they are
 //! rebuilt from the audit journal's timestamps).
 
-pub mod idle;
+pub(crate) mod idle;
 
 use std::time::Duration;
 

@@ -2,12 +2,12 @@
 //! environment wanted now, each key with its reasons and the numbers behind them. The rules and
 //! their arithmetic are documented in docs/tuner.md.
 
-pub mod bounds;
+pub(crate) mod bounds;
 pub mod decision;
-pub mod fit;
-pub mod inputs;
+pub(crate) mod fit;
+pub(crate) mod inputs;
 mod keys;
-pub mod memory;
+pub(crate) mod memory;
 
 use std::collections::BTreeMap;
 
