@@ -146,23 +146,24 @@ mod ollama {
         assert!(kv.contains("Ollama 0.12.10 = era <= 0.12.10"), "{kv}");
     }
 
+    /// Nothing listening, no systemd, no `ollama serve`: Ollama is absent, not down.
     #[test]
-    fn nothing_listening_exports_up_0_and_no_advice() {
+    fn nothing_listening_and_no_unit_is_absent_and_no_advice() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let v = once_json(&config(dir.path(), &format!("http://{port}"), ""));
-        assert_eq!(
-            ollama_points(&v),
-            vec![json!({"name": "ollama.up", "unit": "1", "attributes": {}, "value": 0})]
-        );
+        assert_eq!(ollama_points(&v), Vec::<Value>::new());
         let status = ollama_status(&v);
-        assert_eq!(status["health"], "degraded");
+        assert_eq!(status["health"], "unavailable");
         assert_eq!(
             status["reason"],
-            format!("nothing listening on {port}; unit not watched (no systemd): advice-only")
+            format!(
+                "absent: no systemd to hold ollama.service, no `ollama serve` process, and \
+                 nothing has answered at {port} since start"
+            )
         );
         assert!(v.get("tuner").is_none(), "no advice without Ollama: {v}");
     }

@@ -49,6 +49,7 @@ attr_keys! {
     DiskIoDirection => "disk.io.direction",
     GenAiRequestModel => "gen_ai.request.model",
     OllamaMemoryLocation => "ollama.memory.location",
+    OllamaRunnerModel => "ollama.runner.model",
     SystemdUnit => "systemd.unit",
     AlertRule => "alert.rule",
     AlertSeverity => "alert.severity",

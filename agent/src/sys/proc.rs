@@ -89,6 +89,29 @@ impl ProcReader {
             .find(|pid| self.cmdline(*pid).is_some_and(|c| matches(&c)))
     }
 
+    /// PIDs whose parent (`<root>/<pid>/stat` field 4) is `parent`, lowest first. One read of
+    /// every `stat`: the kernel's `task/<tid>/children` lists would be cheaper but need
+    /// CONFIG_PROC_CHILDREN, which many kernels (and sandboxes) leave out.
+    pub fn children(&self, parent: u32) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut pids: Vec<u32> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .filter(|pid: &u32| self.ppid(*pid) == Some(parent))
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// The parent PID from `<root>/<pid>/stat` (after the last `)`: the name may hold spaces).
+    fn ppid(&self, pid: u32) -> Option<u32> {
+        let stat = std::fs::read_to_string(self.root.join(pid.to_string()).join("stat")).ok()?;
+        let (_, rest) = stat.rsplit_once(')')?;
+        rest.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// `<root>/<pid>/cmdline`; `None` when the process is gone or not visible.
     pub fn cmdline(&self, pid: u32) -> Option<Vec<u8>> {
         std::fs::read(self.root.join(pid.to_string()).join("cmdline")).ok()
@@ -148,5 +171,19 @@ mod tests {
         assert_eq!(r.own_usage(), None);
         assert_eq!(r.find_process(|_| true), None);
         assert_eq!(r.process_name(1), None);
+        assert!(r.children(1).is_empty());
+    }
+
+    #[test]
+    fn children_are_found_by_the_parent_in_stat() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let me = ProcReader::own();
+        let kids = me.children(std::process::id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kids.contains(&child.id()), "{kids:?}");
     }
 }

@@ -42,6 +42,8 @@ trait Manager {
 )]
 trait Unit {
     #[zbus(property)]
+    fn load_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
     fn active_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn sub_state(&self) -> zbus::Result<String>;
@@ -94,6 +96,9 @@ pub enum ActuateError {
 /// What systemd says about a unit now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UnitStatus {
+    /// `LoadState`: loaded, not-found, bad-setting, error, masked. `LoadUnit` of a name with no
+    /// unit file still succeeds, with `not-found` here.
+    pub load_state: String,
     /// `ActiveState`: active, reloading, inactive, failed, activating, deactivating.
     pub active_state: String,
     /// `SubState`: running, dead, auto-restart, ...
@@ -113,6 +118,12 @@ pub struct UnitStatus {
 impl UnitStatus {
     pub fn is_active(&self) -> bool {
         self.active_state == "active"
+    }
+
+    /// False when systemd knows no unit file of this name (`LoadState` not-found). An empty
+    /// `load_state` (a status built without asking) counts as existing.
+    pub fn exists(&self) -> bool {
+        self.load_state != "not-found"
     }
 
     /// The Environment as a map (a later assignment of a key wins, as in systemd).
@@ -271,6 +282,7 @@ impl UnitManager for SystemdClient {
             .map_err(bus_err("service proxy", unit))?;
         let e = |op| bus_err(op, unit);
         Ok(UnitStatus {
+            load_state: u.load_state().await.map_err(e("LoadState"))?,
             active_state: u.active_state().await.map_err(e("ActiveState"))?,
             sub_state: u.sub_state().await.map_err(e("SubState"))?,
             drop_in_paths: u.drop_in_paths().await.map_err(e("DropInPaths"))?,

@@ -2,11 +2,14 @@
 //! `sys::ollama`, its systemd unit through `sys::systemd`, and its main process through
 //! `sys::proc`.
 //!
-//! When nothing answers, the collector still reports `ollama.up = 0` (health degraded, with the
-//! reason) rather than failing: a failed collector exports no points, and the `ollama_down` rule
-//! needs the 0 to fire.
+//! When nothing answers on a host where Ollama lives (its unit exists, it answered once since
+//! the agent started, or an `ollama serve` process runs), the collector still reports
+//! `ollama.up = 0` (health degraded, with the reason) rather than failing: the `ollama_down` rule
+//! needs the 0 to fire. Where none of that holds, Ollama is absent (see `presence`): the
+//! collector is unavailable with the reason and exports no `ollama.up`, so no rule sees "down".
 
 mod config;
+pub(crate) mod presence;
 pub(crate) mod process;
 pub(crate) mod published;
 
@@ -52,6 +55,8 @@ pub struct OllamaCollector {
     /// The last `/api/version` answer, with the main PID it came from and when: the version only
     /// changes when the server restarts, and asking costs an HTTP round trip every tick.
     version_cache: Option<(Option<u32>, Instant, String)>,
+    /// Ollama answered a probe since the agent started: from then on a silence is "down".
+    answered_ever: bool,
 }
 
 /// How long a `/api/version` answer stands while the server's PID cannot be told (no systemd
@@ -72,6 +77,7 @@ impl OllamaCollector {
             scanned_pid: None,
             missed_at: None,
             version_cache: None,
+            answered_ever: false,
         }
     }
 
@@ -210,6 +216,7 @@ impl Collector for OllamaCollector {
         let api = api.clone();
         let mut problems = Vec::new();
         let (probe, unit) = tokio::join!(api.probe(), self.unit());
+        self.answered_ever |= probe.is_ok();
         // Read before the API calls: the PID tells whether the cached version still holds.
         let process = self.process(&unit);
         let pid = match &process {
@@ -233,6 +240,16 @@ impl Collector for OllamaCollector {
                 problems.push(e.to_string());
             }
             Ok(_) => self.read_api(&api, pid, &mut view, &mut problems).await,
+        }
+        let evidence = presence::Evidence {
+            answered_ever: self.answered_ever,
+            unit: &view.unit,
+            serve_process: process.is_some(),
+        };
+        if let Some(why) = presence::absent_reason(&evidence, &self.config.unit, &self.config.url) {
+            view.problems = vec![why.clone()];
+            self.hooks.view.publish(view);
+            return Err(CollectError::new(why));
         }
         match process {
             Some(Ok(usage)) => view.process = Some(usage),
@@ -302,17 +319,27 @@ pub fn points(view: &OllamaView, unit: &str) -> Vec<MetricPoint> {
         ));
     }
     if let Some(p) = &view.process {
+        // The total (server and runners) first and without `ollama.runner.model`; then the
+        // runners' share per model, a part of that total.
         let pid = || Attrs::new().with(AttrKey::ProcessPid, p.pid);
-        out.push(MetricPoint::new(
-            MetricName::OllamaProcessMemoryUsage,
-            pid(),
-            p.rss_bytes,
-        ));
-        out.push(MetricPoint::new(
-            MetricName::OllamaProcessCpuTime,
-            pid(),
-            p.cpu_seconds,
-        ));
+        let (rss, cpu) = p.total();
+        let by_model = p.by_model();
+        let shares =
+            std::iter::once((pid(), rss, cpu)).chain(by_model.iter().map(|(model, (rss, cpu))| {
+                (pid().with(AttrKey::OllamaRunnerModel, *model), *rss, *cpu)
+            }));
+        for (attrs, rss, cpu) in shares {
+            out.push(MetricPoint::new(
+                MetricName::OllamaProcessMemoryUsage,
+                attrs.clone(),
+                rss,
+            ));
+            out.push(MetricPoint::new(
+                MetricName::OllamaProcessCpuTime,
+                attrs,
+                cpu,
+            ));
+        }
     }
     out
 }

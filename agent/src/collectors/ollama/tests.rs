@@ -149,17 +149,91 @@ async fn reads_ps_show_and_version_and_publishes_the_view() {
     assert_eq!(c.arch_cache.len(), 1);
 }
 
-#[tokio::test]
-async fn nothing_listening_still_exports_up_0() {
+/// A closed local port: nothing answers there.
+fn closed_port() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
+    addr
+}
+
+fn unit_hooks(load_state: &str, active_state: &str) -> OllamaHooks {
+    OllamaHooks {
+        unit_source: Some(Arc::new(FakeUnit(Ok(UnitStatus {
+            load_state: load_state.to_owned(),
+            active_state: active_state.to_owned(),
+            ..UnitStatus::default()
+        })))),
+        ..OllamaHooks::default()
+    }
+}
+
+/// No unit, no process, never answered: absent, unavailable with the reason, no `ollama.up`.
+#[tokio::test]
+async fn nothing_listening_and_no_unit_is_absent_without_up() {
+    let addr = closed_port();
+    let empty = tempfile::tempdir().unwrap();
+    for hooks in [OllamaHooks::default(), unit_hooks("not-found", "inactive")] {
+        let view = hooks.view.clone();
+        let mut c = OllamaCollector::new(
+            &config(format!("http://{addr}")),
+            ProcReader::new(empty.path()),
+            hooks,
+        );
+        let why = c.collect().await.unwrap_err().0;
+        assert!(why.starts_with("absent: no "), "{why}");
+        assert!(
+            why.ends_with(&format!("nothing has answered at {addr} since start")),
+            "{why}"
+        );
+        assert!(!view.latest().unwrap().up);
+    }
+}
+
+/// The unit exists but is stopped (enabled or not): a silence is "down", `ollama.up = 0`.
+#[tokio::test]
+async fn an_existing_unit_makes_silence_down() {
+    let addr = closed_port();
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        ProcReader::new(empty.path()),
+        unit_hooks("loaded", "inactive"),
+    );
+    let sample = c.collect().await.unwrap();
+    assert_eq!(
+        value(&sample.points, MetricName::OllamaUp, &[]),
+        Some(Value::Int(0))
+    );
+    assert_eq!(
+        sample.degraded,
+        Some(format!("nothing listening on {addr}"))
+    );
+}
+
+/// Ollama answered once, then its port closed: down, not absent, even with no unit.
+#[tokio::test]
+async fn answered_once_then_silent_is_down() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
         ProcReader::new(empty.path()),
         OllamaHooks::default(),
     );
+    // A real answer, then the port closes.
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0; 4096];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    });
+    c.answered_ever |= c.api.as_ref().unwrap().probe().await.is_ok();
+    server.join().unwrap();
+    assert!(c.answered_ever);
     let sample = c.collect().await.unwrap();
     assert_eq!(
         sample.points,
@@ -226,12 +300,13 @@ async fn unit_status_gives_service_metrics_and_the_main_pid() {
         ProcReader::new("/proc"),
         broken,
     );
-    let degraded = c.collect().await.unwrap().degraded.unwrap();
+    // The bus cannot tell the unit exists and nothing ever answered: absent, saying why.
+    let why = c.collect().await.unwrap_err().0;
     assert!(
-        degraded.ends_with(
-            "unit ollama.service: systemd LoadUnit of ollama.service failed: unit not loaded; advice-only"
+        why.contains(
+            "ollama.service not found (unit ollama.service: systemd LoadUnit of ollama.service failed: unit not loaded; advice-only)"
         ),
-        "{degraded}"
+        "{why}"
     );
 }
 
