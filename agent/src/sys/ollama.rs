@@ -127,7 +127,7 @@ pub fn parse_version(body: &[u8]) -> Result<String, ApiError> {
 }
 
 /// The architecture facts the KV-cache arithmetic needs, from `/api/show`'s `model_info`
-/// (keys `<arch>.block_count`, `<arch>.attention.head_count_kv`, ...; see MEMORY.md).
+/// (keys `<arch>.block_count`, `<arch>.attention.head_count_kv`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Architecture {
     /// `general.architecture` (`llama`, `nomic-bert`, `qwen35`).
@@ -147,6 +147,24 @@ pub struct Architecture {
     /// An embedding model (`<arch>.pooling_type` present, or no `completion` capability):
     /// Ollama forces it to one slot.
     pub embedding_only: bool,
+}
+
+/// llama3.1:8b as its real `/api/show` describes it (tests/fixtures/ollama): the model the
+/// arithmetic tests and the parser tests share.
+#[cfg(test)]
+pub(crate) fn llama31() -> Architecture {
+    Architecture {
+        arch: "llama".into(),
+        block_count: 32,
+        embedding_length: 4096,
+        head_count: 32,
+        head_count_kv: 8,
+        kv_heads_all_layers: 256,
+        key_length: 128,
+        value_length: 128,
+        context_length: 131_072,
+        embedding_only: false,
+    }
 }
 
 pub fn parse_show(body: &[u8]) -> Result<Architecture, ApiError> {

@@ -48,21 +48,7 @@ fn version_real() {
 #[test]
 fn show_llama31_architecture() {
     let a = parse_show(&fixture("show-llama3.1-8b-q4km-real.json")).unwrap();
-    assert_eq!(
-        a,
-        Architecture {
-            arch: "llama".to_owned(),
-            block_count: 32,
-            embedding_length: 4096,
-            head_count: 32,
-            head_count_kv: 8,
-            kv_heads_all_layers: 256,
-            key_length: 128,
-            value_length: 128,
-            context_length: 131_072,
-            embedding_only: false,
-        }
-    );
+    assert_eq!(a, llama31());
 }
 
 #[test]

@@ -161,21 +161,7 @@ pub fn human(bytes: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn llama31() -> Architecture {
-        Architecture {
-            arch: "llama".into(),
-            block_count: 32,
-            embedding_length: 4096,
-            head_count: 32,
-            head_count_kv: 8,
-            kv_heads_all_layers: 256,
-            key_length: 128,
-            value_length: 128,
-            context_length: 131_072,
-            embedding_only: false,
-        }
-    }
+    use crate::sys::ollama::llama31;
 
     #[test]
     fn memory_md_kv_table() {

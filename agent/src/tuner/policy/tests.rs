@@ -4,25 +4,10 @@ use proptest::prelude::*;
 use rstest::rstest;
 
 use super::*;
-use crate::sys::ollama::Architecture;
+use crate::sys::ollama::{Architecture, llama31};
 use crate::tuner::policy::bounds::{KEYS, limits, parse_keep_alive, valid_value};
 use crate::tuner::policy::inputs::{GpuMemory, ModelInput};
 use crate::tuner::policy::memory::{COMPUTE_BYTES, KvType, MIB, Version};
-
-fn llama31() -> Architecture {
-    Architecture {
-        arch: "llama".into(),
-        block_count: 32,
-        embedding_length: 4096,
-        head_count: 32,
-        head_count_kv: 8,
-        kv_heads_all_layers: 256,
-        key_length: 128,
-        value_length: 128,
-        context_length: 131_072,
-        embedding_only: false,
-    }
-}
 
 fn gpu(total_gib: u64, used: u64) -> GpuMemory {
     GpuMemory {
