@@ -8,8 +8,9 @@
 //! flushes each interval's rows together, so a report ends when a pool name repeats or when no
 //! line follows within `QUIET`. A pool missing from the last report is dropped.
 //!
-//! If the child exits or stalls (no line for 3 intervals), it is killed and restarted with
-//! exponential backoff; `status()` says so, and the collector shows it as its reason.
+//! If the child exits or stalls (no line for 3 intervals), its process group is killed and it is
+//! restarted with exponential backoff; `status()` says so, and the collector shows it as its
+//! reason.
 
 mod drive;
 
@@ -123,7 +124,7 @@ struct Shared {
     reports: u64,
 }
 
-/// Owns the reader task; dropping it aborts the task, which kills the child (`kill_on_drop`).
+/// Owns the reader task; dropping it aborts the task, which kills the child's process group.
 pub struct Iostat {
     shared: Arc<Mutex<Shared>>,
     /// Bumped on every report and every state change.

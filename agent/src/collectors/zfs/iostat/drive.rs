@@ -11,6 +11,7 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
 use super::{Batcher, ChildState, QUIET, Shared, lock};
+use crate::collectors::zfs::command::{Group, REAP_GRACE, kill_and_reap};
 use crate::collectors::zfs::parse::{IostatRow, parse_iostat_line};
 
 /// Why a child stopped, and whether it delivered a report first (which resets the backoff).
@@ -87,6 +88,7 @@ impl ChildReader<'_> {
     async fn finish(
         mut self,
         mut child: Child,
+        group: &Group,
         mut err: Lines<BufReader<ChildStderr>>,
         mut err_open: bool,
     ) -> ChildStopped {
@@ -101,11 +103,14 @@ impl ChildReader<'_> {
                 _ => err_open = false,
             }
         }
-        // A child that closed stdout but lives on is killed when dropped.
+        // A child that closed stdout but lives on is killed with its group.
         let status = match tokio::time::timeout(QUIET * 20, child.wait()).await {
             Ok(Ok(s)) => s.to_string(),
             Ok(Err(e)) => e.to_string(),
-            Err(_) => "closed its output".to_owned(),
+            Err(_) if kill_and_reap(&mut child, group, REAP_GRACE).await => {
+                "closed its output; killed its process group".to_owned()
+            }
+            Err(_) => "closed its output; killed its process group, not yet exited".to_owned(),
         };
         let detail = if self.last_err.is_empty() {
             String::new()
@@ -126,6 +131,8 @@ pub(super) async fn drive(
     shared: &Mutex<Shared>,
     tx: &watch::Sender<u64>,
 ) -> ChildStopped {
+    // Killed on every way out: a stall, an exit that left stragglers, or the task's abort.
+    let group = Group::of(&child);
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return ChildStopped {
             reason: "started without pipes".to_owned(),
@@ -155,7 +162,7 @@ pub(super) async fn drive(
                     last_line = Instant::now();
                     reader.on_stdout(&line);
                 }
-                Ok(None) | Err(_) => return reader.finish(child, err, err_open).await,
+                Ok(None) | Err(_) => return reader.finish(child, &group, err, err_open).await,
             },
             line = err.next_line(), if err_open => match line {
                 Ok(Some(line)) => {
@@ -166,9 +173,10 @@ pub(super) async fn drive(
             },
             () = sleep_until(quiet_at), if !reader.batcher.is_empty() => reader.flush(),
             () = sleep_until(last_line + stall) => {
-                // Returning drops the child; kill_on_drop kills it.
+                let reaped = kill_and_reap(&mut child, &group, REAP_GRACE).await;
+                let killed = if reaped { "killed its process group" } else { "killed its process group, not yet exited" };
                 return ChildStopped {
-                    reason: format!("stalled (no line for {})", humantime::format_duration(stall)),
+                    reason: format!("stalled (no line for {}); {killed}", humantime::format_duration(stall)),
                     delivered: reader.reports > 0,
                 };
             }
