@@ -1,7 +1,8 @@
 //! Hostile `zpool` stand-ins (issue 14, item 4) under the real daemon: whatever a `zpool`
 //! wrapper leaves behind (a child that hangs, a grandchild holding the pipe open), the agent's
 //! deadline kills the whole process group, so nothing accumulates while the agent runs and
-//! nothing is left once it stops.
+//! nothing is left once it stops. A `zpool iostat` printing garbage gives a bounded number of
+//! warnings, not one per line.
 
 // Sampling a process count over wall-clock time needs real sleeps.
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
@@ -42,28 +43,31 @@ fn marked_processes(mark: &str, except: u32) -> Vec<u32> {
     found
 }
 
-/// Runs the daemon for `RUN_FOR` against `zpool`; returns the largest number of marked
-/// processes seen and the number left one second after the daemon stopped.
-fn leftovers(zpool: &Path, mark: &str) -> (usize, Vec<u32>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hostwarden.toml");
+/// Starts the daemon (1 s ticks) against `zpool`, with `envs`.
+fn start(dir: &Path, zpool: &Path, envs: &[(&str, &str)]) -> Daemon {
+    let config = dir.join("hostwarden.toml");
     let text = format!(
         "[agent]\ninterval = \"1s\"\nstate_dir = {state:?}\nstatus_socket = {sock:?}\n\
          [gpu]\nenabled = false\n[ollama]\nenabled = false\n\
          [zfs]\nzpool_command = {zpool:?}\niostat_interval = \"1s\"\npool_interval = \"0s\"\n\
          command_timeout = \"500ms\"\n",
-        state = dir.path().join("state").display().to_string(),
-        sock = dir.path().join("status.sock").display().to_string(),
+        state = dir.join("state").display().to_string(),
+        sock = dir.join("status.sock").display().to_string(),
         zpool = zpool.display().to_string(),
     );
     std::fs::write(&config, text).expect("write config");
+    let state = dir.display().to_string();
+    let mut envs = envs.to_vec();
+    envs.push(("ZPOOL_STANDIN_STATE", &state));
+    Daemon::start(&config, &[], &envs)
+}
+
+/// Runs the daemon for `RUN_FOR` against `zpool`; returns the largest number of marked
+/// processes seen and the number left one second after the daemon stopped.
+fn leftovers(zpool: &Path, mark: &str) -> (usize, Vec<u32>) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let (key, value) = mark.split_once('=').expect("mark is KEY=VALUE");
-    let state = dir.path().display().to_string();
-    let mut d = Daemon::start(
-        &config,
-        &[],
-        &[(key, value), ("ZPOOL_STANDIN_STATE", &state)],
-    );
+    let mut d = start(dir.path(), zpool, &[(key, value)]);
     d.wait_for(Duration::from_secs(20), "the first tick", |l| {
         tick_fields(l).is_some()
     });
@@ -106,4 +110,27 @@ fn a_zpool_whose_child_hangs_leaves_no_processes_behind() {
 #[test]
 fn a_zpool_whose_grandchild_holds_the_pipe_leaves_no_processes_behind() {
     check("zpool-grandchild-holds-pipe");
+}
+
+#[test]
+fn a_zpool_printing_100000_junk_lines_gives_a_bounded_number_of_warnings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zpool =
+        hostwarden_tests::workspace_root().join("tests/fixtures/zfs/standin/hostile/zpool-junk");
+    let mut d = start(dir.path(), &zpool, &[]);
+    // The junk comes first, then real reports: by tick 8 every junk line has been read.
+    d.wait_for(Duration::from_secs(30), "tick 8", |l| {
+        tick_fields(l).is_some_and(|(t, _)| t == 8)
+    });
+    let warnings: Vec<&String> = d
+        .seen
+        .iter()
+        .filter(|l| l.contains("Skipped") && l.contains("zpool iostat line"))
+        .collect();
+    // The first line at once, then at most one summary per 60 s window.
+    assert!(
+        (1..=2).contains(&warnings.len()),
+        "{} warnings about skipped zpool iostat lines (bound 2): {warnings:#?}",
+        warnings.len()
+    );
 }

@@ -26,6 +26,7 @@ use tracing::warn;
 
 use super::command::{command, display as command_line, spawn_error};
 use super::parse::IostatRow;
+use crate::logging::repeat::{self, RepeatCounter};
 use drive::{ChildStopped, drive};
 
 /// Rows of one report ending this long after the last line are taken as complete.
@@ -244,6 +245,8 @@ async fn supervise(
     let args = ["iostat", "-Hpl", secs.as_str()];
     let mut attempt: u32 = 0;
     let mut last_reason = String::new();
+    // Across children: a child restarted every second must not restart the count either.
+    let mut skipped = RepeatCounter::new(repeat::WINDOW);
     loop {
         lock(&shared).state = ChildState::Waiting;
         tx.send_modify(|n| *n += 1);
@@ -252,7 +255,7 @@ async fn supervise(
                 reason: spawn_error(&program, &args, &e).to_string(),
                 delivered: false,
             },
-            Ok(child) => drive(child, interval, &shared, &tx).await,
+            Ok(child) => drive(child, interval, &shared, &tx, &mut skipped).await,
         };
         attempt = if delivered {
             1

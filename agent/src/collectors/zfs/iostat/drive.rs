@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::{Batcher, ChildState, QUIET, Shared, lock};
 use crate::collectors::zfs::command::{Group, REAP_GRACE, kill_and_reap};
 use crate::collectors::zfs::parse::{IostatRow, parse_iostat_line};
+use crate::logging::repeat::{RepeatCounter, Report, over_text, thousands};
 
 /// Why a child stopped, and whether it delivered a report first (which resets the backoff).
 pub(super) struct ChildStopped {
@@ -32,6 +33,21 @@ struct ChildReader<'a> {
     bad: Option<String>,
     /// The last thing it said on stderr.
     last_err: String,
+    /// Malformed lines between two warnings (kept across children by the supervisor).
+    skipped: &'a mut RepeatCounter,
+}
+
+/// Logs what the counter of malformed lines says is due.
+fn warn_skipped(report: Option<Report>, error: &str) {
+    match report {
+        None => {}
+        Some(Report::First) => warn!(%error, "Skipped a zpool iostat line."),
+        Some(Report::Summary { count, over, last }) => warn!(
+            "Skipped {} zpool iostat lines in the last {}; last: {last}",
+            thousands(count),
+            over_text(over)
+        ),
+    }
 }
 
 impl ChildReader<'_> {
@@ -68,8 +84,10 @@ impl ChildReader<'_> {
                 }
             }
             Err(e) => {
-                warn!(error = %e, "Skipped a zpool iostat line.");
-                self.bad = Some(e.to_string());
+                let error = e.to_string();
+                let report = self.skipped.hit(Instant::now(), || error.clone());
+                warn_skipped(report, &error);
+                self.bad = Some(error);
             }
         }
     }
@@ -130,6 +148,7 @@ pub(super) async fn drive(
     interval: Duration,
     shared: &Mutex<Shared>,
     tx: &watch::Sender<u64>,
+    skipped: &mut RepeatCounter,
 ) -> ChildStopped {
     // Killed on every way out: a stall, an exit that left stragglers, or the task's abort.
     let group = Group::of(&child);
@@ -151,6 +170,7 @@ pub(super) async fn drive(
         line_no: 0,
         bad: None,
         last_err: String::new(),
+        skipped,
     };
     let stall = interval.saturating_mul(3);
     let mut last_line = Instant::now();
@@ -172,6 +192,9 @@ pub(super) async fn drive(
                 Ok(None) | Err(_) => err_open = false,
             },
             () = sleep_until(quiet_at), if !reader.batcher.is_empty() => reader.flush(),
+            () = sleep_until(reader.skipped.due_at().unwrap_or(last_line)), if reader.skipped.due_at().is_some() => {
+                warn_skipped(reader.skipped.flush(Instant::now()), "");
+            }
             () = sleep_until(last_line + stall) => {
                 let reaped = kill_and_reap(&mut child, &group, REAP_GRACE).await;
                 let killed = if reaped { "killed its process group" } else { "killed its process group, not yet exited" };
