@@ -43,6 +43,11 @@ pub enum ZpoolError {
     },
     #[error("cannot run `{command}`: {message}")]
     Spawn { command: String, message: String },
+    #[error(
+        "`{command}` printed more than {} MiB; killed its process group (no genuine zpool answer is that large)",
+        MAX_OUTPUT / (1024 * 1024)
+    )]
+    TooLarge { command: String },
 }
 
 /// Output of a call that ran to completion (any exit status).
@@ -151,13 +156,20 @@ pub async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Out
     let mut err = Vec::new();
     let finished = tokio::time::timeout(timeout, async {
         // Both pipes are read to their end (a grandchild holding one open keeps us here until
-        // the deadline), then the child is reaped.
-        let (o, e) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
-        o?;
-        e?;
+        // the deadline), each at most MAX_OUTPUT + 1 bytes, then the child is reaped.
+        tokio::try_join!(
+            read_capped(&mut stdout, &mut out),
+            read_capped(&mut stderr, &mut err)
+        )?;
         child.wait().await
     })
     .await;
+    if out.len() > MAX_OUTPUT || err.len() > MAX_OUTPUT {
+        kill_and_reap(&mut child, &group, REAP_GRACE).await;
+        return Err(ZpoolError::TooLarge {
+            command: display(program, args),
+        });
+    }
     match finished {
         Err(_) => {
             let reaped = kill_and_reap(&mut child, &group, REAP_GRACE).await;
@@ -177,6 +189,24 @@ pub async fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Out
             stderr: String::from_utf8_lossy(&err).into_owned(),
         }),
     }
+}
+
+/// Most bytes read from one pipe of a one-shot call. The largest genuine answer, `zpool status
+/// -j` of a pool with thousands of vdevs, is a few MiB; 16 MiB bounds memory per call while
+/// leaving room for the biggest real pools.
+pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// Reads `pipe` to its end or to one byte past `MAX_OUTPUT`, which ends the read with an error
+/// (so `try_join!` stops reading the other pipe too).
+async fn read_capped(
+    pipe: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    pipe.take(MAX_OUTPUT as u64 + 1).read_to_end(buf).await?;
+    if buf.len() > MAX_OUTPUT {
+        return Err(std::io::Error::other("output over the cap"));
+    }
+    Ok(())
 }
 
 /// How long a killed child gets to be reaped before the caller moves on (SIGKILL is not
@@ -226,3 +256,6 @@ pub async fn run_checked(
     let out = run(program, args, timeout).await?;
     check(program, args, out)
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,7 @@
 //! reason.
 
 mod drive;
+mod lines;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

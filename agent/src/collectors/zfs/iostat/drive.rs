@@ -4,12 +4,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 use tracing::{info, warn};
 
+use super::lines::{BoundedLines, MAX_LINE, Next};
 use super::{Batcher, ChildState, QUIET, Shared, lock};
 use crate::collectors::zfs::command::{Group, REAP_GRACE, kill_and_reap};
 use crate::collectors::zfs::parse::{IostatRow, parse_iostat_line};
@@ -107,17 +107,17 @@ impl ChildReader<'_> {
         mut self,
         mut child: Child,
         group: &Group,
-        mut err: Lines<BufReader<ChildStderr>>,
+        mut err: BoundedLines<ChildStderr>,
         mut err_open: bool,
     ) -> ChildStopped {
         self.flush();
         // Its last words on stderr may still be in the pipe.
         while err_open {
-            match tokio::time::timeout(QUIET * 10, err.next_line()).await {
-                Ok(Ok(Some(line))) if !line.trim().is_empty() => {
+            match tokio::time::timeout(QUIET * 10, err.next()).await {
+                Ok(Ok(Next::Line(line))) if !line.trim().is_empty() => {
                     line.trim().clone_into(&mut self.last_err);
                 }
-                Ok(Ok(Some(_))) => {}
+                Ok(Ok(Next::Line(_))) => {}
                 _ => err_open = false,
             }
         }
@@ -158,8 +158,8 @@ pub(super) async fn drive(
             delivered: false,
         };
     };
-    let mut out = BufReader::new(stdout).lines();
-    let mut err = BufReader::new(stderr).lines();
+    let mut out = BoundedLines::new(stdout, MAX_LINE);
+    let mut err = BoundedLines::new(stderr, MAX_LINE);
     let mut err_open = true;
     let mut reader = ChildReader {
         interval,
@@ -177,19 +177,31 @@ pub(super) async fn drive(
     loop {
         let quiet_at = last_line + QUIET;
         tokio::select! {
-            line = out.next_line() => match line {
-                Ok(Some(line)) => {
+            line = out.next() => match line {
+                Ok(Next::Line(line)) => {
                     last_line = Instant::now();
                     reader.on_stdout(&line);
                 }
-                Ok(None) | Err(_) => return reader.finish(child, &group, err, err_open).await,
+                Ok(Next::TooLong) => {
+                    // Garbage, not a report: restart rather than buffer without end.
+                    reader.flush();
+                    let reaped = kill_and_reap(&mut child, &group, REAP_GRACE).await;
+                    let killed = if reaped { "killed its process group" } else { "killed its process group, not yet exited" };
+                    return ChildStopped {
+                        reason: format!("printed a line longer than {} KiB; {killed}", MAX_LINE / 1024),
+                        delivered: reader.reports > 0,
+                    };
+                }
+                Ok(Next::End) | Err(_) => return reader.finish(child, &group, err, err_open).await,
             },
-            line = err.next_line(), if err_open => match line {
-                Ok(Some(line)) => {
+            line = err.next(), if err_open => match line {
+                Ok(Next::Line(line)) => {
                     last_line = Instant::now();
                     reader.on_stderr(&line);
                 }
-                Ok(None) | Err(_) => err_open = false,
+                // An endless stderr line is dropped piece by piece; stdout decides the rest.
+                Ok(Next::TooLong) => last_line = Instant::now(),
+                Ok(Next::End) | Err(_) => err_open = false,
             },
             () = sleep_until(quiet_at), if !reader.batcher.is_empty() => reader.flush(),
             () = sleep_until(reader.skipped.due_at().unwrap_or(last_line)), if reader.skipped.due_at().is_some() => {
