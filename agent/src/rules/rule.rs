@@ -234,8 +234,7 @@ impl RuleRuntime {
             Transition::Resolved { .. } => s.clear,
             _ => s.threshold,
         };
-        let id = *next_id;
-        *next_id += 1;
+        let id = super::engine::take_id(next_id);
         AlertEvent {
             id,
             rule: self.name().to_owned(),

@@ -519,3 +519,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn event_ids_saturate_at_the_top_and_never_wrap() {
+    let r = rule(
+        "name = \"low\"\nmetric = \"system.memory.utilization\"\nop = \"<\"\nwarning = 0.2\ncritical = 0.1",
+    );
+    let mut e = Engine::new(std::slice::from_ref(&r));
+    // As after restoring a state file whose counter is at the very top.
+    e.ensure_next_id_after(u64::MAX - 2);
+    assert_eq!(e.allocate_id(), u64::MAX - 1);
+    let mut ids = Vec::new();
+    for (sec, v) in [(0, 0.05), (5, 0.5), (10, 0.05)] {
+        ids.extend(
+            e.evaluate_at(T0 + sec * 1000, &snap(vec![p(MEM, &[], v)]))
+                .iter()
+                .map(|ev| ev.id),
+        );
+    }
+    assert_eq!(ids, vec![u64::MAX, u64::MAX, u64::MAX]);
+    assert_eq!(e.allocate_id(), u64::MAX);
+}
