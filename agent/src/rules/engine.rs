@@ -229,6 +229,7 @@ impl Engine {
                 if same_rule && let Some(st) = ss.state {
                     entry.state = st;
                     restored += 1;
+                    rule.hold_absent_once = true;
                 }
                 if same_baseline {
                     entry.baseline.clone_from(&ss.baseline);
