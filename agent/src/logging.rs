@@ -5,6 +5,8 @@
 use std::fmt;
 use std::io::IsTerminal;
 
+pub mod repeat;
+
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};

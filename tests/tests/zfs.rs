@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(zfs["health"], "unavailable");
         let reason = zfs["reason"].as_str().unwrap_or_default();
         assert!(
-            reason.contains("did not answer within 1s; killed it"),
+            reason.contains("did not answer within 1s; killed its process group"),
             "{reason}"
         );
         assert_eq!(status(&snap, "host")["health"], "ok");

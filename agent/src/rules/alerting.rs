@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use super::config::RuleConfig;
 use super::engine::{Engine, EngineState};
 use super::event::{AlertEvent, AlertState, Severity};
-use super::outbox::{Outbox, SavedOutbox};
+use super::outbox::{Outbox, Restore};
 use super::persist;
 use super::rule::ActiveAlert;
 use super::summary::series_name;
@@ -64,17 +64,20 @@ impl Alerting {
             Err(e) => warn!(error = %e, "Rule state unreadable; starting fresh."),
         }
         let outbox_path = state_dir.join(OUTBOX_FILE);
-        let saved = match persist::load::<SavedOutbox>(&outbox_path) {
-            Ok(s) => s.unwrap_or_default(),
+        // The capacity applies while reading: an oversized outbox never sits in memory whole.
+        let restore = Restore {
+            capacity: config.outbox_capacity,
+        };
+        let outbox = match persist::load_seed(&outbox_path, restore) {
+            Ok(o) => o.unwrap_or_else(|| Outbox::new(config.outbox_capacity)),
             Err(e) => {
                 warn!(error = %e, "Outbox unreadable; starting empty.");
-                SavedOutbox::default()
+                Outbox::new(config.outbox_capacity)
             }
         };
-        if !saved.events.is_empty() {
-            info!(path = %outbox_path.display(), events = saved.events.len(), "Outbox restored.");
+        if outbox.depth() > 0 {
+            info!(path = %outbox_path.display(), events = outbox.depth(), dropped = outbox.dropped(), "Outbox restored.");
         }
-        let outbox = Outbox::from_saved(config.outbox_capacity, saved);
         if let Some(id) = outbox.last_id() {
             engine.ensure_next_id_after(id);
         }

@@ -47,6 +47,16 @@ pub struct SavedSeries {
 
 const STATE_VERSION: u32 = 1;
 
+/// Takes the next event id. Ids saturate at `u64::MAX` instead of wrapping to 0: a sink that
+/// drops ids it has seen would take every event after a wrap for an old one. Counting there
+/// takes 584,000 years at a million events a second, so only a planted or corrupt state file
+/// gets near it; from there on ids stop increasing, and never go back.
+pub(super) fn take_id(next: &mut u64) -> u64 {
+    let id = *next;
+    *next = next.saturating_add(1);
+    id
+}
+
 fn fingerprint(r: &RuleConfig) -> String {
     serde_json::to_string(r).unwrap_or_default()
 }
@@ -161,15 +171,13 @@ impl Engine {
         self.next_id
     }
 
-    /// Event ids continue after `id` (the outbox may hold events the saved state predates).
     /// Hands out the next event id, for an event raised outside the rules (a tuner rollback), so
     /// ids stay increasing in the outbox.
     pub fn allocate_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        id
+        take_id(&mut self.next_id)
     }
 
+    /// Event ids continue after `id` (the outbox may hold events the saved state predates).
     pub fn ensure_next_id_after(&mut self, id: u64) {
         self.next_id = self.next_id.max(id.saturating_add(1));
     }
@@ -221,6 +229,7 @@ impl Engine {
                 if same_rule && let Some(st) = ss.state {
                     entry.state = st;
                     restored += 1;
+                    rule.hold_absent_once = true;
                 }
                 if same_baseline {
                     entry.baseline.clone_from(&ss.baseline);

@@ -3,11 +3,14 @@
 //! The queue is saved in the state directory (`outbox.json`) so queued alerts survive a
 //! restart; `generation` tells the saver whether anything changed since it last wrote.
 
+mod restore;
+
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
 use super::event::AlertEvent;
+pub use restore::Restore;
 
 #[derive(Debug)]
 pub struct Outbox {
@@ -155,6 +158,28 @@ mod tests {
         assert_eq!(back.depth(), 3);
         assert_eq!(back.dropped(), 1);
         assert_eq!(back.last_id(), Some(4));
+    }
+
+    #[test]
+    fn a_200000_event_file_restores_only_the_newest_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.json");
+        let mut text = String::from("{\"dropped\":5,\"events\":[");
+        for id in 1..=200_000 {
+            if id > 1 {
+                text.push(',');
+            }
+            text.push_str(&serde_json::to_string(&ev(id)).unwrap());
+        }
+        text.push_str("]}");
+        std::fs::write(&path, text).unwrap();
+        let o = crate::rules::persist::load_seed(&path, Restore { capacity: 10 })
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.depth(), 10);
+        assert_eq!(o.dropped(), 5 + 199_990);
+        assert_eq!(o.peek(1)[0].id, 199_991);
+        assert_eq!(o.last_id(), Some(200_000));
     }
 
     #[test]

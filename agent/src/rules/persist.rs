@@ -2,13 +2,17 @@
 //! written, fsynced and renamed over it, then the directory is fsynced, so a crash leaves the
 //! old file or the new one, never half of one.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
-use crate::sys::fs::write_atomic;
+use crate::sys::fs::{ReadError, read_bounded, set_aside, write_atomic};
+
+/// Largest state file read back. Rule state is a few hundred bytes per series and the outbox a
+/// few hundred per event (10,000 by default), so real files stay far below; 64 MiB bounds what
+/// a corrupt or planted file costs (a 200 MB rules.json cost 204 MB of RSS).
+pub const MAX_STATE_FILE: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -17,6 +21,9 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Too large, not a regular file, or not parseable: moved aside (or not, with why).
+    #[error("{reason}; {aside}")]
+    Refused { reason: String, aside: String },
     #[error("failed to parse {path}: {source}")]
     Parse {
         path: PathBuf,
@@ -34,24 +41,44 @@ pub enum StateError {
     },
 }
 
-/// Reads a JSON file; Ok(None) when it does not exist.
+/// Reads a JSON file of at most [`MAX_STATE_FILE`] bytes; Ok(None) when it does not exist. A
+/// file refused for its size or kind, or that does not parse, is moved aside (the caller starts
+/// fresh, and the next save would otherwise overwrite it).
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(StateError::Read {
+    load_seed(path, std::marker::PhantomData::<T>)
+}
+
+/// [`load`] through a seed, which may bound what it keeps while it reads (the outbox).
+pub fn load_seed<T, S>(path: &Path, seed: S) -> Result<Option<T>, StateError>
+where
+    S: for<'de> DeserializeSeed<'de, Value = T>,
+{
+    let bytes = match read_bounded(path, MAX_STATE_FILE) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
+        Err(ReadError::Io { path, source }) => return Err(StateError::Read { path, source }),
+        Err(e) => return Err(refuse(path, e.to_string())),
+    };
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    parsed.map(Some).map_err(|source| {
+        refuse(
+            path,
+            StateError::Parse {
                 path: path.to_owned(),
                 source,
-            });
-        }
+            }
+            .to_string(),
+        )
+    })
+}
+
+fn refuse(path: &Path, reason: String) -> StateError {
+    let aside = match set_aside(path) {
+        Ok(aside) => format!("kept as {} for inspection", aside.display()),
+        Err(e) => format!("not moved aside: {e}"),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| StateError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+    StateError::Refused { reason, aside }
 }
 
 /// Writes `value` as JSON to `path` atomically, creating the directory if needed.
@@ -68,6 +95,8 @@ pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), StateError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]
@@ -86,13 +115,64 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
     }
 
+    /// Loads `path`, expecting a refusal whose text holds `why`, and the file kept aside.
+    fn refused(path: &Path, why: &str) {
+        let e = load::<Vec<u32>>(path).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, StateError::Refused { .. }), "{text}");
+        assert!(text.contains(why), "{text}");
+        let aside = path.with_file_name("x.json.refused");
+        assert!(
+            text.contains(&format!("kept as {}", aside.display())),
+            "{text}"
+        );
+        assert!(
+            fs::symlink_metadata(&aside).is_ok(),
+            "nothing at {}",
+            aside.display()
+        );
+        assert!(
+            fs::symlink_metadata(path).is_err(),
+            "{} still there",
+            path.display()
+        );
+    }
+
     #[test]
-    fn corrupt_file_is_a_parse_error() {
+    fn corrupt_file_is_refused_and_kept_aside() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.json");
         fs::write(&path, b"{not json").unwrap();
-        let e = load::<Vec<u32>>(&path).unwrap_err();
-        assert!(matches!(e, StateError::Parse { .. }), "{e}");
-        assert!(e.to_string().contains("x.json"));
+        refused(&path, "failed to parse");
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        // Sparse: 64 MiB and one byte without writing them.
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(MAX_STATE_FILE + 1).unwrap();
+        refused(&path, "over the 67108864-byte limit");
+    }
+
+    #[test]
+    fn a_symlink_to_dev_zero_is_refused_and_the_device_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        refused(&path, "not a regular file");
+        // The link was moved, not its target.
+        assert!(Path::new("/dev/zero").exists());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) on a NUL-terminated path in our own temporary directory.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        refused(&path, "not a regular file");
     }
 }

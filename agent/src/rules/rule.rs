@@ -58,6 +58,11 @@ pub struct RuleRuntime {
     pub series: BTreeMap<SeriesKey, Series>,
     /// True when the last snapshot held no point of the rule's metric at all.
     pub quiet: bool,
+    /// Set when state was restored: on the next evaluation a series absent from the snapshot
+    /// keeps its state. A rate-derived value (CPU utilisation, any `rate`/`increase`) cannot be
+    /// computed on the first tick after a start, and a firing alert must not resolve (and fire
+    /// again) because of that.
+    pub hold_absent_once: bool,
 }
 
 impl RuleRuntime {
@@ -77,6 +82,7 @@ impl RuleRuntime {
             critical_from,
             series: BTreeMap::new(),
             quiet: false,
+            hold_absent_once: false,
         }
     }
 
@@ -134,7 +140,11 @@ impl RuleRuntime {
             .filter(|k| !seen.contains(*k))
             .cloned()
             .collect();
+        let hold = std::mem::take(&mut self.hold_absent_once);
         for key in absent {
+            if hold {
+                continue;
+            }
             let Some(mut series) = self.series.remove(&key) else {
                 continue;
             };
@@ -234,8 +244,7 @@ impl RuleRuntime {
             Transition::Resolved { .. } => s.clear,
             _ => s.threshold,
         };
-        let id = *next_id;
-        *next_id += 1;
+        let id = super::engine::take_id(next_id);
         AlertEvent {
             id,
             rule: self.name().to_owned(),

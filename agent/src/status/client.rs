@@ -18,6 +18,12 @@ pub enum StatusError {
     PermissionDenied(PathBuf),
     #[error("cannot read the status from {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "the daemon on {} sent more than {} MiB; refused (a real status is a few KiB)",
+        .0.display(),
+        MAX_REPLY / (1024 * 1024)
+    )]
+    TooLarge(PathBuf),
     #[error("the daemon on {} sent an unreadable status: {source}", path.display())]
     Decode {
         path: PathBuf,
@@ -39,6 +45,11 @@ pub fn run(path: &Path, format: crate::cli::Format) -> Result<String, String> {
 /// How long the daemon has to answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Largest reply read. A status report is a few KiB (one line per collector, exporter and
+/// firing alert); 16 MiB leaves room for thousands of alerts while a peer sending without end
+/// (2 GB was seen) costs the CLI at most that.
+const MAX_REPLY: u64 = 16 * 1024 * 1024;
+
 /// Connects, reads the one JSON document the daemon writes, and decodes it.
 pub fn fetch(path: &Path) -> Result<StatusReport, StatusError> {
     let io_err = |source: io::Error| match source.kind() {
@@ -51,12 +62,18 @@ pub fn fetch(path: &Path) -> Result<StatusReport, StatusError> {
             source,
         },
     };
-    let mut stream = UnixStream::connect(path).map_err(io_err)?;
+    let stream = UnixStream::connect(path).map_err(io_err)?;
     stream
         .set_read_timeout(Some(READ_TIMEOUT))
         .map_err(io_err)?;
     let mut body = Vec::new();
-    stream.read_to_end(&mut body).map_err(io_err)?;
+    stream
+        .take(MAX_REPLY + 1)
+        .read_to_end(&mut body)
+        .map_err(io_err)?;
+    if body.len() as u64 > MAX_REPLY {
+        return Err(StatusError::TooLarge(path.to_owned()));
+    }
     serde_json::from_slice(&body).map_err(|source| StatusError::Decode {
         path: path.to_owned(),
         source,
@@ -132,6 +149,30 @@ pub fn render_table(r: &StatusReport) -> String {
 mod tests {
     use super::*;
     use crate::status::{AlertReport, ExportReport};
+
+    #[test]
+    fn a_reply_over_the_cap_is_refused_after_reading_the_cap() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // A peer that would send without end; it stops when the client hangs up.
+        let peer = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let chunk = vec![b' '; 64 * 1024];
+            let mut sent = 0u64;
+            while conn.write_all(&chunk).is_ok() {
+                sent += chunk.len() as u64;
+            }
+            sent
+        });
+        let err = fetch(&path).unwrap_err();
+        assert!(matches!(err, StatusError::TooLarge(_)), "{err}");
+        assert!(err.to_string().contains("more than 16 MiB"), "{err}");
+        let sent = peer.join().unwrap();
+        // The client stopped reading at the cap (plus what the socket buffers held).
+        assert!(sent < 2 * MAX_REPLY, "{sent} bytes sent");
+    }
 
     #[test]
     fn a_missing_socket_says_the_daemon_is_not_running() {

@@ -27,6 +27,76 @@ impl FileError {
     }
 }
 
+/// Why a state file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("failed to read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("refused {}: not a regular file", path.display())]
+    NotRegular { path: PathBuf },
+    #[error("refused {}: {size} bytes, over the {cap}-byte limit", path.display())]
+    TooLarge { path: PathBuf, size: u64, cap: u64 },
+}
+
+/// Reads a whole state file of at most `cap` bytes; `Ok(None)` when it does not exist. The
+/// file is opened without blocking (a FIFO would wait for a writer) and must be a regular
+/// file: a symlink to /dev/zero or a device would otherwise be an endless read. The read
+/// itself is capped too, in case the file grows while it is read.
+pub(crate) fn read_bounded(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    if meta.len() > cap {
+        return Err(ReadError::TooLarge {
+            path: path.to_owned(),
+            size: meta.len(),
+            cap,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > cap {
+        return Err(ReadError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            cap,
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// Moves a refused state file aside (`<name>.refused`, replacing an older one) so the agent can
+/// start fresh without destroying what an operator may want to inspect; returns the new path.
+/// A symlink is moved itself, never its target.
+pub(crate) fn set_aside(path: &Path) -> Result<PathBuf, FileError> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".refused");
+    let aside = path.with_file_name(name);
+    fs::rename(path, &aside).map_err(|e| FileError::new("move aside", path, e))?;
+    Ok(aside)
+}
+
 /// Writes `bytes` to `path` atomically, creating its directory (and fsyncing the parent of a
 /// directory it created) first. A temporary file left by a failure is removed, best effort.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {

@@ -25,6 +25,11 @@ pub enum ApiError {
     Status { what: &'static str, status: u16 },
     #[error("{what} sent a body that is not what Ollama sends: {error}")]
     Body { what: &'static str, error: String },
+    #[error(
+        "{what} sent more than {} MiB; refused (no Ollama answer the agent reads is that large)",
+        MAX_BODY / (1024 * 1024)
+    )]
+    TooLarge { what: &'static str },
     #[error("invalid [ollama] url {url:?}: {error}")]
     Url { url: String, error: String },
 }
@@ -221,6 +226,11 @@ pub fn parse_show(body: &[u8]) -> Result<Architecture, ApiError> {
     })
 }
 
+/// Largest body read from Ollama. `/api/show` (license, template, model_info) is tens of KiB
+/// and `/api/ps` about 1 KiB per loaded model; 16 MiB leaves room for any real answer while a
+/// 100 MB answer (337 MB peak, read whole every tick) is refused.
+pub const MAX_BODY: u64 = 16 * 1024 * 1024;
+
 /// The HTTP client, bound to one base URL. Cloning shares the connection pool.
 #[derive(Clone)]
 pub struct Api {
@@ -292,7 +302,9 @@ impl Api {
         self.send_within(what, req, self.timeout).await
     }
 
-    /// Sends `req` (whose deadline is `timeout`); anything but 200 is an error.
+    /// Sends `req` (whose deadline is `timeout`); anything but 200 is an error. The body is
+    /// refused from its Content-Length when that is over [`MAX_BODY`], and otherwise read
+    /// chunk by chunk up to the cap, so a chunked body without end stops there too.
     async fn send_within(
         &self,
         what: &'static str,
@@ -300,13 +312,22 @@ impl Api {
         timeout: Duration,
     ) -> Result<Vec<u8>, ApiError> {
         let fail = |e: reqwest::Error| self.map_err_within(what, &e, timeout);
-        let resp = req.send().await.map_err(fail)?;
+        let mut resp = req.send().await.map_err(fail)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(fail)?;
+        if resp.content_length().is_some_and(|n| n > MAX_BODY) {
+            return Err(ApiError::TooLarge { what });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(fail)? {
+            if (body.len() + chunk.len()) as u64 > MAX_BODY {
+                return Err(ApiError::TooLarge { what });
+            }
+            body.extend_from_slice(&chunk);
+        }
         if status != 200 {
             return Err(ApiError::Status { what, status });
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 
     /// `HEAD /`: the liveness probe. Returns the round trip.

@@ -19,7 +19,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures_util::future::join_all;
+use futures_util::stream::{self, StreamExt};
+
+/// Concurrent `/api/show` requests. One per loaded model opened 3,013 sockets for 3,000 models
+/// (issue 14); 4 keeps the first tick after a restart short for the usual handful of models
+/// while bounding sockets and Ollama's load whatever the list holds.
+const MAX_SHOWS_IN_FLIGHT: usize = 4;
 use tokio::time::Instant;
 
 use super::{CollectError, Collector, Sample};
@@ -180,14 +185,20 @@ impl OllamaCollector {
         }
     }
 
-    /// `/api/show` for every loaded model whose digest is not cached yet, concurrently.
+    /// `/api/show` for every loaded model whose digest is not cached yet, at most
+    /// [`MAX_SHOWS_IN_FLIGHT`] at a time.
     async fn architectures(&mut self, api: &Api, models: &[PsModel], problems: &mut Vec<String>) {
         let missing: Vec<&PsModel> = models
             .iter()
             .filter(|m| !self.arch_cache.contains_key(&m.digest))
             .collect();
-        let asks = missing.iter().map(|m| api.show(&m.name));
-        for (m, result) in missing.iter().zip(join_all(asks).await) {
+        // Collected first: a lazy map in the stream trips the Send check of the async trait.
+        let asks: Vec<_> = missing.iter().map(|m| api.show(&m.name)).collect();
+        let answers: Vec<_> = stream::iter(asks)
+            .buffered(MAX_SHOWS_IN_FLIGHT)
+            .collect()
+            .await;
+        for (m, result) in missing.iter().zip(answers) {
             match result {
                 Ok(a) => {
                     self.arch_cache.insert(m.digest.clone(), a);

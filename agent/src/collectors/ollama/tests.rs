@@ -428,3 +428,61 @@ async fn the_version_is_asked_once_per_server_process() {
     assert_eq!(c.cached_version(Some(101)), None);
     assert_eq!(c.cached_version(None), None);
 }
+
+#[tokio::test]
+async fn at_most_four_api_show_requests_are_in_flight() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const MODELS: usize = 40;
+    let models: Vec<String> = (0..MODELS)
+        .map(|i| format!("{{\"name\":\"m{i}:latest\",\"size\":1,\"digest\":\"d{i}\"}}"))
+        .collect();
+    let ps = format!("{{\"models\":[{}]}}", models.join(","));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let shows = Arc::new(AtomicUsize::new(0));
+    let (f, m, n) = (in_flight.clone(), most.clone(), shows.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (ps, f, m, n) = (ps.clone(), f.clone(), m.clone(), n.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0; 65536];
+                let len = s.read(&mut buf).await.unwrap();
+                let head = String::from_utf8_lossy(&buf[..len]).to_string();
+                let body = if head.contains(" /api/show ") {
+                    let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now, Ordering::SeqCst);
+                    n.fetch_add(1, Ordering::SeqCst);
+                    // Slow enough that an unbounded client would have them all open at once.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    f.fetch_sub(1, Ordering::SeqCst);
+                    "{}".to_owned()
+                } else if head.contains(" /api/ps ") {
+                    ps
+                } else {
+                    String::new()
+                };
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _gone = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = OllamaCollector::new(
+        &config(format!("http://{addr}")),
+        ProcReader::new(empty.path()),
+        OllamaHooks::default(),
+    );
+    let _sample = c.collect().await.unwrap();
+    assert_eq!(shows.load(Ordering::SeqCst), MODELS);
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        (1..=MAX_SHOWS_IN_FLIGHT).contains(&most),
+        "{most} /api/show requests in flight at once"
+    );
+}

@@ -8,10 +8,12 @@
 //! flushes each interval's rows together, so a report ends when a pool name repeats or when no
 //! line follows within `QUIET`. A pool missing from the last report is dropped.
 //!
-//! If the child exits or stalls (no line for 3 intervals), it is killed and restarted with
-//! exponential backoff; `status()` says so, and the collector shows it as its reason.
+//! If the child exits or stalls (no line for 3 intervals), its process group is killed and it is
+//! restarted with exponential backoff; `status()` says so, and the collector shows it as its
+//! reason.
 
 mod drive;
+mod lines;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use tracing::warn;
 
 use super::command::{command, display as command_line, spawn_error};
 use super::parse::IostatRow;
+use crate::logging::repeat::{self, RepeatCounter};
 use drive::{ChildStopped, drive};
 
 /// Rows of one report ending this long after the last line are taken as complete.
@@ -123,7 +126,7 @@ struct Shared {
     reports: u64,
 }
 
-/// Owns the reader task; dropping it aborts the task, which kills the child (`kill_on_drop`).
+/// Owns the reader task; dropping it aborts the task, which kills the child's process group.
 pub struct Iostat {
     shared: Arc<Mutex<Shared>>,
     /// Bumped on every report and every state change.
@@ -243,6 +246,8 @@ async fn supervise(
     let args = ["iostat", "-Hpl", secs.as_str()];
     let mut attempt: u32 = 0;
     let mut last_reason = String::new();
+    // Across children: a child restarted every second must not restart the count either.
+    let mut skipped = RepeatCounter::new(repeat::WINDOW);
     loop {
         lock(&shared).state = ChildState::Waiting;
         tx.send_modify(|n| *n += 1);
@@ -251,7 +256,7 @@ async fn supervise(
                 reason: spawn_error(&program, &args, &e).to_string(),
                 delivered: false,
             },
-            Ok(child) => drive(child, interval, &shared, &tx).await,
+            Ok(child) => drive(child, interval, &shared, &tx, &mut skipped).await,
         };
         attempt = if delivered {
             1

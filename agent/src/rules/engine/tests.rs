@@ -519,3 +519,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn event_ids_saturate_at_the_top_and_never_wrap() {
+    let r = rule(
+        "name = \"low\"\nmetric = \"system.memory.utilization\"\nop = \"<\"\nwarning = 0.2\ncritical = 0.1",
+    );
+    let mut e = Engine::new(std::slice::from_ref(&r));
+    // As after restoring a state file whose counter is at the very top.
+    e.ensure_next_id_after(u64::MAX - 2);
+    assert_eq!(e.allocate_id(), u64::MAX - 1);
+    let mut ids = Vec::new();
+    for (sec, v) in [(0, 0.05), (5, 0.5), (10, 0.05)] {
+        ids.extend(
+            e.evaluate_at(T0 + sec * 1000, &snap(vec![p(MEM, &[], v)]))
+                .iter()
+                .map(|ev| ev.id),
+        );
+    }
+    assert_eq!(ids, vec![u64::MAX, u64::MAX, u64::MAX]);
+    assert_eq!(e.allocate_id(), u64::MAX);
+}
+
+#[test]
+fn a_firing_series_absent_on_the_first_tick_after_a_restart_keeps_firing() {
+    // CPU utilisation (like every rate) has no value on the first tick after a start.
+    let r = rule(&format!("{MEM_RULE}warning = 0.8"));
+    let mut e = Engine::new(std::slice::from_ref(&r));
+    let ev = e.evaluate_at(T0, &snap(vec![p(MEM, &[], 0.9)]));
+    assert_eq!(ev[0].state, Firing);
+    let saved: EngineState =
+        serde_json::from_str(&serde_json::to_string(&e.save()).unwrap()).unwrap();
+
+    let mut e2 = Engine::new(std::slice::from_ref(&r));
+    assert_eq!(e2.restore(saved), 1);
+    let first = e2.evaluate_at(T0 + 5_000, &snap(vec![]));
+    assert!(first.is_empty(), "first tick after restart: {first:?}");
+    let second = e2.evaluate_at(T0 + 10_000, &snap(vec![p(MEM, &[], 0.9)]));
+    assert!(second.is_empty(), "no second firing event: {second:?}");
+    assert_eq!(e2.active().len(), 1);
+    // Only the first tick is held: a series gone for good later resolves as before.
+    let gone = e2.evaluate_at(T0 + 15_000, &snap(vec![]));
+    let gone_states: Vec<_> = gone.iter().map(|e| e.state).collect();
+    let mut e3 = Engine::new(std::slice::from_ref(&r));
+    e3.evaluate_at(T0, &snap(vec![p(MEM, &[], 0.9)]));
+    let reference: Vec<_> = e3
+        .evaluate_at(T0 + 5_000, &snap(vec![]))
+        .iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(gone_states, reference);
+}

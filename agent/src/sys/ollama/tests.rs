@@ -136,3 +136,44 @@ async fn the_verify_probe_returns_any_status_and_names_a_dead_port() {
         Err(ApiError::Refused(addr.to_string()))
     );
 }
+
+#[tokio::test]
+async fn a_content_length_over_the_cap_is_refused_before_the_body() {
+    // The body never comes: only the header can end this before the deadline.
+    let (base, _asked) =
+        answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 104857600\r\n\r\n{").await;
+    let api = Api::new(&base, Duration::from_secs(30)).unwrap();
+    let e = api.ps_within(Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(e, ApiError::TooLarge { .. }), "{e}");
+    assert!(e.to_string().contains("more than 16 MiB"), "{e}");
+}
+
+#[tokio::test]
+async fn a_chunked_body_without_end_is_cut_at_the_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let sent = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _n = s.read(&mut buf).await.unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let mut chunk = b"10000\r\n".to_vec();
+        chunk.extend(std::iter::repeat_n(b' ', 0x10000));
+        chunk.extend(b"\r\n");
+        let mut sent = 0u64;
+        // Until the client hangs up.
+        while s.write_all(&chunk).await.is_ok() {
+            sent += 0x10000;
+        }
+        sent
+    });
+    let api = Api::new(&base, Duration::from_secs(60)).unwrap();
+    let e = api.ps_within(Duration::from_secs(60)).await.unwrap_err();
+    assert!(matches!(e, ApiError::TooLarge { .. }), "{e}");
+    drop(api);
+    let sent = sent.await.unwrap();
+    assert!(sent < 2 * MAX_BODY, "{sent} bytes sent");
+}

@@ -98,6 +98,39 @@ pub struct Entry {
     pub event: Event,
 }
 
+/// Most of the journal read back at start: its last 4 MiB (about 13,000 entries of ~300
+/// bytes). The agent needs only the newest ids, the recent restarts and rollbacks and an
+/// unfinished apply, all at the end; the file itself grows as an audit trail.
+const MAX_READ: u64 = 4 * 1024 * 1024;
+
+/// The last [`MAX_READ`] bytes of the journal, from the first whole line. Opened without
+/// blocking and refused unless a regular file: a symlink to /dev/zero was an endless read.
+fn read_tail(path: &Path) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file; refused"));
+    }
+    let skip = meta.len().saturating_sub(MAX_READ);
+    file.seek(SeekFrom::Start(skip))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ).read_to_end(&mut bytes)?;
+    if skip > 0 {
+        // The cut fell inside a line: start after it.
+        let start = bytes
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        bytes.drain(..start);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("failed to {action} the tuner journal {}: {source}", path.display())]
 pub struct JournalError {
@@ -123,7 +156,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let text = match fs::read_to_string(&path) {
+        let text = match read_tail(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(err("read", e)),
@@ -293,6 +326,33 @@ mod tests {
         assert_eq!(j2.last(2), vec![finished(1), started(2)]);
         assert_eq!(unfinished(&entries), Some(&started(2)));
         assert_eq!(unfinished(&entries[..2]), None);
+    }
+
+    #[test]
+    fn a_symlink_to_dev_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(JOURNAL_NAME)).unwrap();
+        let e = Journal::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn only_the_tail_of_a_huge_journal_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_NAME);
+        // 100 MiB of garbage without a newline (sparse), then two real entries.
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(100 * 1024 * 1024).unwrap();
+        drop(f);
+        let mut j = Journal::open(dir.path()).unwrap().0;
+        j.append(started(7)).unwrap();
+        j.append(finished(7)).unwrap();
+        let (_, entries) = Journal::open(dir.path()).unwrap();
+        assert_eq!(entries.len(), 2);
     }
 
     #[test]

@@ -83,3 +83,23 @@ fn the_waiting_state_reads_as_the_operator_expects() {
         Some("waiting for the first zpool iostat interval")
     );
 }
+
+#[tokio::test]
+async fn an_endless_line_restarts_the_child_with_the_cap_as_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // `tr` deletes every newline: one line that never ends.
+    let mut stream = Iostat::start(
+        script(&dir, "yes 0123456789 | tr -d '\\n'"),
+        Duration::from_secs(1),
+    );
+    let status = stream
+        .wait_until(Duration::from_secs(10), |s| {
+            matches!(s.state, ChildState::Restarting { .. })
+        })
+        .await;
+    let problem = status.problem().unwrap();
+    assert!(
+        problem.contains("printed a line longer than 64 KiB; killed its process group"),
+        "{problem}"
+    );
+}
