@@ -187,12 +187,13 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let de = match toml::de::Deserializer::parse(text) {
         Ok(de) => de,
         Err(e) => {
-            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+            let (offset, message) = locate_syntax_error(text, e.span(), e.message().trim());
+            let (line, column) = line_col(text, offset);
             return Err(invalid(vec![Located {
                 line,
                 column,
                 path: String::new(),
-                message: e.message().trim().to_owned(),
+                message,
             }]));
         }
     };
@@ -235,6 +236,59 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
         })
         .collect();
     Err(invalid(located))
+}
+
+/// Where a TOML syntax error is and what to say about it, where the parser leaves out what an
+/// operator needs: a duplicate key gets its name (the span covers it), and a key nested too
+/// deeply (toml reports it without a span) is found by counting its dotted parts.
+fn locate_syntax_error(text: &str, span: Option<Range<usize>>, message: &str) -> (usize, String) {
+    match span {
+        Some(s) if message == "duplicate key" => {
+            let key = text.get(s.clone()).unwrap_or_default().trim();
+            (s.start, format!("duplicate key `{key}`"))
+        }
+        Some(s) => (s.start, message.to_owned()),
+        None if message == "recursion limit" => match deepest_key(text) {
+            Some((offset, depth)) => (
+                offset,
+                format!("key nested {depth} levels deep; TOML parsing stops at {TOML_KEY_DEPTH}"),
+            ),
+            None => (0, message.to_owned()),
+        },
+        None => (0, message.to_owned()),
+    }
+}
+
+/// The toml crate's limit on the parts of one dotted key (`LIMIT` in its parser).
+const TOML_KEY_DEPTH: usize = 80;
+
+/// Offset and depth of the first key (a `[table.header]` or a `dotted.key =`) with at least
+/// `TOML_KEY_DEPTH` parts. Dots inside quotes do not count.
+fn deepest_key(text: &str) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let start = offset + (line.len() - trimmed.len());
+        offset += line.len();
+        let key = match trimmed.strip_prefix('[') {
+            Some(header) => header.trim_start_matches('[').split(']').next(),
+            None => trimmed.split('=').next(),
+        }?;
+        let mut parts = 1;
+        let mut quote = None;
+        for c in key.chars() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '.') => parts += 1,
+                _ => {}
+            }
+        }
+        if parts >= TOML_KEY_DEPTH {
+            return Some((start, parts));
+        }
+    }
+    None
 }
 
 /// Names the rule (by its `name`) when the error is inside `rules[N]`, since operators know
