@@ -157,3 +157,46 @@ fn reloads_in_a_row_that_change_the_interval_never_hold_ticks_off() {
     }
     assert!(reloads >= 3, "only {reloads} reloads for {ticks} ticks");
 }
+
+#[test]
+fn a_kubernetes_configmap_swap_of_the_data_symlink_is_reloaded() {
+    // The layout kubelet gives a mounted ConfigMap: the file is a link through `..data`, and an
+    // update writes a new timestamped directory, then renames a new `..data` link over the old.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("..2026_12_01_a")).unwrap();
+    std::fs::write(root.join("..2026_12_01_a/hostwarden.toml"), config("300ms")).unwrap();
+    std::os::unix::fs::symlink("..2026_12_01_a", root.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/hostwarden.toml", root.join("hostwarden.toml")).unwrap();
+    let mut d = Daemon::start(&root.join("hostwarden.toml"), &[], &[]);
+    d.wait_for(WAIT, "first tick", is_tick);
+
+    std::fs::create_dir(root.join("..2026_12_01_b")).unwrap();
+    std::fs::write(root.join("..2026_12_01_b/hostwarden.toml"), config("400ms")).unwrap();
+    std::os::unix::fs::symlink("..2026_12_01_b", root.join("..data_tmp")).unwrap();
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+    d.wait_for(WAIT, "reload after the swap", |l| {
+        l.contains("Config reloaded")
+    });
+    d.wait_for(WAIT, "tick after the swap", is_tick);
+}
+
+#[test]
+fn an_edit_to_a_symlinked_configs_target_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let real_dir = dir.path().join("real");
+    let link_dir = dir.path().join("etc");
+    std::fs::create_dir(&real_dir).unwrap();
+    std::fs::create_dir(&link_dir).unwrap();
+    let target = real_dir.join("hw.toml");
+    std::fs::write(&target, config("300ms")).unwrap();
+    let link = link_dir.join("hostwarden.toml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let mut d = Daemon::start(&link, &[], &[]);
+    d.wait_for(WAIT, "first tick", is_tick);
+    // Nothing changes in the link's directory: only the target's does.
+    save_like_an_editor(&target, &config("400ms"));
+    d.wait_for(WAIT, "reload after the edit", |l| {
+        l.contains("Config reloaded")
+    });
+}
