@@ -1,7 +1,9 @@
 //! Reading a config file and turning every problem into `FILE:LINE:COL: field.path: message`.
 
 use std::fmt;
+use std::io::Read;
 use std::ops::Range;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{Config, DEFAULT_PATH};
@@ -62,13 +64,104 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and validates `file`.
+/// Largest config file read. The shipped config is 8 KB and a config of a thousand rules stays
+/// under 1 MiB; anything bigger is a mistake (or `/dev/zero` behind a symlink would be read
+/// until memory runs out).
+pub const MAX_BYTES: u64 = 1 << 20;
+
+/// Reads and validates `file`: a regular file, not empty, valid UTF-8, at most `MAX_BYTES`.
 pub fn load_file(file: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+    let bytes = read_regular(file, MAX_BYTES).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
         source,
     })?;
+    let invalid = |offset: usize, text: &str, message: String| {
+        let (line, column) = line_col(text, offset);
+        ConfigError::Invalid {
+            file: file.to_path_buf(),
+            errors: vec![Located {
+                line,
+                column,
+                path: String::new(),
+                message,
+            }],
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes().get(good).copied().unwrap_or_default();
+            let prefix = String::from_utf8_lossy(&e.as_bytes()[..good]).into_owned();
+            return Err(invalid(
+                good,
+                &prefix,
+                format!("invalid UTF-8 (byte 0x{bad:02x}); a config file is UTF-8 text"),
+            ));
+        }
+    };
+    // An editor truncates before it writes and a full disk leaves 0 bytes: taking that as
+    // "use the defaults" would silently replace the operator's rules and state dir.
+    if text.trim().is_empty() {
+        return Err(invalid(
+            0,
+            "",
+            "the file is empty (a truncated write?); to run on the built-in defaults, \
+             put a comment in it or remove it"
+                .to_owned(),
+        ));
+    }
     parse_str(&text, file)
+}
+
+/// Opens `file` without blocking (a FIFO would wait for a writer) and reads it only if it is a
+/// regular file, at most `max` bytes. The type is checked on the opened descriptor, so a swap
+/// between a check and the open cannot slip a FIFO or a device in.
+fn read_regular(file: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(file)?;
+    let meta = f.metadata()?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    };
+    if let Some(what) = what {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{what}; only a regular file is read as config"),
+        ));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "{} bytes, more than the {max} a config may have",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    // The file may grow after the stat: the read stops at the bound all the same.
+    f.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("more than the {max} bytes a config may have"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// `--config PATH` must exist; without it, a missing default file means built-in defaults.
@@ -94,12 +187,13 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let de = match toml::de::Deserializer::parse(text) {
         Ok(de) => de,
         Err(e) => {
-            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+            let (offset, message) = locate_syntax_error(text, e.span(), e.message().trim());
+            let (line, column) = line_col(text, offset);
             return Err(invalid(vec![Located {
                 line,
                 column,
                 path: String::new(),
-                message: e.message().trim().to_owned(),
+                message,
             }]));
         }
     };
@@ -142,6 +236,59 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
         })
         .collect();
     Err(invalid(located))
+}
+
+/// Where a TOML syntax error is and what to say about it, where the parser leaves out what an
+/// operator needs: a duplicate key gets its name (the span covers it), and a key nested too
+/// deeply (toml reports it without a span) is found by counting its dotted parts.
+fn locate_syntax_error(text: &str, span: Option<Range<usize>>, message: &str) -> (usize, String) {
+    match span {
+        Some(s) if message == "duplicate key" => {
+            let key = text.get(s.clone()).unwrap_or_default().trim();
+            (s.start, format!("duplicate key `{key}`"))
+        }
+        Some(s) => (s.start, message.to_owned()),
+        None if message == "recursion limit" => match deepest_key(text) {
+            Some((offset, depth)) => (
+                offset,
+                format!("key nested {depth} levels deep; TOML parsing stops at {TOML_KEY_DEPTH}"),
+            ),
+            None => (0, message.to_owned()),
+        },
+        None => (0, message.to_owned()),
+    }
+}
+
+/// The toml crate's limit on the parts of one dotted key (`LIMIT` in its parser).
+const TOML_KEY_DEPTH: usize = 80;
+
+/// Offset and depth of the first key (a `[table.header]` or a `dotted.key =`) with at least
+/// `TOML_KEY_DEPTH` parts. Dots inside quotes do not count.
+fn deepest_key(text: &str) -> Option<(usize, usize)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let start = offset + (line.len() - trimmed.len());
+        offset += line.len();
+        let key = match trimmed.strip_prefix('[') {
+            Some(header) => header.trim_start_matches('[').split(']').next(),
+            None => trimmed.split('=').next(),
+        }?;
+        let mut parts = 1;
+        let mut quote = None;
+        for c in key.chars() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '.') => parts += 1,
+                _ => {}
+            }
+        }
+        if parts >= TOML_KEY_DEPTH {
+            return Some((start, parts));
+        }
+    }
+    None
 }
 
 /// Names the rule (by its `name`) when the error is inside `rules[N]`, since operators know

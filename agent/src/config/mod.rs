@@ -21,7 +21,12 @@ pub use crate::collectors::host::HostConfig;
 pub use crate::collectors::ollama::OllamaConfig;
 pub use crate::collectors::zfs::ZfsConfig;
 pub use crate::exporters::config::OtlpConfig;
+use crate::fields::check_absolute_dir;
 pub use crate::fields::{FieldError, NonEmptyString, Ratio, under};
+
+/// Most alert events the outbox may hold: ten times the default, some 70 MB at the largest
+/// event (a 1 KiB summary), where a million events cost 664 MB.
+pub const MAX_OUTBOX_CAPACITY: usize = 100_000;
 pub use crate::rules::AlertingConfig;
 pub use crate::rules::config::RuleConfig;
 pub use crate::tuner::config::{KeyBound, TunerConfig, TunerMode};
@@ -65,6 +70,7 @@ impl Config {
     /// reports paths relative to its own section), plus the checks across sections.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors: Vec<FieldError> = under("agent", self.agent.validate()).collect();
+        errors.extend(under("gpu", self.gpu.validate()));
         errors.extend(under("zfs", self.zfs.validate()));
         errors.extend(under("ollama", self.ollama.validate()));
         errors.extend(under("export", self.export.validate()));
@@ -125,15 +131,31 @@ impl AgentConfig {
     /// Checks relative to `[agent]`.
     fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        // Below 100ms a tick costs more than it tells; above an hour the agent is not
+        // monitoring (and "1000000h" overflows the ticker).
         if self.interval < Duration::from_millis(100) {
             errors.push(FieldError::new("interval", "must be at least 100ms"));
+        } else if self.interval > Duration::from_secs(3600) {
+            errors.push(FieldError::new("interval", "must be at most 1h"));
         }
-        if let Some(deadline) = self.collector_deadline
-            && deadline > self.interval
-        {
+        if let Some(deadline) = self.collector_deadline {
+            if deadline.is_zero() {
+                errors.push(FieldError::new(
+                    "collector_deadline",
+                    "must be longer than 0s (no collector could answer)",
+                ));
+            } else if deadline >= self.interval {
+                errors.push(FieldError::new(
+                    "collector_deadline",
+                    "must be shorter than agent.interval (a collector may not delay the next tick)",
+                ));
+            }
+        }
+        check_absolute_dir(&mut errors, "state_dir", &self.state_dir);
+        if !(1..=MAX_OUTBOX_CAPACITY).contains(&self.outbox_capacity) {
             errors.push(FieldError::new(
-                "collector_deadline",
-                "must not exceed agent.interval (a collector may not delay the next tick)",
+                "outbox_capacity",
+                format!("must be between 1 and {MAX_OUTBOX_CAPACITY}"),
             ));
         }
         errors

@@ -53,6 +53,24 @@ impl OtlpConfig {
         {
             errors.push(FieldError::new("interval", "must be at least 100ms"));
         }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            errors.push(FieldError::new("timeout", "must be longer than 0s"));
+        }
+        // Checked here, not first at export time: a header that cannot be sent (CR/LF would
+        // split the request) is a config error.
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    format!("{name:?} is not an HTTP header name"),
+                ));
+            } else if http::HeaderValue::from_str(value).is_err() {
+                errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "is not an HTTP header value (control characters such as CR or LF)",
+                ));
+            }
+        }
         errors
     }
 }

@@ -8,6 +8,10 @@ use super::config::RuleConfig;
 use crate::fields::FieldError;
 use crate::model::{AttrKey, MetricName};
 
+/// Longest rule summary: a sentence fits with room to spare, and every event, the outbox and
+/// rules.json carry a copy (a 10 MB summary made each event 10 MB).
+pub const MAX_SUMMARY_BYTES: usize = 1024;
+
 /// Checks every rule.
 pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -41,6 +45,18 @@ pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
             err(
                 "summary",
                 "must not be empty (leave it out instead)".to_owned(),
+            );
+        }
+        if let Some(s) = r.summary.as_deref()
+            && s.len() > MAX_SUMMARY_BYTES
+        {
+            err(
+                "summary",
+                format!(
+                    "is {} bytes; at most {MAX_SUMMARY_BYTES} (it is copied into every event, \
+                     the outbox and the rule state)",
+                    s.len()
+                ),
             );
         }
     }

@@ -76,6 +76,8 @@ pub(super) struct Daemon {
     snapshots: watch::Sender<Arc<Snapshot>>,
     pub(super) ticker: tokio::time::Interval,
     pub(super) ticks: u64,
+    /// When the last tick was due: a new interval counts from there.
+    last_tick: Option<Instant>,
     ready: bool,
     watchdog: bool,
     view: ViewOutput,
@@ -117,6 +119,7 @@ impl Daemon {
             snapshots,
             ticker,
             ticks: 0,
+            last_tick: None,
             ready: false,
             watchdog,
             view,
@@ -124,8 +127,9 @@ impl Daemon {
     }
 
     /// One tick: collect, let the tuner act, judge the rules, export, show, publish.
-    pub(super) async fn on_tick(&mut self) {
+    pub(super) async fn on_tick(&mut self, due: Instant) {
         self.ticks += 1;
+        self.last_tick = Some(due);
         let started = Instant::now();
         let deadline = self.live.config.collector_deadline();
         let mut snapshot =
@@ -163,7 +167,12 @@ impl Daemon {
 
     /// A reload (file watch or SIGHUP): a new config that loads takes effect everywhere.
     pub(super) fn on_reload(&mut self, source: ReloadSource) {
-        if reload(&mut self.live, self.path.as_ref(), source, &mut self.ticker) {
+        let old_interval = self.live.config.agent.interval;
+        if reload(&mut self.live, self.path.as_ref(), source) {
+            let interval = self.live.config.agent.interval;
+            if interval != old_interval {
+                self.ticker = ticker_after(self.last_tick, interval);
+            }
             self.alerting.replace_config(self.live.config.alerting());
             if let Some(t) = self.tuner.as_mut() {
                 t.reconfigure(&self.live.config.tuner);
@@ -237,13 +246,19 @@ fn new_ticker(interval: Duration) -> tokio::time::Interval {
     t
 }
 
+/// The ticker for a new `interval`: its first tick is one new interval after the last tick (at
+/// once if that is past), never a full interval after the reload, so reloads in a row cannot
+/// hold ticks off.
+fn ticker_after(last_tick: Option<Instant>, interval: Duration) -> tokio::time::Interval {
+    let now = Instant::now();
+    let first = last_tick.map_or(now, |t| (t + interval).max(now));
+    let mut t = tokio::time::interval_at(first, interval);
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
 /// Returns true when a new config took effect.
-fn reload(
-    live: &mut Live,
-    path: Option<&PathBuf>,
-    source: ReloadSource,
-    ticker: &mut tokio::time::Interval,
-) -> bool {
+fn reload(live: &mut Live, path: Option<&PathBuf>, source: ReloadSource) -> bool {
     let Some(path) = path else {
         info!("Reload asked, but no config file is in use; built-in defaults stay.");
         return false;
@@ -254,12 +269,7 @@ fn reload(
             false
         }
         Ok(new) => {
-            let interval_changed = new.agent.interval != live.config.agent.interval;
             live.replace(new);
-            if interval_changed {
-                *ticker = new_ticker(live.config.agent.interval);
-                ticker.reset();
-            }
             info!(config = %path.display(), ?source, "Config reloaded; in force from the next tick.");
             true
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::cli::ViewMode;
@@ -19,6 +20,17 @@ use crate::sys::systemd;
 use crate::sys::time::wall_ms;
 use crate::tuner::observe::{Advice, advise};
 use daemon::Daemon;
+
+/// How long after a file change the config is read: editors write in several steps.
+const RELOAD_SETTLE: Duration = Duration::from_millis(150);
+
+/// Waits until `due`, or forever when no reload is pending.
+async fn sleep_until_due(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// What `hostwarden run` was asked to do.
 #[derive(Debug, Clone)]
@@ -81,19 +93,26 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut daemon = Daemon::start(config, path, opts.view);
+    // A file change is read once the editor is done writing; the wait is a deadline in the
+    // loop, not a sleep, so ticks due meanwhile are not held up.
+    let mut reload_due: Option<(Instant, ReloadSource)> = None;
     loop {
+        let due = reload_due.map(|(at, _)| at);
         tokio::select! {
-            _ = daemon.ticker.tick() => {
-                daemon.on_tick().await;
+            at = daemon.ticker.tick() => {
+                daemon.on_tick(at).await;
                 if opts.ticks.is_some_and(|n| daemon.ticks >= n) {
                     break;
                 }
             }
             Some(ev) = reload_rx.recv() => {
                 // Editors write in several steps: let them finish before reading the file.
-                tokio::time::sleep(Duration::from_millis(150)).await;
-                while reload_rx.try_recv().is_ok() {}
-                daemon.on_reload(ev.source);
+                reload_due.get_or_insert((Instant::now() + RELOAD_SETTLE, ev.source));
+            }
+            () = sleep_until_due(due) => {
+                if let Some((_, source)) = reload_due.take() {
+                    daemon.on_reload(source);
+                }
             }
             _ = sighup.recv() => daemon.on_reload(ReloadSource::Signal),
             _ = sigterm.recv() => { info!("SIGTERM received; stopping."); break; }

@@ -1,9 +1,11 @@
 //! The daemon's side of `hostwarden status`: a Unix socket (mode 0660) that writes the latest
 //! `StatusReport` as one JSON document to each client, then closes. A stale socket left by a
-//! crashed daemon is replaced; the socket is removed when the server is dropped.
+//! crashed daemon is replaced; anything else at the path (a file, a directory) is refused and
+//! left alone, since a mistyped path must not cost the operator a file. The socket is removed
+//! when the server is dropped.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,10 @@ pub enum ServeError {
     CreateDir { path: PathBuf, source: io::Error },
     #[error("another hostwarden daemon is already serving {0}")]
     InUse(PathBuf),
+    #[error(
+        "{path} is {what}, not a socket; refusing to replace it (remove it or choose another agent.status_socket)"
+    )]
+    NotASocket { path: PathBuf, what: &'static str },
     #[error("cannot remove the stale socket {path}: {source}")]
     RemoveStale { path: PathBuf, source: io::Error },
     #[error("cannot listen on {path}: {source}")]
@@ -43,12 +49,29 @@ impl StatusServer {
         reports: watch::Receiver<Arc<StatusReport>>,
     ) -> Result<StatusServer, ServeError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ServeError::CreateDir {
+            // 0755 exactly: clients of the 0660 socket must be able to reach it.
+            crate::sys::fs::create_dir_all_with(dir, 0o755).map_err(|e| ServeError::CreateDir {
                 path: dir.to_owned(),
-                source,
+                source: e.source,
             })?;
         }
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            let kind = meta.file_type();
+            if !kind.is_socket() {
+                let what = if kind.is_dir() {
+                    "a directory"
+                } else if kind.is_symlink() {
+                    "a symbolic link"
+                } else if kind.is_file() {
+                    "a regular file"
+                } else {
+                    "not a socket"
+                };
+                return Err(ServeError::NotASocket {
+                    path: path.to_owned(),
+                    what,
+                });
+            }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(ServeError::InUse(path.to_owned()));
             }

@@ -2,10 +2,34 @@
 //! over it, then the directory is fsynced, so a reader (systemd's reload, the next start) sees
 //! the old file or the new one, never half of one, even if the agent dies in between. The one
 //! writer behind the rule state, the outbox and the tuner's drop-in.
+//!
+//! Modes are set exactly, whatever the umask: the agent's own state (rule state, outbox,
+//! journal) is 0600 in a 0700 directory, since alert history is nobody else's business; the
+//! drop-in systemd reads is 0644 in a 0755 directory, as unit files are.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Modes of a file and of the directories created for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Modes {
+    pub file: u32,
+    pub dir: u32,
+}
+
+/// The agent's own state: readable by the agent's user only.
+pub(crate) const PRIVATE: Modes = Modes {
+    file: 0o600,
+    dir: 0o700,
+};
+
+/// Files other programs read (a systemd drop-in).
+pub(crate) const PUBLIC: Modes = Modes {
+    file: 0o644,
+    dir: 0o755,
+};
 
 /// What failed, on which path.
 #[derive(Debug, thiserror::Error)]
@@ -97,21 +121,45 @@ pub(crate) fn set_aside(path: &Path) -> Result<PathBuf, FileError> {
     Ok(aside)
 }
 
-/// Writes `bytes` to `path` atomically, creating its directory (and fsyncing the parent of a
-/// directory it created) first. A temporary file left by a failure is removed, best effort.
+/// Creates `dir` and its missing ancestors with mode `mode` exactly (the umask neither widens
+/// nor narrows it); directories that exist keep their mode. Returns whether it created `dir`.
+pub(crate) fn create_dir_all_with(dir: &Path, mode: u32) -> Result<bool, FileError> {
+    if dir.is_dir() {
+        return Ok(false);
+    }
+    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| FileError::new("create", dir, e))?;
+    for d in missing {
+        fs::set_permissions(d, fs::Permissions::from_mode(mode))
+            .map_err(|e| FileError::new("set the mode of", d, e))?;
+    }
+    Ok(true)
+}
+
+/// Writes `bytes` to `path` atomically with the `PRIVATE` modes.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    write_atomic_with(path, bytes, PRIVATE)
+}
+
+/// Writes `bytes` to `path` atomically, creating its directory (and fsyncing the parent of a
+/// directory it created) first, with `modes`. A temporary file left by a failure is removed,
+/// best effort.
+pub(crate) fn write_atomic_with(path: &Path, bytes: &[u8], modes: Modes) -> Result<(), FileError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
-        if let Some(parent) = dir.parent() {
-            fsync_dir(parent)?;
-        }
+    if create_dir_all_with(dir, modes.dir)?
+        && let Some(parent) = dir.parent()
+    {
+        fsync_dir(parent)?;
     }
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(path.file_name().unwrap_or_default());
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = dir.join(tmp_name);
-    let result = write_then_rename(&tmp, path, bytes).and_then(|()| fsync_dir(dir));
+    let result = write_then_rename(&tmp, path, bytes, modes.file).and_then(|()| fsync_dir(dir));
     if result.is_err()
         && let Err(e) = fs::remove_file(&tmp)
         && e.kind() != std::io::ErrorKind::NotFound
@@ -122,13 +170,17 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     result
 }
 
-fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+fn write_then_rename(tmp: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(mode)
         .open(tmp)
         .map_err(|e| FileError::new("create", tmp, e))?;
+    // The umask may have narrowed the mode (and a leftover temporary kept its old one).
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| FileError::new("set the mode of", tmp, e))?;
     file.write_all(bytes)
         .map_err(|e| FileError::new("write", tmp, e))?;
     file.sync_all()

@@ -90,6 +90,8 @@ impl TunerConfig {
     /// Checks relative to `[tuner]`.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        // The drop-in is written below it, as root.
+        crate::fields::check_absolute_dir(&mut errors, "dropin_dir", &self.dropin_dir);
         if self.verify_timeout.is_zero() {
             errors.push(FieldError::new("verify_timeout", "must be longer than 0s"));
         }

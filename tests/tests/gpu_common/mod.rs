@@ -33,8 +33,9 @@ impl Setup {
         let config = dir.path().join("hostwarden.toml");
         let text = format!(
             r#"[agent]
-# Generous: two cores shared by many test processes must never miss the deadline.
-interval = "500ms"
+# Generous: two cores shared by many test processes must never miss the deadline (which must
+# stay below the interval).
+interval = "600ms"
 collector_deadline = "500ms"
 state_dir = {state_dir:?}
 status_socket = {socket:?}

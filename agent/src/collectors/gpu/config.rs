@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fields::{FieldError, check_duration};
+
 /// NVIDIA GPUs through NVML.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,5 +33,22 @@ impl Default for GpuConfig {
             retry_min: Duration::from_secs(30),
             retry_max: Duration::from_secs(600),
         }
+    }
+}
+
+impl GpuConfig {
+    /// Checks relative to `[gpu]`: a zero retry would spin on a missing driver.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let (min, day) = (Duration::from_millis(100), Duration::from_secs(86_400));
+        check_duration(&mut errors, "retry_min", self.retry_min, min, day);
+        check_duration(&mut errors, "retry_max", self.retry_max, min, day);
+        if self.retry_min > self.retry_max {
+            errors.push(FieldError::new(
+                "retry_max",
+                "must not be shorter than retry_min",
+            ));
+        }
+        errors
     }
 }

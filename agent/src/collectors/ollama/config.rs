@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::FieldError;
+use crate::fields::{FieldError, unit_name_error};
 use crate::sys::ollama::Api;
 
 /// The Ollama server: HTTP API and systemd unit.
@@ -41,6 +41,10 @@ impl OllamaConfig {
         }
         if self.probe_timeout.is_zero() {
             errors.push(FieldError::new("probe_timeout", "must be longer than 0s"));
+        }
+        // The unit's name goes into the drop-in's path and into D-Bus calls.
+        if let Some(e) = unit_name_error(&self.unit) {
+            errors.push(FieldError::new("unit", e));
         }
         errors
     }

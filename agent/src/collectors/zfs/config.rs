@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::FieldError;
+use crate::fields::{FieldError, check_duration};
 
 /// ZFS pools through the `zpool` command.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -44,12 +44,36 @@ impl ZfsConfig {
     /// Checks relative to `[zfs]`.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();
+        let hour = Duration::from_secs(3600);
         if self.iostat_interval < Duration::from_secs(1) {
             errors.push(FieldError::new(
                 "iostat_interval",
                 "must be at least 1s (zpool iostat takes whole seconds)",
             ));
+        } else {
+            check_duration(
+                &mut errors,
+                "iostat_interval",
+                self.iostat_interval,
+                Duration::ZERO,
+                hour,
+            );
         }
+        check_duration(
+            &mut errors,
+            "pool_interval",
+            self.pool_interval,
+            Duration::ZERO,
+            hour,
+        );
+        // A zero deadline fails every call; past 10 minutes a hung zpool is not noticed.
+        check_duration(
+            &mut errors,
+            "command_timeout",
+            self.command_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        );
         errors
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::sys::fs::{FileError, fsync_dir, write_atomic};
+use crate::sys::fs::{FileError, PUBLIC, fsync_dir, write_atomic_with};
 
 /// The file name of our drop-in. 60 sorts after the packaged `override.conf`-style files
 /// operators usually number lower, so the tuner's values win, and before 90-* local overrides.
@@ -161,7 +161,7 @@ impl DropinPath {
     /// Writes `body` atomically (`sys::fs::write_atomic`): a reader (systemd's reload) sees the
     /// old or the new file, never half of one, even if the agent dies in between.
     pub fn write(&self, body: &str) -> Result<(), FileError> {
-        write_atomic(&self.file, body.as_bytes())
+        write_atomic_with(&self.file, body.as_bytes(), PUBLIC)
     }
 
     /// Puts back what was there before: the old text, or no file at all.

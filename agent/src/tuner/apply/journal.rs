@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -181,7 +182,8 @@ impl Journal {
             source,
         };
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).map_err(|e| err("create the directory of", e))?;
+            crate::sys::fs::create_dir_all_with(dir, crate::sys::fs::PRIVATE.dir)
+                .map_err(|e| err("create the directory of", e.source))?;
         }
         // Rotate only between actions, so an apply's start and finish share one file.
         if !matches!(entry.event, Event::ApplyFinished { .. })
@@ -193,9 +195,11 @@ impl Journal {
         let mut line = serde_json::to_string(&entry)
             .map_err(|e| err("encode an entry for", std::io::Error::other(e)))?;
         line.push('\n');
+        // 0600 when created: the journal is the agent's own record.
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::sys::fs::PRIVATE.file)
             .open(&self.path)
             .map_err(|e| err("open", e))?;
         f.write_all(line.as_bytes())
