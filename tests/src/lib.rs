@@ -94,3 +94,23 @@ pub fn snapshot_point(
     );
     Some(first["value"].clone())
 }
+
+/// Drops terminal control sequences (`ESC [ ... letter`) and carriage returns from text a
+/// program wrote for a terminal (rotel colours its log even into a pipe; a pseudo-terminal
+/// ends lines with CR LF).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}

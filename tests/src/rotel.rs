@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use crate::strip_ansi;
+
 /// Finds `rotel-agent`: $ROTEL_AGENT, then PATH, then the pip package's own copy.
 pub fn rotel_agent() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ROTEL_AGENT") {
@@ -89,23 +91,6 @@ impl Lines {
                 .0;
         }
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 pub struct Rotel {

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use hostwarden_tests::workspace_root;
+use hostwarden_tests::{strip_ansi, workspace_root};
 
 /// The commands of the README's first fenced block, comments and blank lines dropped.
 fn first_block_commands() -> Vec<String> {
@@ -38,24 +38,6 @@ fn the_readme_opens_with_the_run_command_and_the_command_ci_runs() {
         ".ci/run must run the README's test command `{}`",
         cmds[1]
     );
-}
-
-/// Drops terminal control sequences (`ESC [ ... letter`) from what the view drew.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else if c != '\r' {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The live view has drawn every collector once: host `ok`, the others with a reason.

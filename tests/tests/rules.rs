@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hostwarden_tests::strip_ansi;
+
 /// A copy of this host's /proc files the host collector reads.
 fn copy_proc(dst: &Path) {
     std::fs::create_dir_all(dst.join("pressure")).expect("create proc copy");
@@ -170,23 +172,6 @@ impl Drop for Agent {
             }
         }
     }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// An alert log line of rule mem_test entering `state`.
