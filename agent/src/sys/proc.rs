@@ -89,10 +89,16 @@ impl ProcReader {
             .find(|pid| self.cmdline(*pid).is_some_and(|c| matches(&c)))
     }
 
-    /// PIDs whose parent (`<root>/<pid>/stat` field 4) is `parent`, lowest first. One read of
-    /// every `stat`: the kernel's `task/<tid>/children` lists would be cheaper but need
-    /// CONFIG_PROC_CHILDREN, which many kernels (and sandboxes) leave out.
+    /// PIDs whose parent is `parent`, lowest first. Runs every tick where Ollama lives, so it
+    /// asks the kernel's `<pid>/task/<tid>/children` lists first (a few reads: one per thread
+    /// of `parent`, any of which may have spawned a runner); only a kernel built without
+    /// CONFIG_PROC_CHILDREN (some sandboxes) falls back to reading every `<pid>/stat`.
     pub fn children(&self, parent: u32) -> Vec<u32> {
+        if let Some(mut pids) = self.children_from_task_lists(parent) {
+            pids.sort_unstable();
+            pids.dedup();
+            return pids;
+        }
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return Vec::new();
         };
@@ -103,6 +109,25 @@ impl ProcReader {
             .collect();
         pids.sort_unstable();
         pids
+    }
+
+    /// The union of `<root>/<parent>/task/*/children`, or `None` when the kernel has no such
+    /// files (or `parent` is gone).
+    fn children_from_task_lists(&self, parent: u32) -> Option<Vec<u32>> {
+        let tasks = std::fs::read_dir(self.root.join(parent.to_string()).join("task")).ok()?;
+        let mut found_a_list = false;
+        let mut pids = Vec::new();
+        for task in tasks.filter_map(Result::ok) {
+            let Ok(list) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            found_a_list = true;
+            pids.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        found_a_list.then_some(pids)
     }
 
     /// The parent PID from `<root>/<pid>/stat` (after the last `)`: the name may hold spaces).
@@ -172,6 +197,19 @@ mod tests {
         assert_eq!(r.find_process(|_| true), None);
         assert_eq!(r.process_name(1), None);
         assert!(r.children(1).is_empty());
+    }
+
+    #[test]
+    fn children_come_from_every_threads_task_list_when_the_kernel_has_them() {
+        let root = tempfile::tempdir().unwrap();
+        for (tid, list) in [("40", "41 43 "), ("42", "44 41"), ("45", "")] {
+            let dir = root.path().join("40/task").join(tid);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("children"), list).unwrap();
+        }
+        // A stat scan would find nothing here: no <pid>/stat files exist.
+        let proc = ProcReader::new(root.path());
+        assert_eq!(proc.children(40), [41, 43, 44]);
     }
 
     #[test]
