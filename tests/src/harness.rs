@@ -3,10 +3,14 @@
 //! reported `ignored` with what is missing, or fails when `HOSTWARDEN_REQUIRE_ALL=1` (the full
 //! run, `cargo xtask test`, installs everything and sets it, so nothing may be left out). A run
 //! that ignored something ends with a line saying what did not run and how to run it.
+//!
+//! Every test runs under a time limit: one that hangs (a blocked FIFO, a peer that never
+//! answers) ends the whole run with the test's name instead of silently eating CI's 90 minutes.
 
 use std::future::Future;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use libtest_mimic::{Arguments, Completion, Failed, FormatSetting, Trial};
 
@@ -28,10 +32,23 @@ struct NotRun {
     missing: Vec<Need>,
 }
 
+/// How long one test may run before the run is ended: the slowest ones (a packaged boot, a cold
+/// release build) take a few minutes on two busy cores.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(20 * 60);
+
 /// Builds the trials of one test file and runs them.
-#[derive(Default)]
 pub struct Harness {
     not_run: Arc<Mutex<Vec<NotRun>>>,
+    limit: Duration,
+}
+
+impl Default for Harness {
+    fn default() -> Harness {
+        Harness {
+            not_run: Arc::default(),
+            limit: DEFAULT_LIMIT,
+        }
+    }
 }
 
 impl Harness {
@@ -39,16 +56,27 @@ impl Harness {
         Harness::default()
     }
 
+    /// The same harness with another per-test time limit (a cold OpenZFS build runs longer).
+    pub fn with_limit(limit: Duration) -> Harness {
+        Harness {
+            limit,
+            ..Harness::default()
+        }
+    }
+
     /// A test that runs `body` when the host has all of `needs`.
     pub fn test(&self, name: &str, needs: &[Need], body: impl FnOnce() + Send + 'static) -> Trial {
         let needs = needs.to_vec();
         let not_run = self.not_run.clone();
+        let limit = self.limit;
+        let test_name = name.to_owned();
         Trial::ignorable_test(name, move || {
             let missing: Vec<(Need, String)> = needs
                 .iter()
                 .filter_map(|n| n.missing().map(|why| (*n, why)))
                 .collect();
             if missing.is_empty() {
+                let _watchdog = Watchdog::start(test_name, limit);
                 body();
                 return Ok(Completion::Completed);
             }
@@ -105,6 +133,30 @@ impl Harness {
             println!("{}", summary(&not_run));
         }
         conclusion.exit_code()
+    }
+}
+
+/// Ends the process when the test it guards outlives its limit; dropped (the test returned or
+/// panicked), it stands down.
+struct Watchdog {
+    _done: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn start(test: String, limit: Duration) -> Watchdog {
+        let (done, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "test {test} ran longer than its limit of {} s: it hangs or its machine is \
+                     far too slow; ending the run so that it fails here rather than at CI's \
+                     timeout",
+                    limit.as_secs()
+                );
+                std::process::exit(101);
+            }
+        });
+        Watchdog { _done: done }
     }
 }
 

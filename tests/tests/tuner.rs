@@ -337,9 +337,39 @@ fn kill_agent_mid_apply(rig: &Rig, d: &Decision, fifo: &std::path::Path, open: &
     assert!(rig.journal().contains(r#""event":"apply_started""#));
     rt.shutdown_background();
     drop(tuner);
+    release_gate(fifo);
+    // Only now: had the gate file come back before ExecStartPre's `test -e`, the shell would
+    // skip `cat`, and nothing would ever read the FIFO.
     std::fs::write(open, "").expect("open the gate");
-    // The blocked `cat` has the FIFO open for reading, so this open does not block.
-    std::fs::write(fifo, "go\n").expect("release ExecStartPre");
+}
+
+/// Writes to the FIFO once ExecStartPre's `cat` has it open (`start-pre` is reached when the
+/// shell is forked, a moment before `cat` opens it). A non-blocking open fails with ENXIO until
+/// there is a reader, so this never blocks the test.
+fn release_gate(fifo: &std::path::Path) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo)
+        {
+            Ok(mut f) => {
+                f.write_all(b"go\n").expect("release ExecStartPre");
+                return;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "ExecStartPre never opened the FIFO"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("open {}: {e}", fifo.display()),
+        }
+    }
 }
 
 fn an_agent_killed_mid_apply_reconciles_on_restart() {
