@@ -105,6 +105,8 @@ pub struct CollectorsConfig<'a> {
     pub gpu: &'a gpu::GpuConfig,
     pub zfs: &'a zfs::ZfsConfig,
     pub ollama: &'a ollama::OllamaConfig,
+    /// The deadline each collection runs under (what the Ollama probes must fit in).
+    pub deadline: std::time::Duration,
 }
 
 /// The one visible list of collectors.
@@ -146,6 +148,7 @@ fn build(
         CollectorId::Zfs => zfs_collector(config.zfs),
         CollectorId::Ollama => Box::new(ollama::OllamaCollector::new(
             config.ollama,
+            config.ollama.probe_timeout_within(config.deadline),
             crate::sys::proc::ProcReader::new(&config.host.proc_root),
             hooks.clone(),
         )),

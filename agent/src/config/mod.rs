@@ -72,7 +72,10 @@ impl Config {
         let mut errors: Vec<FieldError> = under("agent", self.agent.validate()).collect();
         errors.extend(under("gpu", self.gpu.validate()));
         errors.extend(under("zfs", self.zfs.validate()));
-        errors.extend(under("ollama", self.ollama.validate()));
+        errors.extend(under(
+            "ollama",
+            self.ollama.validate(self.collector_deadline()),
+        ));
         errors.extend(under("export", self.export.validate()));
         errors.extend(under("tuner", self.tuner.validate()));
         errors.extend(under(
@@ -89,6 +92,7 @@ impl Config {
             gpu: &self.gpu,
             zfs: &self.zfs,
             ollama: &self.ollama,
+            deadline: self.collector_deadline(),
         }
     }
 

@@ -103,7 +103,8 @@ impl Tuner {
             mgr,
             unit: ollama.unit.clone(),
             dropin: DropinPath::new(&tuner.dropin_dir, &ollama.unit),
-            ollama: Api::new(&ollama.url, ollama.probe_timeout)?,
+            // Not under a collector's deadline: the configured value or the default.
+            ollama: Api::new(&ollama.url, ollama.probe_timeout_within(Duration::MAX))?,
             verify_timeout: tuner.verify_timeout,
             proc: ProcReader::new(proc_root),
             journal: Arc::new(Mutex::new(journal)),

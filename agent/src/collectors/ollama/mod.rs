@@ -72,9 +72,15 @@ const VERSION_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const RESCAN_AFTER_MISS: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl OllamaCollector {
-    pub fn new(config: &OllamaConfig, proc: ProcReader, hooks: OllamaHooks) -> Self {
+    /// `probe_timeout` bounds each API call (`OllamaConfig::probe_timeout_within`).
+    pub fn new(
+        config: &OllamaConfig,
+        probe_timeout: std::time::Duration,
+        proc: ProcReader,
+        hooks: OllamaHooks,
+    ) -> Self {
         OllamaCollector {
-            api: Api::new(&config.url, config.probe_timeout),
+            api: Api::new(&config.url, probe_timeout),
             config: config.clone(),
             proc,
             hooks,

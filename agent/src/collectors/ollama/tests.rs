@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::config::DEFAULT_PROBE_TIMEOUT;
 use super::*;
 use crate::model::Value;
 use crate::sys::systemd::{ActuateError, JobOutcome, UnitStatus};
@@ -108,6 +109,7 @@ async fn reads_ps_show_and_version_and_publishes_the_view() {
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new(empty.path()),
         hooks.clone(),
     );
@@ -177,6 +179,7 @@ async fn nothing_listening_and_no_unit_is_absent_without_up() {
         let view = hooks.view.clone();
         let mut c = OllamaCollector::new(
             &config(format!("http://{addr}")),
+            DEFAULT_PROBE_TIMEOUT,
             ProcReader::new(empty.path()),
             hooks,
         );
@@ -197,6 +200,7 @@ async fn an_existing_unit_makes_silence_down() {
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new(empty.path()),
         unit_hooks("loaded", "inactive"),
     );
@@ -219,6 +223,7 @@ async fn answered_once_then_silent_is_down() {
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new(empty.path()),
         OllamaHooks::default(),
     );
@@ -264,6 +269,7 @@ async fn unit_status_gives_service_metrics_and_the_main_pid() {
     };
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new("/proc"),
         hooks.clone(),
     );
@@ -297,6 +303,7 @@ async fn unit_status_gives_service_metrics_and_the_main_pid() {
     };
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new("/proc"),
         broken,
     );
@@ -339,11 +346,16 @@ async fn a_slow_ps_is_reported_as_a_possible_load() {
         }
     });
     let cfg = OllamaConfig {
-        probe_timeout: Duration::from_millis(300),
+        probe_timeout: Some(Duration::from_millis(300)),
         ..config(format!("http://{addr}"))
     };
     let empty = tempfile::tempdir().unwrap();
-    let mut c = OllamaCollector::new(&cfg, ProcReader::new(empty.path()), OllamaHooks::default());
+    let mut c = OllamaCollector::new(
+        &cfg,
+        Duration::from_millis(300),
+        ProcReader::new(empty.path()),
+        OllamaHooks::default(),
+    );
     let sample = c.collect().await.unwrap();
     assert_eq!(
         value(&sample.points, MetricName::OllamaUp, &[]),
@@ -367,6 +379,7 @@ async fn a_missed_scan_waits_before_scanning_proc_again() {
     let root = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config("http://127.0.0.1:9".to_owned()),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new(root.path()),
         OllamaHooks::default(),
     );
@@ -404,6 +417,7 @@ async fn the_version_is_asked_once_per_server_process() {
     let hooks = OllamaHooks::default();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new(empty.path()),
         hooks.clone(),
     );
@@ -475,6 +489,7 @@ async fn at_most_four_api_show_requests_are_in_flight() {
     let empty = tempfile::tempdir().unwrap();
     let mut c = OllamaCollector::new(
         &config(format!("http://{addr}")),
+        DEFAULT_PROBE_TIMEOUT,
         ProcReader::new(empty.path()),
         OllamaHooks::default(),
     );
@@ -484,5 +499,78 @@ async fn at_most_four_api_show_requests_are_in_flight() {
     assert!(
         (1..=MAX_SHOWS_IN_FLIGHT).contains(&most),
         "{most} /api/show requests in flight at once"
+    );
+}
+
+/// Issue 14: with `probe_timeout` unset, a short interval cuts the probe to half the collector
+/// deadline, so an Ollama that answered once and then hangs is reported `ollama.up = 0` inside
+/// the tick. With a fixed 2 s probe under a 0.8 s deadline the collector was cut off first and
+/// exported no `ollama.up` at all, which `ollama_down` never sees.
+#[tokio::test]
+async fn a_hung_ollama_is_reported_down_within_a_short_ticks_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut answered = false;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let answer = !answered;
+            answered = true;
+            tokio::spawn(async move {
+                let mut buf = vec![0; 4096];
+                // Whatever was asked, the answer is the same.
+                drop(s.read(&mut buf).await);
+                if !answer {
+                    std::future::pending::<()>().await;
+                }
+                drop(
+                    s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await,
+                );
+            });
+        }
+    });
+    let mut config = crate::config::Config::default();
+    config.agent.interval = Duration::from_secs(1);
+    config.ollama.url = format!("http://{addr}");
+    config.host.enabled = false;
+    config.gpu.enabled = false;
+    config.zfs.enabled = false;
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let deadline = config.collector_deadline();
+    assert_eq!(
+        config.ollama.probe_timeout_within(deadline),
+        Duration::from_millis(400)
+    );
+    let mut list = crate::collectors::from_config(config.collectors());
+    let up =
+        |s: &crate::model::Snapshot| s.points_named(MetricName::OllamaUp).next().map(|p| p.value);
+    let first = crate::collectors::collect_all(&mut list, deadline, 0).await;
+    assert_eq!(up(&first), Some(Value::Int(1)));
+    let second = crate::collectors::collect_all(&mut list, deadline, 1).await;
+    assert_eq!(up(&second), Some(Value::Int(0)), "{:?}", second.collectors);
+}
+
+#[test]
+fn an_unset_probe_timeout_is_two_seconds_or_half_the_deadline() {
+    let c = OllamaConfig::default();
+    assert_eq!(
+        c.probe_timeout_within(Duration::from_secs(4)),
+        DEFAULT_PROBE_TIMEOUT
+    );
+    assert_eq!(c.probe_timeout_within(Duration::MAX), DEFAULT_PROBE_TIMEOUT);
+    assert_eq!(
+        c.probe_timeout_within(Duration::from_millis(800)),
+        Duration::from_millis(400)
+    );
+    let set = OllamaConfig {
+        probe_timeout: Some(Duration::from_millis(700)),
+        ..OllamaConfig::default()
+    };
+    assert_eq!(
+        set.probe_timeout_within(Duration::from_millis(800)),
+        Duration::from_millis(700)
     );
 }
