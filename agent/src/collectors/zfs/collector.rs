@@ -188,7 +188,7 @@ impl ZfsCollector {
         metrics::list_points(pools, &mut points);
         let mut problems = Vec::new();
         match &state.statuses {
-            Ok(s) => metrics::status_points(s, &mut points),
+            Ok(s) => metrics::status_points(s, unix_now(), &mut points),
             Err(e) => problems.push(format!("no error counts or scan progress: {e}")),
         }
         if let Some(s) = stream_status {
@@ -240,6 +240,11 @@ impl ZfsCollector {
             statuses,
         })
     }
+}
+
+/// Wall-clock Unix seconds, for the age of the last scan.
+fn unix_now() -> i64 {
+    i64::try_from(crate::sys::time::wall_ms() / 1000).unwrap_or(i64::MAX)
 }
 
 /// One `zpool status` attempt.

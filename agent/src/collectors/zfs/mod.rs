@@ -27,6 +27,8 @@ pub mod metrics;
 #[cfg(feature = "zfs")]
 pub mod parse;
 #[cfg(feature = "zfs")]
+pub mod scan;
+#[cfg(feature = "zfs")]
 pub mod status;
 #[cfg(test)]
 #[cfg(feature = "zfs")]
