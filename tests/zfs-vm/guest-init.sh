@@ -29,12 +29,17 @@ cap() {
   log "$name rc=$rc"
 }
 LIST="zpool list -Hp -v -o name,size,alloc,free,frag,cap,dedup,health"
-# hostwarden once between two zpool lists and two since-import iostat reports (what its own
-# iostat child reports first), then zpool status and an interval iostat: one phase's readings.
+# hostwarden once between two zpool lists and two since-import iostat reports, inside five
+# one-second iostat reports (once measures one second, issue 15), then zpool status and an
+# interval iostat: one phase's readings.
 readings() {
   cap $1-list-before $LIST
   cap $1-iostat-before zpool iostat -Hpl
+  cap $1-iostat-window zpool iostat -Hply 1 5 &
+  IW=$!
+  sleep 0.5
   cap $1-once /hostwarden once --format json --config /hostwarden.toml
+  wait $IW
   cap $1-iostat-after zpool iostat -Hpl
   cap $1-list-after $LIST
   cap $1-status-j zpool status -j --json-int   # OpenZFS 2.3+; 2.1 rejects -j (exit 2)

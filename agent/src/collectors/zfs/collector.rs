@@ -298,13 +298,23 @@ impl Collector for ZfsCollector {
     /// counts), or for its failure, which the next collection reports.
     async fn settle(&mut self, grace: Duration) {
         let limit = self.config.iostat_interval.saturating_add(grace);
-        if let Some(stream) = self.iostat.as_mut() {
-            stream
-                .wait_until(limit, |s| {
-                    (s.reports > 0 && !s.reading.since_import)
-                        || matches!(s.state, iostat::ChildState::Restarting { .. })
-                })
-                .await;
+        let Some(stream) = self.iostat.as_mut() else {
+            return;
+        };
+        let status = stream
+            .wait_until(limit, |s| {
+                (s.reports > 0 && !s.reading.since_import)
+                    || matches!(s.state, iostat::ChildState::Restarting { .. })
+            })
+            .await;
+        // A pool imported or exported since the list: the next collection lists again, even
+        // though less than an interval has passed (there is no next tick to wait for).
+        if self
+            .pools
+            .as_ref()
+            .is_some_and(|p| p.disagrees_with(&status.reading))
+        {
+            self.pools = None;
         }
     }
 }
