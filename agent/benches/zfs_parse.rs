@@ -125,7 +125,7 @@ fn main() {
         let build = time(|| {
             let mut points = Vec::new();
             metrics::list_points(&pools, &mut points);
-            metrics::status_points(&statuses, &mut points);
+            metrics::status_points(&statuses, 0, &mut points);
             metrics::iostat_points(&reading, &pools, &mut points);
             black_box(points);
         });

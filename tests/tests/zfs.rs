@@ -112,23 +112,31 @@ mod tests {
             ],
         );
         assert_eq!(log, Some(1.into()));
-        // `zpool iostat -Hpl` first report: tank total_wait read 16262493 ns, scrub 12925026 ns.
-        let total_read = point(
+        // `once` waits for the first 1 s interval report (the stand-in replays the first of
+        // `zpool iostat -Hply 1 3`): tank wrote 1349 ops, 18278584 B, total write wait 2125066 ns,
+        // and did not read or scrub in that second (`-`).
+        let write = [tank, ("disk.io.direction", "write")];
+        assert_eq!(
+            point(&snap, "zfs.pool.operations", &write),
+            Some(1349.into())
+        );
+        assert_eq!(point(&snap, "zfs.pool.io", &write), Some(18_278_584.into()));
+        let total_write = point(
             &snap,
             "zfs.pool.operation.latency",
             &[
                 tank,
                 ("zfs.wait.type", "total"),
-                ("disk.io.direction", "read"),
+                ("disk.io.direction", "write"),
             ],
         );
-        assert_eq!(total_read, Some(0.016_262_493.into()));
+        assert_eq!(total_write, Some(0.002_125_066.into()));
         let scrub = point(
             &snap,
             "zfs.pool.operation.latency",
             &[tank, ("zfs.wait.type", "scrub")],
         );
-        assert_eq!(scrub, Some(0.012_925_026.into()));
+        assert_eq!(scrub, Some(0.0.into()));
         let cksum = point(
             &snap,
             "zfs.pool.errors",
@@ -209,16 +217,16 @@ mod tests {
         assert_eq!(status(&snap, "zfs")["health"], "ok");
         assert_eq!(pool_names(&snap), ["scratch", "tank"]);
         let tank = ("zfs.pool.name", "tank");
-        let total_read = point(
+        let total_write = point(
             &snap,
             "zfs.pool.operation.latency",
             &[
                 tank,
                 ("zfs.wait.type", "total"),
-                ("disk.io.direction", "read"),
+                ("disk.io.direction", "write"),
             ],
         );
-        assert_eq!(total_read, Some(0.016_262_493.into()));
+        assert_eq!(total_write, Some(0.002_125_066.into()));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 # itself back to back, so tests/tests/zfs_vm.rs can compare them:
 #   load      both pools written to (dd + fsync, so the log vdev is used too), all ONLINE;
 #   degraded  writers stopped, checksum errors made on tank-b and repaired by a scrub, then
-#             tank-b offlined: tank DEGRADED with non-zero error counts that must match.
+#             tank-b offlined: tank DEGRADED with non-zero error counts that must match;
+#   resilver  tank-b onlined and resilvered: the last scan is a finished resilver.
 # Every command's stdout/stderr goes to /out/<name>.{txt,stderr}, its exit code to
 # /out/commands.tsv; /out is tarred onto /dev/vda (the only virtio disk) and the guest powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
@@ -28,12 +29,17 @@ cap() {
   log "$name rc=$rc"
 }
 LIST="zpool list -Hp -v -o name,size,alloc,free,frag,cap,dedup,health"
-# hostwarden once between two zpool lists and two since-import iostat reports (what its own
-# iostat child reports first), then zpool status and an interval iostat: one phase's readings.
+# hostwarden once between two zpool lists and two since-import iostat reports, inside five
+# one-second iostat reports (once measures one second, issue 15), then zpool status and an
+# interval iostat: one phase's readings.
 readings() {
   cap $1-list-before $LIST
   cap $1-iostat-before zpool iostat -Hpl
+  cap $1-iostat-window zpool iostat -Hply 1 5 &
+  IW=$!
+  sleep 0.5
   cap $1-once /hostwarden once --format json --config /hostwarden.toml
+  wait $IW
   cap $1-iostat-after zpool iostat -Hpl
   cap $1-list-after $LIST
   cap $1-status-j zpool status -j --json-int   # OpenZFS 2.3+; 2.1 rejects -j (exit 2)
@@ -67,6 +73,14 @@ writer /scratch & W2=$!
 sleep 3
 log "phase load"
 readings load
+# --- issue 15 (pool I/O of `once`): once's one-second interval inside zpool's own three
+# seconds, both under the writers' load, so zfs_vm.rs compares the write IOPS of the same time.
+cap load-iops-zpool zpool iostat -Hpy 1 3 &
+Z=$!
+sleep 0.5
+cap load-iops-once /hostwarden once --format json --config /hostwarden.toml
+wait $Z
+# --- end issue 15 (pool I/O)
 touch /tmp/stop; wait $W1 $W2
 
 log "phase degraded"
@@ -78,6 +92,14 @@ cap offline zpool offline tank /vdev/tank-b
 dd if=/dev/urandom of=/tank/after-offline bs=1M count=4 conv=fsync status=none
 zpool sync
 readings degraded
+
+# --- issue 15 (scan history): tank-b back online and resilvered, so the last scan is a
+# resilver; the degraded phase above already read a finished scrub that repaired tank-b.
+log "phase resilver"
+cap online zpool online tank /vdev/tank-b
+cap resilver-wait zpool wait -t resilver tank
+readings resilver
+# --- end issue 15 (scan history)
 
 dmesg > $OUT/dmesg.txt
 echo ok > $OUT/guest-done

@@ -54,6 +54,12 @@ pub trait Collector: Send {
     fn reconfigure(&mut self, _config: CollectorsConfig<'_>) -> bool {
         false
     }
+
+    /// Called by `once` between its two collections: waits until what this collector measures
+    /// over an interval of its own (ZFS pool I/O) has one interval in hand, so the second
+    /// collection can report it; at most that interval plus `grace`. Most collectors measure
+    /// nothing that way and return at once.
+    async fn settle(&mut self, _grace: Duration) {}
 }
 
 /// Stands in the list for a collector the config turned off, so every consumer still sees the
@@ -145,7 +151,7 @@ fn build(
             config.gpu,
             config.host.proc_root.clone(),
         )),
-        CollectorId::Zfs => zfs_collector(config.zfs),
+        CollectorId::Zfs => zfs_collector(config.zfs, &config.host.proc_root),
         CollectorId::Ollama => Box::new(ollama::OllamaCollector::new(
             config.ollama,
             config.ollama.probe_timeout_within(config.deadline),
@@ -156,14 +162,14 @@ fn build(
 }
 
 #[cfg(feature = "zfs")]
-fn zfs_collector(config: &zfs::ZfsConfig) -> Box<dyn Collector> {
-    Box::new(zfs::ZfsCollector::new(config))
+fn zfs_collector(config: &zfs::ZfsConfig, proc_root: &std::path::Path) -> Box<dyn Collector> {
+    Box::new(zfs::ZfsCollector::new(config, proc_root))
 }
 
 /// Built without the `zfs` feature: the collector stays in the list and says why it reads
 /// nothing.
 #[cfg(not(feature = "zfs"))]
-fn zfs_collector(_config: &zfs::ZfsConfig) -> Box<dyn Collector> {
+fn zfs_collector(_config: &zfs::ZfsConfig, _proc_root: &std::path::Path) -> Box<dyn Collector> {
     struct NotBuilt;
     #[async_trait]
     impl Collector for NotBuilt {

@@ -43,6 +43,8 @@ mod tests {
                 "oom_kills",
                 "zfs_pool_full",
                 "zfs_pool_unhealthy",
+                "zfs_scrub_overdue",
+                "zfs_scrub_errors",
                 "gpu_hot",
                 "gpu_vram_full",
                 "ollama_restarting",
@@ -78,6 +80,11 @@ mod tests {
     #[case::zfs_full_critical("zfs_pool_full", vec![pt(MetricName::ZfsPoolUtilization, &[(AttrKey::ZfsPoolName, "tank")], 0.91)], 0, Some((AlertState::Firing, Severity::Critical)))]
     #[case::zfs_degraded("zfs_pool_unhealthy", vec![pt(MetricName::ZfsPoolHealth, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsPoolHealthState, "DEGRADED")], 1.0)], 0, Some((AlertState::Firing, Severity::Critical)))]
     #[case::zfs_online("zfs_pool_unhealthy", vec![pt(MetricName::ZfsPoolHealth, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsPoolHealthState, "ONLINE")], 1.0)], 0, None)]
+    #[case::scrub_overdue("zfs_scrub_overdue", vec![pt(MetricName::ZfsPoolScanAge, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsScanFunction, "scrub")], 36.0 * 86_400.0)], 0, Some((AlertState::Firing, Severity::Warning)))]
+    #[case::scrub_recent("zfs_scrub_overdue", vec![pt(MetricName::ZfsPoolScanAge, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsScanFunction, "scrub")], 34.0 * 86_400.0)], 0, None)]
+    #[case::resilver_not_a_scrub("zfs_scrub_overdue", vec![pt(MetricName::ZfsPoolScanAge, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsScanFunction, "resilver")], 36.0 * 86_400.0)], 0, None)]
+    #[case::scrub_errors("zfs_scrub_errors", vec![pt(MetricName::ZfsPoolScanErrors, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsScanFunction, "scrub")], 2.0)], 0, Some((AlertState::Firing, Severity::Critical)))]
+    #[case::scrub_clean("zfs_scrub_errors", vec![pt(MetricName::ZfsPoolScanErrors, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsScanFunction, "scrub")], 0.0)], 0, None)]
     #[case::gpu_warm("gpu_hot", vec![pt(MetricName::HwTemperature, GPU, 86.0), pt(MetricName::HwTemperatureLimit, LIMIT, 90.0)], 0, Some((AlertState::Firing, Severity::Warning)))]
     #[case::gpu_slowdown("gpu_hot", vec![pt(MetricName::HwTemperature, GPU, 91.0), pt(MetricName::HwTemperatureLimit, LIMIT, 90.0)], 0, Some((AlertState::Firing, Severity::Critical)))]
     #[case::vram_2m("gpu_vram_full", vec![pt(MetricName::HwGpuMemoryUtilization, &[(AttrKey::HwId, "GPU-1")], 0.95)], 120, Some((AlertState::Firing, Severity::Warning)))]

@@ -46,6 +46,7 @@ attr_keys! {
     ZfsVdevName => "zfs.vdev.name",
     ZfsWaitType => "zfs.wait.type",
     ZfsScanFunction => "zfs.scan.function",
+    ZfsScanState => "zfs.scan.state",
     DiskIoDirection => "disk.io.direction",
     GenAiRequestModel => "gen_ai.request.model",
     OllamaMemoryLocation => "ollama.memory.location",

@@ -159,6 +159,18 @@ metric_names! {
     ZfsPoolErrors => "zfs.pool.errors", "{error}", Counter;
     /// Progress of a running scrub or resilver (0..1).
     ZfsPoolScanProgress => "zfs.pool.scan.progress", "1", Gauge;
+    /// 1 for the state of the pool's last scrub or resilver (none, scanning, finished, canceled).
+    ZfsPoolScanState => "zfs.pool.scan.state", "1", UpDownCounter;
+    /// Unix time the last scrub or resilver started.
+    ZfsPoolScanStart => "zfs.pool.scan.start", "s", Gauge;
+    /// Unix time the last scrub or resilver finished or was canceled.
+    ZfsPoolScanEnd => "zfs.pool.scan.end", "s", Gauge;
+    /// Time since the last scrub or resilver finished (finished scans only).
+    ZfsPoolScanAge => "zfs.pool.scan.age", "s", Gauge;
+    /// Errors the last scrub or resilver could not repair.
+    ZfsPoolScanErrors => "zfs.pool.scan.errors", "{error}", Gauge;
+    /// Bytes the last scrub repaired or the last resilver resilvered (so far, while running).
+    ZfsPoolScanRepaired => "zfs.pool.scan.repaired", "By", Gauge;
 
     // --- Ollama (custom ollama.*) ---
     /// 1 when Ollama answered the liveness probe.

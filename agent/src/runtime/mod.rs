@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures_util::future::join_all;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -41,8 +42,13 @@ pub struct RunOptions {
     pub ticks: Option<u64>,
 }
 
+/// Pool I/O interval of `hostwarden once`, whatever `[zfs] iostat_interval` says: the figures
+/// of `zpool iostat -y 1 1`, for one second more on a ZFS host.
+const ONCE_IOSTAT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// One collection for `hostwarden once`. CPU utilisation needs two readings, so the collectors
-/// are read twice, a quarter second apart, and the second reading is returned.
+/// are read twice, a quarter second apart (on a ZFS host, once the iostat child has reported one
+/// interval), and the second reading is returned.
 pub async fn once(config: &Config) -> Snapshot {
     once_report(config).await.snapshot
 }
@@ -62,10 +68,17 @@ pub async fn once_report(config: &Config) -> OnceReport {
         unit_source: systemd::client_for(&config.tuner.bus),
         ..OllamaHooks::default()
     };
-    let mut list = collectors::from_config_with(config.collectors(), &hooks);
+    let zfs = crate::collectors::zfs::ZfsConfig {
+        iostat_interval: ONCE_IOSTAT_INTERVAL,
+        ..config.zfs.clone()
+    };
+    let mut sections = config.collectors();
+    sections.zfs = &zfs;
+    let mut list = collectors::from_config_with(sections, &hooks);
     let deadline = config.collector_deadline();
     let _first = collectors::collect_all(&mut list, deadline, wall_ms()).await;
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    let settle = join_all(list.iter_mut().map(|c| c.settle(deadline)));
+    tokio::join!(tokio::time::sleep(Duration::from_millis(250)), settle);
     let snapshot = collectors::collect_all(&mut list, deadline, wall_ms()).await;
     let tuner = advise(&snapshot, hooks.view.latest().as_deref(), &config.tuner);
     OnceReport { snapshot, tuner }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AttrKey, Health, MetricName, Snapshot};
+use crate::model::{AttrKey, Health, MetricName, MetricPoint, Snapshot};
 
 /// The document the daemon writes to each client.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,10 @@ pub struct StatusReport {
     pub collectors: Vec<CollectorReport>,
     /// The latest values of the key metrics (whole-host figures, per GPU, per pool).
     pub key_values: Vec<KeyValueReport>,
+    /// Every point of the snapshot, as `once --format json` lists them (absent from a daemon
+    /// older than this field).
+    #[serde(default)]
+    pub points: Vec<KeyValueReport>,
     /// The live view's text for the same snapshot (what `--format table` prints).
     pub summary: String,
     /// Firing and pending alerts.
@@ -49,6 +53,21 @@ pub struct KeyValueReport {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
     pub value: f64,
+}
+
+impl From<&MetricPoint> for KeyValueReport {
+    fn from(p: &MetricPoint) -> Self {
+        KeyValueReport {
+            name: p.name.as_str().to_owned(),
+            unit: p.unit.to_owned(),
+            attributes: p
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_text()))
+                .collect(),
+            value: p.value.as_f64(),
+        }
+    }
 }
 
 /// A firing or pending alert (from the rules engine).
@@ -145,23 +164,16 @@ impl StatusReport {
             .flat_map(|n| snapshot.points_named(*n))
             // Per-CPU utilisation is too much for a status page; the host figure stays.
             .filter(|p| p.attributes.get(AttrKey::CpuLogicalNumber).is_none())
-            .map(|p| KeyValueReport {
-                name: p.name.as_str().to_owned(),
-                unit: p.unit.to_owned(),
-                attributes: p
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), v.as_text()))
-                    .collect(),
-                value: p.value.as_f64(),
-            })
+            .map(KeyValueReport::from)
             .collect();
+        let points = snapshot.points.iter().map(KeyValueReport::from).collect();
         StatusReport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
             timestamp_ms: snapshot.timestamp_ms,
             collectors,
             key_values,
+            points,
             summary: crate::view::render_summary(snapshot),
             alerts: Vec::new(),
             actuations: Vec::new(),
@@ -213,6 +225,22 @@ mod tests {
                 ("system.memory.limit", 1024.0)
             ]
         );
+        // `points` carries all of them, the per-CPU figure too, with its attributes.
+        let all: Vec<_> = r
+            .points
+            .iter()
+            .map(|p| (p.name.as_str(), p.value))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                ("system.cpu.utilization", 0.5),
+                ("system.cpu.utilization", 0.9),
+                ("system.memory.limit", 1024.0),
+                ("system.cpu.logical.count", 2.0)
+            ]
+        );
+        assert_eq!(r.points[1].attributes["cpu.logical_number"], "0");
         let json = serde_json::to_string(&r).unwrap();
         let back: StatusReport = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r);

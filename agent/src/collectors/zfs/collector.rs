@@ -1,7 +1,7 @@
 //! The collector: one-shot `zpool list`/`status` runs on their cadence, the iostat child every
 //! tick, and the state that carries between them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,7 +13,7 @@ use super::command::{self, ZpoolError, run, run_checked};
 use super::config::ZfsConfig;
 use super::parse::{LIST_ARGS, PoolRow, ZfsVersion, parse_list, parse_version};
 use super::status::PoolStatus;
-use super::{iostat, metrics, status};
+use super::{iostat, kstat, metrics, status};
 use crate::collectors::{CollectError, Collector, Sample};
 use crate::model::CollectorId;
 
@@ -46,6 +46,8 @@ impl StatusMode {
 
 pub struct ZfsCollector {
     config: ZfsConfig,
+    /// Where the kernel's `spl/kstat/zfs/<pool>/state` files are (`[host] proc_root`).
+    proc_root: PathBuf,
     /// `None` until `zpool version` answered once.
     status_mode: Option<StatusMode>,
     iostat: Option<iostat::Iostat>,
@@ -86,9 +88,10 @@ impl PoolState {
 }
 
 impl ZfsCollector {
-    pub fn new(config: &ZfsConfig) -> Self {
+    pub fn new(config: &ZfsConfig, proc_root: &Path) -> Self {
         ZfsCollector {
             config: config.clone(),
+            proc_root: proc_root.to_owned(),
             status_mode: None,
             iostat: None,
             last_problem: None,
@@ -174,12 +177,18 @@ impl ZfsCollector {
                 self.pools.insert(state)
             }
         };
+        // The kernel's word is fresher than the last `zpool list` (kept until the next one).
+        for pool in &mut state.pools {
+            if let Some(health) = kstat::pool_state(&self.proc_root, &pool.name) {
+                pool.health = health;
+            }
+        }
         let pools = &state.pools;
         let mut points = Vec::with_capacity(64 + pools.len() * 64);
         metrics::list_points(pools, &mut points);
         let mut problems = Vec::new();
         match &state.statuses {
-            Ok(s) => metrics::status_points(s, &mut points),
+            Ok(s) => metrics::status_points(s, unix_now(), &mut points),
             Err(e) => problems.push(format!("no error counts or scan progress: {e}")),
         }
         if let Some(s) = stream_status {
@@ -233,6 +242,11 @@ impl ZfsCollector {
     }
 }
 
+/// Wall-clock Unix seconds, for the age of the last scan.
+fn unix_now() -> i64 {
+    i64::try_from(crate::sys::time::wall_ms() / 1000).unwrap_or(i64::MAX)
+}
+
 /// One `zpool status` attempt.
 enum StatusTry {
     Done(Result<Vec<PoolStatus>, String>),
@@ -278,6 +292,30 @@ impl Collector for ZfsCollector {
         };
         self.note(problem.as_deref());
         result
+    }
+
+    /// Waits for the iostat child's first interval report (the since-import one carries no
+    /// counts), or for its failure, which the next collection reports.
+    async fn settle(&mut self, grace: Duration) {
+        let limit = self.config.iostat_interval.saturating_add(grace);
+        let Some(stream) = self.iostat.as_mut() else {
+            return;
+        };
+        let status = stream
+            .wait_until(limit, |s| {
+                (s.reports > 0 && !s.reading.since_import)
+                    || matches!(s.state, iostat::ChildState::Restarting { .. })
+            })
+            .await;
+        // A pool imported or exported since the list: the next collection lists again, even
+        // though less than an interval has passed (there is no next tick to wait for).
+        if self
+            .pools
+            .as_ref()
+            .is_some_and(|p| p.disagrees_with(&status.reading))
+        {
+            self.pools = None;
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::iostat::Reading;
 use super::parse::{IostatRow, PoolRow};
+use super::scan::{LastScan, ScanState};
 use super::status::PoolStatus;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
@@ -86,8 +87,40 @@ pub fn list_points(pools: &[PoolRow], out: &mut Vec<MetricPoint>) {
     }
 }
 
-/// Error counts and scan progress from `zpool status`.
-pub fn status_points(pools: &[PoolStatus], out: &mut Vec<MetricPoint>) {
+/// The last scan's record: its state set (all four states, 1 for the current one), its times,
+/// and what it found. `now_unix` (wall-clock seconds) gives the age of a finished scan.
+#[allow(clippy::cast_precision_loss)]
+fn last_scan_points(pool: &Attrs, scan: &LastScan, now_unix: i64, out: &mut Vec<MetricPoint>) {
+    let attrs = match scan.function {
+        Some(f) => pool.clone().with(AttrKey::ZfsScanFunction, f.as_str()),
+        None => pool.clone(),
+    };
+    for state in ScanState::ALL {
+        let a = attrs.clone().with(AttrKey::ZfsScanState, state.as_str());
+        let v = u32::from(state == scan.state);
+        out.push(MetricPoint::new(MetricName::ZfsPoolScanState, a, v));
+    }
+    let mut put = |name, v: Option<f64>| {
+        if let Some(v) = v {
+            out.push(MetricPoint::new(name, attrs.clone(), v));
+        }
+    };
+    put(MetricName::ZfsPoolScanStart, scan.start.map(|t| t as f64));
+    put(MetricName::ZfsPoolScanEnd, scan.end.map(|t| t as f64));
+    let age = scan
+        .end
+        .filter(|_| scan.state == ScanState::Finished)
+        .map(|end| now_unix.saturating_sub(end).max(0) as f64);
+    put(MetricName::ZfsPoolScanAge, age);
+    put(MetricName::ZfsPoolScanErrors, scan.errors.map(|n| n as f64));
+    put(
+        MetricName::ZfsPoolScanRepaired,
+        scan.repaired.map(|n| n as f64),
+    );
+}
+
+/// Error counts, scan progress and the last scan's record from `zpool status`.
+pub fn status_points(pools: &[PoolStatus], now_unix: i64, out: &mut Vec<MetricPoint>) {
     for p in pools {
         let attrs = pool_attrs(&p.name);
         for (kind, n) in [
@@ -107,6 +140,9 @@ pub fn status_points(pools: &[PoolStatus], out: &mut Vec<MetricPoint>) {
                 a,
                 scan.progress,
             ));
+        }
+        if let Some(last) = &p.last_scan {
+            last_scan_points(&attrs, last, now_unix, out);
         }
     }
 }

@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::parse::ParseError;
+use super::scan::{self, Civil, LastScan};
 
 /// Which kind of scan is in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct PoolStatus {
     pub write_errors: u64,
     pub checksum_errors: u64,
     pub scan: Option<Scan>,
+    /// The last scrub or resilver (running, finished or canceled), when zpool's form is known.
+    pub last_scan: Option<LastScan>,
 }
 
 fn num(v: Option<&Value>) -> u64 {
@@ -112,6 +115,7 @@ pub fn parse_status_json(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
             write_errors: 0,
             checksum_errors: 0,
             scan: pool.get("scan_stats").and_then(json_scan),
+            last_scan: scan::from_json(pool.get("scan_stats")),
         };
         if let Value::Object(fields) = pool {
             for (field, value) in fields {
@@ -208,8 +212,17 @@ fn add_config_row(trimmed: &str, pool: &mut PoolStatus) -> bool {
 }
 
 /// Parses the text of `zpool status [-p]` (every OpenZFS version). Per pool: the sum of the
-/// READ/WRITE/CKSUM columns over every row of the `config:` table, and the scan in progress.
+/// READ/WRITE/CKSUM columns over every row of the `config:` table, the scan in progress, and
+/// the last scan's record with its dates in this host's local time (as zpool printed them).
 pub fn parse_status_text(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
+    parse_status_text_in(text, Civil::local_unix)
+}
+
+/// `parse_status_text` with the dates read by `local` (tests pass UTC).
+pub fn parse_status_text_in(
+    text: &str,
+    local: impl Fn(Civil) -> Option<i64> + Copy,
+) -> Result<Vec<PoolStatus>, ParseError> {
     const WHAT: &str = "zpool status";
     let mut out: Vec<PoolStatus> = Vec::new();
     // Where we are inside the current pool's block.
@@ -229,6 +242,8 @@ pub fn parse_status_text(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
                 write_errors: 0,
                 checksum_errors: 0,
                 scan: None,
+                // OpenZFS prints no `scan:` line for a pool never scanned (older: `none requested`).
+                last_scan: Some(LastScan::NONE),
             });
             in_config = false;
             in_scan = None;
@@ -241,12 +256,20 @@ pub fn parse_status_text(text: &str) -> Result<Vec<PoolStatus>, ParseError> {
         let is_key = !line.starts_with('\t') && trimmed.contains(':');
         if is_key {
             in_config = trimmed == "config:";
+            if let Some(rest) = trimmed.strip_prefix("scan:") {
+                pool.last_scan = scan::from_text(rest, local);
+            }
             in_scan = trimmed
                 .strip_prefix("scan:")
                 .and_then(|rest| scan_started(rest, pool));
             continue;
         }
         if let Some((function, paused)) = in_scan {
+            if let (Some(start), Some(last)) =
+                (scan::started_on(trimmed, local), pool.last_scan.as_mut())
+            {
+                last.start = Some(start);
+            }
             if let Some(progress) = percent_done(trimmed) {
                 pool.scan = Some(Scan {
                     function,

@@ -312,7 +312,7 @@ fn status_text_checksum_errors_2111() {
     );
     assert!(tank.scan.is_none());
     let mut points = Vec::new();
-    metrics::status_points(&s, &mut points);
+    metrics::status_points(&s, 0, &mut points);
     let snap = snapshot(points);
     let cksum = [
         (AttrKey::ZfsPoolName, "tank"),
