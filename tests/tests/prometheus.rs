@@ -127,6 +127,16 @@ fn the_endpoint_serves_text_or_openmetrics_and_refuses_the_rest() {
         text.body
     );
     assert!(!text.body.contains("# EOF"));
+    // Every family the endpoint serves has the name the collector's exporter would give it,
+    // which is what the dashboard test holds the dashboard to.
+    let (names, _) = hostwarden_tests::prometheus::exported();
+    for family in text.body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split_whitespace().next().expect("a name");
+        assert!(
+            name == "target_info" || names.iter().any(|n| n == name),
+            "the endpoint's {name} is not the collector's name for any metric"
+        );
+    }
     let om = http_get(&agent.addr, "/metrics", &[("Accept", OPENMETRICS)]);
     assert_eq!(om.status, 200);
     assert!(
