@@ -81,13 +81,21 @@ pub fn encode_query(q: &str) -> String {
 
 impl PrometheusServer {
     /// Starts `prometheus` scraping `targets` (host:port) as job `job` every second, with
-    /// `honor_labels: true` so that the targets' own `job` and `instance` labels are kept.
-    pub fn start(job: &str, targets: &[&str]) -> PrometheusServer {
+    /// `honor_labels: true` so that the targets' own `job` and `instance` labels are kept, and
+    /// with basic authentication when `basic_auth` (user, password) is given.
+    pub fn start(
+        job: &str,
+        targets: &[&str],
+        basic_auth: Option<(&str, &str)>,
+    ) -> PrometheusServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let auth = basic_auth.map_or(String::new(), |(u, p)| {
+            format!("    basic_auth:\n      username: \"{u}\"\n      password: \"{p}\"\n")
+        });
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: \"{job}\"\n    honor_labels: true\n    \
+             scrape_configs:\n  - job_name: \"{job}\"\n    honor_labels: true\n{auth}    \
              static_configs:\n      - targets: [{}]\n",
             targets.join(", ")
         );

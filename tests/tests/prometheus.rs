@@ -1,7 +1,7 @@
 //! The `/metrics` endpoint against a real Prometheus (Debian's `prometheus`): a server of the
 //! test's own scrapes the real agent every second, and its HTTP API must return this host's
-//! memory limit and per-CPU utilisation under this host's `instance`. Also the endpoint's
-//! formats and refusals, read directly.
+//! memory limit and per-CPU utilisation under this host's `instance`, scraping with basic
+//! authentication. Also the endpoint's formats and refusals, read directly.
 
 // Tests wait on real wall-clock time for real processes; tokio's virtual clock does not apply.
 #![allow(clippy::disallowed_types)]
@@ -43,13 +43,21 @@ struct Agent {
     _dir: tempfile::TempDir,
 }
 
+/// A user and password for the basic-auth tests, and the password's hash as the config takes it
+/// (`printf %s 'correct horse battery staple' | sha256sum`).
+const USER: &str = "prometheus";
+const PASSWORD: &str = "correct horse battery staple";
+const PASSWORD_HASH: &str =
+    "sha256:c4bbcb1fbec99d65bf59d85c8cb62ee2db963f0fe106f483d9afa73bd4e39a8a";
+
 impl Agent {
-    fn start() -> Agent {
+    /// `extra` is appended to the `[export.prometheus]` section.
+    fn start(extra: &str) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = format!(
             "[agent]\ninterval = \"1s\"\nstate_dir = \"{0}/state\"\nstatus_socket = \"{0}/status.sock\"\n\n\
              [gpu]\nenabled = false\n\n[zfs]\nenabled = false\n\n[ollama]\nenabled = false\n\n\
-             [export.prometheus]\nlisten = \"127.0.0.1:0\"\n",
+             [export.prometheus]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             dir.path().display()
         );
         let path = dir.path().join("hostwarden.toml");
@@ -66,7 +74,8 @@ impl Agent {
         // just before the snapshot is published: poll the endpoint for it.
         daemon.wait_for(Duration::from_secs(30), "a tick", |l| l.contains("Tick."));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !http_get(&addr, "/metrics", &[])
+        let auth = format!("Basic {}", base64(&format!("{USER}:{PASSWORD}")));
+        while !http_get(&addr, "/metrics", &[("Authorization", &auth)])
             .body
             .contains("system_memory_limit_bytes")
         {
@@ -82,6 +91,28 @@ impl Agent {
             _dir: dir,
         }
     }
+}
+
+/// Standard base64 with padding, for an Authorization header.
+fn base64(text: &str) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn read(path: &str) -> String {
@@ -114,7 +145,7 @@ fn this_instance() -> String {
 }
 
 fn the_endpoint_serves_text_or_openmetrics_and_refuses_the_rest() {
-    let agent = Agent::start();
+    let agent = Agent::start("");
     let text = http_get(&agent.addr, "/metrics", &[]);
     assert_eq!(text.status, 200, "{}", text.body);
     assert_eq!(
@@ -167,9 +198,24 @@ fn the_endpoint_serves_text_or_openmetrics_and_refuses_the_rest() {
 }
 
 fn prometheus_reads_this_hosts_memory_limit_and_per_cpu_utilisation() {
-    let agent = Agent::start();
+    let agent = Agent::start(&format!(
+        "basic_auth_users = {{ {USER} = \"{PASSWORD_HASH}\" }}"
+    ));
     let instance = this_instance();
-    let prom = PrometheusServer::start("hostwarden-scrape", &[&agent.addr]);
+    // The endpoint refuses a scraper without the password...
+    let refused = http_get(&agent.addr, "/metrics", &[]);
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"hostwarden\"")
+    );
+    let wrong = format!("Basic {}", base64(&format!("{USER}:not the password")));
+    assert_eq!(
+        http_get(&agent.addr, "/metrics", &[("Authorization", &wrong)]).status,
+        401
+    );
+    // ...and Prometheus, given it, scrapes.
+    let prom = PrometheusServer::start("hostwarden-scrape", &[&agent.addr], Some((USER, PASSWORD)));
     let limit_query = format!("system_memory_limit_bytes{{instance=\"{instance}\"}}");
     prom.wait_until(Duration::from_secs(60), "the first scrape", || {
         !prom.query(&limit_query).is_empty()

@@ -190,7 +190,9 @@ pub struct ExportConfig {
 impl ExportConfig {
     /// Checks relative to `[export]`.
     fn validate(&self) -> Vec<FieldError> {
-        under("otlp", self.otlp.validate()).collect()
+        let mut errors: Vec<FieldError> = under("otlp", self.otlp.validate()).collect();
+        errors.extend(under("prometheus", self.prometheus.validate()));
+        errors
     }
 }
 

@@ -5,21 +5,25 @@
 //!
 //! # Layout
 //! - `config`: `[export.prometheus]`.
+//! - `auth`: basic authentication against SHA-256 password hashes.
 //! - `names`: OTel names to Prometheus names.
 //! - `encode`: a snapshot to text through prometheus-client, cached per snapshot.
 //! - `server`: the bounded HTTP/1 server.
 
+mod auth;
 pub mod config;
 mod encode;
 mod names;
 mod server;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use config::PasswordHash;
 pub use encode::{Format, Identity};
 
 use crate::model::Snapshot;
@@ -43,6 +47,7 @@ impl Endpoint {
         listen: SocketAddr,
         snapshots: watch::Receiver<Arc<Snapshot>>,
         identity: Identity,
+        users: BTreeMap<String, PasswordHash>,
     ) -> Result<Endpoint, ListenError> {
         let err = |source| ListenError {
             addr: listen,
@@ -56,6 +61,7 @@ impl Endpoint {
             snapshots,
             identity: Arc::new(identity),
             cache: encode::Cache::default(),
+            users,
         });
         let task = tokio::spawn(server::run(listener, scrape));
         Ok(Endpoint { addr, task })

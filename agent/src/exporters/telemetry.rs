@@ -87,7 +87,9 @@ impl Telemetry {
                 .into_iter()
                 .map(|kv| (kv.key.to_string(), kv.value.to_string()))
                 .collect::<Vec<_>>();
-            match Endpoint::start(listen, snapshots.clone(), Identity::from_resource(&attrs)) {
+            let identity = Identity::from_resource(&attrs);
+            let users = export.prometheus.basic_auth_users.clone();
+            match Endpoint::start(listen, snapshots.clone(), identity, users) {
                 Ok(e) => {
                     info!(listen = %e.local_addr(), "Prometheus endpoint serving /metrics.");
                     Some(e)

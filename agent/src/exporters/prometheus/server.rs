@@ -3,6 +3,7 @@
 //! rest are closed at accept), request headers (size and time to arrive), and a connection's
 //! life (after which it is closed between requests). Request bodies are never read.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tracing::debug;
 
+use super::auth::{self, PasswordHash};
 use super::encode::{Cache, Format, Identity};
 use crate::model::Snapshot;
 
@@ -38,6 +40,8 @@ pub struct Scrape {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     pub identity: Arc<Identity>,
     pub cache: Cache,
+    /// Basic-auth users; empty means no authentication.
+    pub users: BTreeMap<String, PasswordHash>,
 }
 
 impl Scrape {
@@ -45,6 +49,18 @@ impl Scrape {
     pub fn respond<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
         if req.uri().path() != "/metrics" {
             return plain(StatusCode::NOT_FOUND, "hostwarden serves /metrics\n");
+        }
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|a| a.as_bytes());
+        if !auth::admits(&self.users, authorization) {
+            let mut r = plain(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"hostwarden\""),
+            );
+            return r;
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n");
