@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::config::OtlpConfig;
 use super::identity;
 use super::logs::{SharedOutbox, lock};
 use super::otlp::Otlp;
+use super::prometheus::config::PrometheusConfig;
 use super::prometheus::{Endpoint, Identity};
 use super::resource::HostFacts;
 use super::selfmetrics::{self, SelfCounters};
 use super::settings;
-use crate::config::ExportConfig;
 use crate::model::Snapshot;
 use crate::status::server::StatusServer;
 use crate::status::{ExportReport, StatusReport};
@@ -39,7 +40,8 @@ impl Telemetry {
     /// `[agent] status_socket`; `state_dir` is `[agent] state_dir` (where a host without a
     /// machine id keeps its instance id).
     pub fn start(
-        export: &ExportConfig,
+        otlp: &OtlpConfig,
+        prometheus: &PrometheusConfig,
         interval: std::time::Duration,
         status_socket: &Path,
         state_dir: &Path,
@@ -47,7 +49,7 @@ impl Telemetry {
         outbox: SharedOutbox,
     ) -> Self {
         let env = settings::process_env();
-        let (otlp_settings, warnings) = settings::resolve(&export.otlp, &env, interval);
+        let (otlp_settings, warnings) = settings::resolve(otlp, &env, interval);
         for w in warnings {
             warn!(variable = %w.var, "{w}");
         }
@@ -82,13 +84,13 @@ impl Telemetry {
         } else {
             None
         };
-        let prometheus = export.prometheus.listen.and_then(|listen| {
+        let endpoint = prometheus.listen.and_then(|listen| {
             let attrs = super::resource::attributes(&facts, &env)
                 .into_iter()
                 .map(|kv| (kv.key.to_string(), kv.value.to_string()))
                 .collect::<Vec<_>>();
             let identity = Identity::from_resource(&attrs);
-            let users = export.prometheus.basic_auth_users.clone();
+            let users = prometheus.basic_auth_users.clone();
             match Endpoint::start(listen, snapshots.clone(), identity, users) {
                 Ok(e) => {
                     info!(listen = %e.local_addr(), "Prometheus endpoint serving /metrics.");
@@ -111,7 +113,7 @@ impl Telemetry {
         };
         Telemetry {
             otlp,
-            prometheus,
+            prometheus: endpoint,
             failures,
             outbox,
             reports,

@@ -103,7 +103,8 @@ impl Daemon {
         let tuner = start_tuner(&live.config);
         let (snapshots, snapshots_rx) = watch::channel(Arc::new(Snapshot::default()));
         let telemetry = Telemetry::start(
-            &live.config.export,
+            &live.config.export.otlp,
+            &live.config.export.prometheus,
             live.config.agent.interval,
             &live.config.agent.status_socket,
             &live.config.agent.state_dir,
