@@ -150,6 +150,11 @@ section "1. Overhead against peers (same ${overhead_s} s window, 1 tick or scrap
 python3 bench/overhead.py --seconds "$overhead_s" --hostwarden "$hw" \
     --hostwarden-config "$work/full.toml" | tee -a "$out"
 
+# ---- 1b. scrape cost ------------------------------------------------------------------------
+log "scrape cost (${overhead_s}s, alternating seconds)"
+section "1b. Cost of a scrape of the /metrics endpoint against node_exporter's (1 scrape per second)"
+python3 bench/scrape.py --seconds "$overhead_s" --hostwarden "$hw" | tee -a "$out"
+
 # ---- 2. scaling -----------------------------------------------------------------------------
 section "2. Scaling: collection cost per tick"
 # A bench's own stderr is cargo's noise when it works and the reason when it does not.

@@ -6,6 +6,7 @@ pub mod harness;
 pub mod need;
 pub mod nvml_shim;
 pub mod prometheus;
+pub mod prometheus_server;
 pub mod promql;
 pub mod rotel;
 pub mod standin;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hostwarden::exporters::config::{OtlpConfig, Protocol};
+use hostwarden::exporters::identity;
 use hostwarden::exporters::logs::lock;
 use hostwarden::exporters::otlp::Otlp;
 use hostwarden::exporters::resource::{self, HostFacts};
@@ -252,6 +253,12 @@ fn check_resource(got: &Received) {
         .map(|p| read(p).trim().to_owned())
         .find(|id| !id.is_empty());
     assert_eq!(r.get("host.id"), machine_id.as_ref());
+    // One stable id per host: a UUID v5 of the machine id (or one kept in state_dir without it).
+    if let Some(m) = &machine_id {
+        assert_eq!(r["service.instance.id"], identity::from_machine_id(m));
+    } else {
+        assert!(r.contains_key("service.instance.id"), "{r:?}");
+    }
     if cfg!(target_arch = "x86_64") {
         assert_eq!(r["host.arch"], "amd64");
     }

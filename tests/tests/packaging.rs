@@ -83,6 +83,11 @@ fn main() -> ExitCode {
             grafana_dashboard_queries_only_metrics_and_labels_the_agent_exports,
         ),
         h.test(
+            "grafana_dashboard_filters_every_panel_on_job_and_host",
+            &[],
+            grafana_dashboard_filters_every_panel_on_job_and_host,
+        ),
+        h.test(
             "grafana_dashboard_has_a_row_per_area",
             &[],
             grafana_dashboard_has_a_row_per_area,
@@ -278,9 +283,14 @@ fn queries(d: &serde_json::Value) -> Vec<(String, String)> {
     }
     for var in d["templating"]["list"].as_array().unwrap_or(&empty) {
         if let Some(q) = var["query"]["query"].as_str() {
-            // label_values(metric, label): the second argument is a label, written here as a
+            // label_values(selector, label): the last argument is a label, written here as a
             // matcher so that it is read as one.
-            let q = q.replace(", job)", "){job=\"\"}");
+            let q = match q.rsplit_once(", ") {
+                Some((selector, label)) => {
+                    format!("{selector}){{{}=\"\"}}", label.trim_end_matches(')'))
+                }
+                None => q.to_owned(),
+            };
             out.push((q, String::new()));
         }
     }
@@ -320,6 +330,27 @@ fn grafana_dashboard_queries_only_metrics_and_labels_the_agent_exports() {
         used.len(),
         metrics.len()
     );
+}
+
+/// Every panel follows both variables: the job and the host (`instance`, which the agent's
+/// endpoint and the collector both set from service.instance.id), so hosts never overlay.
+fn grafana_dashboard_filters_every_panel_on_job_and_host() {
+    let d = dashboard();
+    let names: Vec<&str> = d["templating"]["list"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["datasource", "job", "instance"]);
+    for (expr, _) in queries(&d)
+        .iter()
+        .filter(|(e, _)| !e.starts_with("label_values"))
+    {
+        for filter in ["job=~\"$job\"", "instance=~\"$instance\""] {
+            assert!(expr.contains(filter), "{expr} does not filter on {filter}");
+        }
+    }
 }
 
 fn grafana_dashboard_has_a_row_per_area() {

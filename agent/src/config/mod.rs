@@ -21,6 +21,7 @@ pub use crate::collectors::host::HostConfig;
 pub use crate::collectors::ollama::OllamaConfig;
 pub use crate::collectors::zfs::ZfsConfig;
 pub use crate::exporters::config::OtlpConfig;
+pub use crate::exporters::prometheus::config::PrometheusConfig;
 use crate::fields::check_absolute_dir;
 pub use crate::fields::{FieldError, NonEmptyString, Ratio, under};
 
@@ -183,12 +184,15 @@ impl Default for AgentConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ExportConfig {
     pub otlp: OtlpConfig,
+    pub prometheus: PrometheusConfig,
 }
 
 impl ExportConfig {
     /// Checks relative to `[export]`.
     fn validate(&self) -> Vec<FieldError> {
-        under("otlp", self.otlp.validate()).collect()
+        let mut errors: Vec<FieldError> = under("otlp", self.otlp.validate()).collect();
+        errors.extend(under("prometheus", self.prometheus.validate()));
+        errors
     }
 }
 

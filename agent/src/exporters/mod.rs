@@ -1,9 +1,11 @@
-//! Telling the outside world: OTLP metrics and alert log records.
+//! Telling the outside world: OTLP metrics and alert log records, and a Prometheus endpoint.
 
 pub mod config;
+pub mod identity;
 pub mod logs;
 pub(crate) mod metrics;
 pub mod otlp;
+pub mod prometheus;
 pub mod resource;
 pub(crate) mod selfmetrics;
 pub mod settings;

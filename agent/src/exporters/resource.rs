@@ -1,5 +1,5 @@
-//! The OTLP resource: who is speaking. Facts are read once at start (`HostFacts::read`); turning
-//! them into attributes is pure, with OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME applied on
+//! The OTLP resource: who is speaking. Facts are read once at start (`HostFacts::read`, plus the
+//! `identity`'s service.instance.id); turning them into attributes is pure, with OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME applied on
 //! top (an operator may rename the host or service that way).
 
 use std::path::Path;
@@ -19,6 +19,8 @@ pub struct HostFacts {
     pub machine_id: Option<String>,
     /// Kernel release, e.g. `5.15.167.4-microsoft-standard-WSL2`.
     pub kernel_release: Option<String>,
+    /// service.instance.id (see `identity`): not read here, since it may have to be written.
+    pub instance_id: Option<String>,
 }
 
 impl HostFacts {
@@ -34,6 +36,7 @@ impl HostFacts {
             host_name: read("proc/sys/kernel/hostname"),
             machine_id: read("etc/machine-id").or_else(|| read("var/lib/dbus/machine-id")),
             kernel_release: read("proc/sys/kernel/osrelease"),
+            instance_id: None,
         }
     }
 
@@ -70,6 +73,9 @@ pub fn attributes(facts: &HostFacts, env: &Env) -> Vec<KeyValue> {
         ),
         ("host.wsl".into(), facts.is_wsl().into()),
     ];
+    if let Some(id) = &facts.instance_id {
+        attrs.push(("service.instance.id".into(), id.clone().into()));
+    }
     if let Some(h) = &facts.host_name {
         attrs.push(("host.name".into(), h.clone().into()));
     }
@@ -123,6 +129,7 @@ mod tests {
             host_name: Some("gpu-box".into()),
             machine_id: Some("0123abcd".into()),
             kernel_release: Some(release.into()),
+            instance_id: Some("5c1e0d7a-3f4b-5a69-8c2d-1e0f3a4b5c6d".into()),
         }
     }
 
@@ -132,6 +139,10 @@ mod tests {
         assert_eq!(get(&a, "service.name").as_deref(), Some("hostwarden"));
         assert_eq!(get(&a, "host.name").as_deref(), Some("gpu-box"));
         assert_eq!(get(&a, "host.id").as_deref(), Some("0123abcd"));
+        assert_eq!(
+            get(&a, "service.instance.id").as_deref(),
+            Some("5c1e0d7a-3f4b-5a69-8c2d-1e0f3a4b5c6d")
+        );
         assert_eq!(get(&a, "os.type").as_deref(), Some("linux"));
         assert_eq!(get(&a, "host.wsl").as_deref(), Some("false"));
         assert_eq!(
@@ -183,5 +194,6 @@ mod tests {
         assert_eq!(f, HostFacts::default());
         let a = attributes(&f, &Env::new());
         assert!(get(&a, "host.id").is_none());
+        assert!(get(&a, "service.instance.id").is_none());
     }
 }

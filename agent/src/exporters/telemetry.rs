@@ -1,16 +1,21 @@
 //! What the runtime holds for export and status: the OTLP pipeline (when an endpoint is set),
-//! the counters behind the self-metrics, and the status socket. The runtime calls
+//! the Prometheus endpoint (when `listen` is set), the counters behind the self-metrics, and
+//! the status socket. The runtime calls
 //! `finish_snapshot` and `publish_status` each tick, and `shutdown` once.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::config::OtlpConfig;
+use super::identity;
 use super::logs::{SharedOutbox, lock};
 use super::otlp::Otlp;
+use super::prometheus::config::PrometheusConfig;
+use super::prometheus::{Endpoint, Identity};
 use super::resource::HostFacts;
 use super::selfmetrics::{self, SelfCounters};
 use super::settings;
@@ -21,6 +26,7 @@ use crate::sys::proc::ProcReader;
 
 pub struct Telemetry {
     otlp: Option<Otlp>,
+    prometheus: Option<Endpoint>,
     failures: Arc<AtomicU64>,
     outbox: SharedOutbox,
     reports: watch::Sender<Arc<StatusReport>>,
@@ -28,28 +34,42 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Starts export (if configured) and the status socket. Failures are logged, never fatal:
-    /// the agent keeps collecting, judging and showing its view without them.
+    /// Starts export (whichever is configured) and the status socket. Failures are logged, never
+    /// fatal: the agent keeps collecting, judging and showing its view without them.
     /// `interval` is `[agent] interval` (the default export interval); `status_socket` is
-    /// `[agent] status_socket`.
+    /// `[agent] status_socket`; `state_dir` is `[agent] state_dir` (where a host without a
+    /// machine id keeps its instance id).
     pub fn start(
         otlp: &OtlpConfig,
+        prometheus: &PrometheusConfig,
         interval: std::time::Duration,
-        status_socket: &std::path::Path,
+        status_socket: &Path,
+        state_dir: &Path,
         snapshots: &watch::Receiver<Arc<Snapshot>>,
         outbox: SharedOutbox,
     ) -> Self {
         let env = settings::process_env();
-        let (export, warnings) = settings::resolve(otlp, &env, interval);
+        let (otlp_settings, warnings) = settings::resolve(otlp, &env, interval);
         for w in warnings {
             warn!(variable = %w.var, "{w}");
         }
+        let mut facts = HostFacts::read(Path::new("/"));
+        facts.instance_id = match identity::instance_id(
+            facts.machine_id.as_deref(),
+            state_dir,
+            Path::new("/proc/sys/kernel/random/uuid"),
+        ) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                warn!(error = %e, "No service.instance.id; hosts sharing a collector or Prometheus may not be told apart.");
+                None
+            }
+        };
         let failures = Arc::new(AtomicU64::new(0));
-        let otlp = if export.is_enabled() {
-            let resource =
-                super::resource::build(&HostFacts::read(std::path::Path::new("/")), &env);
+        let otlp = if otlp_settings.is_enabled() {
+            let resource = super::resource::build(&facts, &env);
             match Otlp::start(
-                &export,
+                &otlp_settings,
                 &resource,
                 snapshots,
                 outbox.clone(),
@@ -64,6 +84,24 @@ impl Telemetry {
         } else {
             None
         };
+        let endpoint = prometheus.listen.and_then(|listen| {
+            let attrs = super::resource::attributes(&facts, &env)
+                .into_iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect::<Vec<_>>();
+            let identity = Identity::from_resource(&attrs);
+            let users = prometheus.basic_auth_users.clone();
+            match Endpoint::start(listen, snapshots.clone(), identity, users) {
+                Ok(e) => {
+                    info!(listen = %e.local_addr(), "Prometheus endpoint serving /metrics.");
+                    Some(e)
+                }
+                Err(e) => {
+                    error!(error = %e, "Prometheus endpoint not started; fix [export.prometheus] listen.");
+                    None
+                }
+            }
+        });
         let (reports, reports_rx) = watch::channel(Arc::new(StatusReport::default()));
         let path = status_socket;
         let status = match StatusServer::start(path, reports_rx) {
@@ -75,6 +113,7 @@ impl Telemetry {
         };
         Telemetry {
             otlp,
+            prometheus: endpoint,
             failures,
             outbox,
             reports,
@@ -114,6 +153,7 @@ impl Telemetry {
     /// Removes the status socket and flushes the last metrics.
     pub async fn shutdown(self) {
         drop(self.status);
+        drop(self.prometheus);
         if let Some(otlp) = self.otlp {
             otlp.shutdown().await;
         }

@@ -104,8 +104,10 @@ impl Daemon {
         let (snapshots, snapshots_rx) = watch::channel(Arc::new(Snapshot::default()));
         let telemetry = Telemetry::start(
             &live.config.export.otlp,
+            &live.config.export.prometheus,
             live.config.agent.interval,
             &live.config.agent.status_socket,
+            &live.config.agent.state_dir,
             &snapshots_rx,
             alerting.outbox(),
         );
