@@ -100,6 +100,36 @@ cap online zpool online tank /vdev/tank-b
 cap resilver-wait zpool wait -t resilver tank
 readings resilver
 # --- end issue 15 (scan history)
+# --- ARC (issue 15): the ARC grown past a third of RAM by reads, then arcstats and meminfo read
+# right before and right after `hostwarden once` (arc-*-before, arc-once, arc-*-after). ---
+# The vdevs are files in tmpfs, i.e. in this guest's RAM: incompressible data would take its
+# size twice. So the data compresses ~100:1 on the vdev (lz4) and compressed ARC is off, which
+# makes the ARC hold every block uncompressed: ~1.2 GiB of ARC for ~15 MiB of vdev. zfs_arc_max
+# goes from the 256 MiB of the phases above to half of RAM (the Linux default before 2.3).
+# The file is 40% of MemTotal, written as copies of a 32 MiB pattern (one pipe, not 1.2 GiB of
+# pipe, under emulation).
+mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+echo $((mem_kib * 512)) > /sys/module/zfs/parameters/zfs_arc_max
+echo 0 > /sys/module/zfs/parameters/zfs_compressed_arc_enabled
+truncate -s 256M /vdev/arc-0
+cap arc-create zpool create -f -O compression=lz4 arc /vdev/arc-0
+yes hostwarden-arc-fill | head -c 32M > /tmp/arc-pattern
+copies=$((mem_kib * 40 / 100 / 32768)); set --
+while [ $# -lt $copies ]; do set -- "$@" /tmp/arc-pattern; done
+cat "$@" > /arc/fill; set --; rm /tmp/arc-pattern; log "arc: wrote $copies x 32 MiB"
+cap arc-write-sync zpool sync arc
+# Export and import empty the ARC of the pool, so that what fills it below is reads; the first
+# 64 MiB are read twice, so there are hits and blocks in MFU as well as MRU.
+cap arc-export zpool export arc
+cap arc-import zpool import -d /vdev arc
+cap arc-read sh -c 'cat /arc/fill > /dev/null'
+cap arc-reread sh -c 'head -c 64M /arc/fill > /dev/null'
+cap arc-arcstats-before cat /proc/spl/kstat/zfs/arcstats
+cap arc-meminfo-before cat /proc/meminfo
+cap arc-once /hostwarden once --format json --config /hostwarden.toml
+cap arc-arcstats-after cat /proc/spl/kstat/zfs/arcstats
+cap arc-meminfo-after cat /proc/meminfo
+# --- end ARC ---
 
 dmesg > $OUT/dmesg.txt
 echo ok > $OUT/guest-done

@@ -4,10 +4,13 @@
 //! Seven small files per tick, read into one reused buffer. `/proc/stat`, loadavg and the
 //! pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline CPUs,
 //! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
-//! has no `full` record); meminfo goes through `procfs`.
+//! has no `full` record); meminfo goes through `procfs`. On a ZFS host the ARC's kstat is an
+//! eighth file (arc.rs), read here so that available memory can count the ARC it can shrink.
 
+mod arc;
 mod config;
 
+pub use arc::{ArcStats, parse_arcstats};
 pub use config::HostConfig;
 
 use async_trait::async_trait;
@@ -163,16 +166,36 @@ impl HostCollector {
             Err(e) => problems.push(e),
         }
 
-        match self
+        let meminfo = match self
             .read("meminfo")
             .map(|t| Meminfo::from_buf_read(t.as_bytes()))
         {
-            Ok(Ok(m)) => memory_points(&m, &mut points),
-            Ok(Err(e)) => problems.push(format!(
-                "cannot parse {}/meminfo: {e}",
-                self.proc.root().display()
-            )),
-            Err(e) => problems.push(e),
+            Ok(Ok(m)) => {
+                memory_points(&m, &mut points);
+                Some(m)
+            }
+            Ok(Err(e)) => {
+                problems.push(format!(
+                    "cannot parse {}/meminfo: {e}",
+                    self.proc.root().display()
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let arc = self.arcstats(&mut problems);
+        if let Some(arc) = &arc {
+            arc::arc_points(
+                arc,
+                meminfo.as_ref().and_then(|m| m.mem_available),
+                &mut points,
+            );
+        }
+        if let Some(m) = &meminfo {
+            available_ratio(m, arc.as_ref(), &mut points);
         }
 
         match self.read("loadavg").map(parse_loadavg) {
@@ -211,6 +234,31 @@ impl HostCollector {
             points,
             degraded: (!problems.is_empty()).then(|| problems.join("; ")),
         })
+    }
+
+    /// The ARC's kstat; `None` without a ZFS module (not a problem) or when it cannot be read.
+    fn arcstats(&mut self, problems: &mut Vec<String>) -> Option<ArcStats> {
+        match self
+            .proc
+            .read_optional_into(arc::ARCSTATS, &mut self.buf, arc::ARCSTATS_CAP)
+        {
+            Ok(None) => None,
+            Ok(Some(text)) => {
+                let parsed = arc::parse_arcstats(text);
+                if parsed.is_none() {
+                    problems.push(format!(
+                        "cannot parse {}/{}: no size, c, c_min or c_max",
+                        self.proc.root().display(),
+                        arc::ARCSTATS
+                    ));
+                }
+                parsed
+            }
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        }
     }
 
     /// Pressure stall information (some and full, memory/cpu/io); a kernel without PSI is one
@@ -346,6 +394,22 @@ fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
             u,
         ));
     }
+}
+
+/// The share of memory a new allocation can still get: MemAvailable plus the ARC the kernel can
+/// take back (none without ZFS), over MemTotal. Absent on kernels without MemAvailable (< 3.14).
+fn available_ratio(m: &Meminfo, arc: Option<&ArcStats>, points: &mut Vec<MetricPoint>) {
+    let (Some(avail), true) = (m.mem_available, m.mem_total > 0) else {
+        return;
+    };
+    let avail = avail.saturating_add(arc.map_or(0, ArcStats::reclaimable));
+    #[allow(clippy::cast_precision_loss)]
+    let ratio = (avail as f64 / m.mem_total as f64).min(1.0);
+    points.push(MetricPoint::new(
+        MetricName::SystemMemoryLinuxAvailableRatio,
+        Attrs::new(),
+        ratio,
+    ));
 }
 
 #[async_trait]

@@ -74,7 +74,10 @@ mod tests {
     #[case::cpu_5m("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[], 0.95)], 295, Some((AlertState::Pending, Severity::Warning)))]
     #[case::cpu_5m_fires("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[], 0.95)], 300, Some((AlertState::Firing, Severity::Warning)))]
     #[case::cpu_per_core_ignored("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[(AttrKey::CpuLogicalNumber, "0")], 1.0)], 600, None)]
-    #[case::memory("memory_high", vec![pt(MetricName::SystemMemoryUtilization, &[], 0.91)], 0, Some((AlertState::Firing, Severity::Warning)))]
+    #[case::memory("memory_high", vec![pt(MetricName::SystemMemoryLinuxAvailableRatio, &[], 0.09)], 0, Some((AlertState::Firing, Severity::Warning)))]
+    // A ZFS host whose ARC has grown: 95% "used", but 40% available once the ARC it can shrink
+    // counts (the rule before issue 15 fired here).
+    #[case::memory_zfs_arc("memory_high", vec![pt(MetricName::SystemMemoryUtilization, &[], 0.95), pt(MetricName::SystemMemoryLinuxAvailableRatio, &[], 0.4)], 600, None)]
     #[case::pressure("memory_pressure", vec![pt(MetricName::SystemMemoryLinuxPressureAvg60, &[(AttrKey::PressureStallType, "full")], 0.35)], 0, Some((AlertState::Firing, Severity::Critical)))]
     #[case::zfs_full("zfs_pool_full", vec![pt(MetricName::ZfsPoolUtilization, &[(AttrKey::ZfsPoolName, "tank")], 0.87)], 0, Some((AlertState::Firing, Severity::Warning)))]
     #[case::zfs_full_critical("zfs_pool_full", vec![pt(MetricName::ZfsPoolUtilization, &[(AttrKey::ZfsPoolName, "tank")], 0.91)], 0, Some((AlertState::Firing, Severity::Critical)))]

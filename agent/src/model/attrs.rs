@@ -44,6 +44,8 @@ attr_keys! {
     ZfsPoolState => "zfs.pool.state",
     ZfsPoolHealthState => "zfs.pool.health",
     ZfsVdevName => "zfs.vdev.name",
+    ZfsArcLimitType => "zfs.arc.limit_type",
+    ZfsArcState => "zfs.arc.state",
     ZfsWaitType => "zfs.wait.type",
     ZfsScanFunction => "zfs.scan.function",
     ZfsScanState => "zfs.scan.state",

@@ -71,6 +71,9 @@ metric_names! {
     SystemMemoryUtilization => "system.memory.utilization", "1", Gauge;
     /// MemAvailable: what can be allocated without swapping.
     SystemMemoryLinuxAvailable => "system.memory.linux.available", "By", UpDownCounter;
+    /// Share of memory a new allocation can still get (0..1): MemAvailable plus the ZFS ARC
+    /// above c_min, over MemTotal. The shipped memory rule judges this.
+    SystemMemoryLinuxAvailableRatio => "system.memory.linux.available_ratio", "1", Gauge;
     /// Swap by state (used, free).
     SystemPagingUsage => "system.paging.usage", "By", UpDownCounter;
     /// Used swap as a share of total swap (0..1).
@@ -171,6 +174,36 @@ metric_names! {
     ZfsPoolScanErrors => "zfs.pool.scan.errors", "{error}", Gauge;
     /// Bytes the last scrub repaired or the last resilver resilvered (so far, while running).
     ZfsPoolScanRepaired => "zfs.pool.scan.repaired", "By", Gauge;
+
+    // --- ZFS ARC (custom zfs.arc.*, from /proc/spl/kstat/zfs/arcstats) ---
+    /// ARC size (arcstats size).
+    ZfsArcSize => "zfs.arc.size", "By", UpDownCounter;
+    /// The size the ARC aims at (arcstats c).
+    ZfsArcTarget => "zfs.arc.target", "By", UpDownCounter;
+    /// Bounds of the target size, by limit type (min = c_min, max = c_max).
+    ZfsArcLimit => "zfs.arc.limit", "By", UpDownCounter;
+    /// ARC contents by state (mru, mfu).
+    ZfsArcStateSize => "zfs.arc.state.size", "By", UpDownCounter;
+    /// Metadata held in the ARC (arcstats metadata_size).
+    ZfsArcMetadataSize => "zfs.arc.metadata.size", "By", UpDownCounter;
+    /// ARC hits since the module loaded.
+    ZfsArcHits => "zfs.arc.hits", "{hit}", Counter;
+    /// ARC misses since the module loaded.
+    ZfsArcMisses => "zfs.arc.misses", "{miss}", Counter;
+    /// Bytes evicted from the ARC since the module loaded.
+    ZfsArcEvicted => "zfs.arc.evicted", "By", Counter;
+    /// ARC the kernel can take back under memory pressure: size above c_min.
+    ZfsArcReclaimable => "zfs.arc.reclaimable", "By", UpDownCounter;
+    /// MemAvailable plus the reclaimable ARC: memory available on a ZFS host.
+    ZfsArcMemoryAvailable => "zfs.arc.memory.available", "By", UpDownCounter;
+    /// 1 while the ARC may not grow because memory is short (arcstats arc_no_grow).
+    ZfsArcNoGrow => "zfs.arc.no_grow", "1", Gauge;
+    /// L2ARC size, when a cache device is present (arcstats l2_size).
+    ZfsArcL2Size => "zfs.arc.l2.size", "By", UpDownCounter;
+    /// L2ARC hits, when a cache device is present.
+    ZfsArcL2Hits => "zfs.arc.l2.hits", "{hit}", Counter;
+    /// L2ARC misses, when a cache device is present.
+    ZfsArcL2Misses => "zfs.arc.l2.misses", "{miss}", Counter;
 
     // --- Ollama (custom ollama.*) ---
     /// 1 when Ollama answered the liveness probe.

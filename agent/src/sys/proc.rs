@@ -48,6 +48,42 @@ impl ProcReader {
         std::str::from_utf8(buf).map_err(|_| format!("{} is not UTF-8", path.display()))
     }
 
+    /// Like `read_into` for a file that may be absent (a kernel module's kstat): `Ok(None)` when
+    /// it does not exist, an error when it holds more than `cap` bytes.
+    pub fn read_optional_into<'b>(
+        &self,
+        rel: &str,
+        buf: &'b mut Vec<u8>,
+        cap: u64,
+    ) -> Result<Option<&'b str>, String> {
+        let path = self.root.join(rel);
+        buf.clear();
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(format!(
+                    "failed to read {}: {}",
+                    path.display(),
+                    io_reason(&e)
+                ));
+            }
+        };
+        // Proc files report size 0, so the cap is enforced on the read itself.
+        file.take(cap + 1)
+            .read_to_end(buf)
+            .map_err(|e| format!("failed to read {}: {}", path.display(), io_reason(&e)))?;
+        if buf.len() as u64 > cap {
+            return Err(format!(
+                "refused {}: over the {cap}-byte limit",
+                path.display()
+            ));
+        }
+        std::str::from_utf8(buf)
+            .map(Some)
+            .map_err(|_| format!("{} is not UTF-8", path.display()))
+    }
+
     /// CPU time and resident memory from `<root>/<pid>/stat` and `status`.
     pub fn usage(&self, pid: u32) -> Result<ProcessUsage, String> {
         self.usage_of(&pid.to_string())

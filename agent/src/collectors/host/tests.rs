@@ -252,3 +252,83 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+// --- the ZFS ARC ---
+
+/// The captured tree plus an arcstats of the shape every OpenZFS release prints (kstat header,
+/// column line, `name type data`), with the four sizes the figures come from.
+fn zfs_tree(arcstats: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    let kstat = dir.path().join("spl/kstat/zfs");
+    std::fs::create_dir_all(&kstat).unwrap();
+    std::fs::write(kstat.join("arcstats"), arcstats).unwrap();
+    let root = dir.path().to_owned();
+    (dir, root)
+}
+
+const ARCSTATS_2G: &str = "13 1 0x01 4 1088 5155279937 39858497127\n\
+name                            type data\n\
+size                            4    2147483648\n\
+c                               4    2147483648\n\
+c_min                           4    1073741824\n\
+c_max                           4    12636631040\n";
+
+#[test]
+fn available_memory_counts_the_arc_above_c_min() {
+    let (_dir, root) = zfs_tree(ARCSTATS_2G);
+    let sample = collector(&root).collect_now().unwrap();
+    assert_eq!(sample.degraded, None);
+    let s = snap(sample);
+    let meminfo = std::fs::read(root.join("meminfo")).unwrap();
+    let m = Meminfo::from_buf_read(&meminfo[..]).unwrap();
+    let avail = m.mem_available.unwrap() + (1u64 << 30);
+    let get = |n| value(&s, n, &[]).map(|v| v.as_f64());
+    #[allow(clippy::cast_precision_loss)]
+    let (avail_f, total_f) = (avail as f64, m.mem_total as f64);
+    assert_eq!(get(MetricName::ZfsArcMemoryAvailable), Some(avail_f));
+    assert_eq!(
+        get(MetricName::ZfsArcReclaimable),
+        Some(1024.0 * 1024.0 * 1024.0)
+    );
+    assert_eq!(
+        get(MetricName::SystemMemoryLinuxAvailableRatio),
+        Some(avail_f / total_f)
+    );
+}
+
+#[test]
+fn without_zfs_there_is_no_arc_point_and_available_is_mem_available() {
+    let s = snap(collector(&fixture()).collect_now().unwrap());
+    assert!(
+        s.points
+            .iter()
+            .all(|p| !p.name.as_str().starts_with("zfs.arc."))
+    );
+    let ratio = value(&s, MetricName::SystemMemoryLinuxAvailableRatio, &[]).unwrap();
+    let avail = value(&s, MetricName::SystemMemoryLinuxAvailable, &[]).unwrap();
+    let total = value(&s, MetricName::SystemMemoryLimit, &[]).unwrap();
+    assert_eq!(ratio.as_f64(), avail.as_f64() / total.as_f64());
+}
+
+#[test]
+fn an_oversized_or_garbled_arcstats_is_a_problem_and_gives_no_arc_point() {
+    let (_dir, root) = zfs_tree(&"x".repeat(2 << 20));
+    let sample = collector(&root).collect_now().unwrap();
+    let why = sample.degraded.clone().unwrap();
+    assert!(
+        why.contains("arcstats: over the 1048576-byte limit"),
+        "{why}"
+    );
+    assert!(
+        sample
+            .points
+            .iter()
+            .all(|p| p.name != MetricName::ZfsArcSize)
+    );
+
+    let path = root.join(arc::ARCSTATS);
+    std::fs::write(&path, "13 1 0x01\nname type data\nhits 4 1\n").unwrap();
+    let why = collector(&root).collect_now().unwrap().degraded.unwrap();
+    assert!(why.contains("cannot parse"), "{why}");
+}

@@ -30,6 +30,29 @@ pub fn floor(v: f64) -> u64 {
     }
 }
 
+/// Memory a new allocation can get: MemAvailable plus the ZFS ARC the kernel can shrink (the
+/// ARC is neither page cache nor in MemAvailable; judged by MemAvailable alone, a ZFS host
+/// whose ARC has grown looks short of memory).
+pub fn ram_available(i: &PolicyInputs) -> Option<u64> {
+    i.ram_available
+        .map(|a| a.saturating_add(i.ram_arc_reclaimable.unwrap_or(0)))
+}
+
+/// "12.1 GiB available of 64.0 GiB, of which 7.4 GiB ZFS ARC it can shrink".
+pub fn describe_ram(i: &PolicyInputs) -> String {
+    let avail = human(to_f64(ram_available(i).unwrap_or(0)));
+    let total = i
+        .ram_total
+        .map_or_else(String::new, |t| format!(" of {}", human(to_f64(t))));
+    match i.ram_arc_reclaimable {
+        Some(arc) if arc > 0 => format!(
+            "{avail} available{total}, of which {} ZFS ARC it can shrink",
+            human(to_f64(arc))
+        ),
+        _ => format!("{avail} available{total}"),
+    }
+}
+
 /// Facts every rule reads, computed once.
 pub struct Facts<'a> {
     pub inputs: &'a PolicyInputs,
@@ -56,11 +79,11 @@ impl<'a> Facts<'a> {
                 p * 100.0,
                 PRESSURE_HIGH * 100.0
             )),
-            (_, Some(t), Some(a)) if t > 0 && to_f64(a) < to_f64(t) * 0.1 => Some(format!(
-                "host memory low: {} available of {} (under 10%)",
-                human(to_f64(a)),
-                human(to_f64(t))
-            )),
+            (_, Some(t), Some(_))
+                if t > 0 && to_f64(ram_available(i).unwrap_or(0)) < to_f64(t) * 0.1 =>
+            {
+                Some(format!("host memory low: {} (under 10%)", describe_ram(i)))
+            }
             _ => None,
         };
         Facts {

@@ -36,7 +36,10 @@ pub struct PolicyInputs {
     pub gpus: Vec<GpuMemory>,
     pub models: Vec<ModelInput>,
     pub ram_total: Option<u64>,
+    /// MemAvailable: the kernel's estimate, which leaves out the ZFS ARC.
     pub ram_available: Option<u64>,
+    /// The ZFS ARC above c_min (zfs.arc.reclaimable): the kernel takes it back under pressure.
+    pub ram_arc_reclaimable: Option<u64>,
     /// PSI memory `full` avg60 (0..1): share of time all tasks stalled on memory.
     pub memory_pressure: Option<f64>,
     pub cpu_count: Option<u64>,
@@ -80,6 +83,7 @@ impl PolicyInputs {
             gpus: gpus.into_values().filter(|g| g.total > 0).collect(),
             ram_total: one(MetricName::SystemMemoryLimit).map(int),
             ram_available: one(MetricName::SystemMemoryLinuxAvailable).map(int),
+            ram_arc_reclaimable: one(MetricName::ZfsArcReclaimable).map(int),
             memory_pressure: s
                 .find(
                     MetricName::SystemMemoryLinuxPressureAvg60,
@@ -140,6 +144,7 @@ mod tests {
                     Attrs::new(),
                     32u64 << 30,
                 ),
+                MetricPoint::new(MetricName::ZfsArcReclaimable, Attrs::new(), 7u64 << 30),
                 MetricPoint::new(
                     MetricName::SystemMemoryLinuxPressureAvg60,
                     Attrs::new().with(AttrKey::PressureStallType, "some"),
@@ -171,8 +176,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            (i.ram_total, i.ram_available),
-            (Some(64 << 30), Some(32 << 30))
+            (i.ram_total, i.ram_available, i.ram_arc_reclaimable),
+            (Some(64 << 30), Some(32 << 30), Some(7 << 30))
         );
         assert_eq!(i.memory_pressure, Some(0.02));
         assert_eq!(i.cpu_count, Some(16));

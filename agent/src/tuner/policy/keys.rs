@@ -2,7 +2,7 @@
 //! words, and records it through the `KeyWriter` (which applies the operator's bounds).
 
 use super::bounds::format_keep_alive;
-use super::fit::{Facts, SlotFit, slots_that_fit, to_f64};
+use super::fit::{Facts, SlotFit, describe_ram, ram_available, slots_that_fit, to_f64};
 use super::memory::{Era, KvType, MARGIN_BYTES, human};
 use super::{KeyWriter, VramTier};
 
@@ -276,12 +276,13 @@ pub(super) fn keep_alive(keys: &mut KeyWriter, facts: &Facts, stress: Option<&st
         && facts
             .inputs
             .ram_total
-            .zip(facts.inputs.ram_available)
+            .zip(ram_available(facts.inputs))
             .is_some_and(|(t, a)| to_f64(a) >= to_f64(t) * 0.5)
     {
         reasons.push(format!(
-            "ample headroom (VRAM {:.0}% used, host memory over half available): 30m spares reloads",
-            facts.vram_util() * 100.0
+            "ample headroom (VRAM {:.0}% used, host memory over half available: {}): 30m spares reloads",
+            facts.vram_util() * 100.0,
+            describe_ram(facts.inputs)
         ));
         1800
     } else {

@@ -132,6 +132,45 @@ fn no_gpu_means_one_slot_and_short_context() {
     );
 }
 
+/// A ZFS host whose ARC has grown: MemAvailable alone is 6% of RAM, but 20 GiB of the ARC is
+/// above c_min and the kernel takes it back on demand, so the host has headroom, and the
+/// reason says how much of it is ARC.
+#[test]
+fn the_arc_it_can_shrink_counts_as_available() {
+    let mut i = inputs(vec![gpu(24, 2 * GIB)], vec![], "0.30.11");
+    i.ram_total = Some(64 * GIB);
+    i.ram_available = Some(4 * GIB);
+    let d = decide(&i, &no_bounds());
+    assert_eq!(
+        value(&d, "OLLAMA_KEEP_ALIVE"),
+        "2m",
+        "ARC-blind: memory low"
+    );
+    let why = d.keys["OLLAMA_KEEP_ALIVE"].reasons.join(" ");
+    assert!(
+        why.contains("host memory low: 4.0 GiB available of 64.0 GiB (under 10%)"),
+        "{why}"
+    );
+
+    i.ram_arc_reclaimable = Some(30 * GIB);
+    let d = decide(&i, &no_bounds());
+    assert_eq!(value(&d, "OLLAMA_KEEP_ALIVE"), "30m");
+    let why = d.keys["OLLAMA_KEEP_ALIVE"].reasons.join(" ");
+    assert!(
+        why.contains("34.0 GiB available of 64.0 GiB, of which 30.0 GiB ZFS ARC it can shrink"),
+        "{why}"
+    );
+
+    i.ram_arc_reclaimable = Some(GIB);
+    let why = decide(&i, &no_bounds()).keys["OLLAMA_KEEP_ALIVE"]
+        .reasons
+        .join(" ");
+    assert!(
+        why.contains("host memory low: 5.0 GiB available of 64.0 GiB, of which 1.0 GiB ZFS ARC it can shrink (under 10%)"),
+        "{why}"
+    );
+}
+
 #[test]
 fn memory_pressure_shortens_and_headroom_lengthens_keep_alive() {
     let mut i = inputs(vec![gpu(24, 2 * GIB)], vec![], "0.30.11");
@@ -295,6 +334,7 @@ fn arb_inputs() -> impl Strategy<Value = PolicyInputs> {
             models,
             ram_total: ram.map(|(t, _)| t * GIB),
             ram_available: ram.map(|(t, p)| t * GIB / 100 * p),
+            ram_arc_reclaimable: None,
             memory_pressure: psi,
             cpu_count: Some(8),
             version: version.as_deref().and_then(Version::parse),
