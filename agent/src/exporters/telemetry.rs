@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::{error, warn};
 
 use super::config::OtlpConfig;
+use super::diagnosis::TlsFailureCounts;
 use super::logs::{SharedOutbox, lock};
 use super::otlp::Otlp;
 use super::resource::HostFacts;
@@ -22,6 +23,7 @@ use crate::sys::proc::ProcReader;
 pub struct Telemetry {
     otlp: Option<Otlp>,
     failures: Arc<AtomicU64>,
+    tls_failures: Arc<TlsFailureCounts>,
     outbox: SharedOutbox,
     reports: watch::Sender<Arc<StatusReport>>,
     status: Option<StatusServer>,
@@ -45,6 +47,7 @@ impl Telemetry {
             warn!(variable = %w.var, "{w}");
         }
         let failures = Arc::new(AtomicU64::new(0));
+        let tls_failures = Arc::new(TlsFailureCounts::default());
         let otlp = if export.is_enabled() {
             let resource =
                 super::resource::build(&HostFacts::read(std::path::Path::new("/")), &env);
@@ -54,6 +57,7 @@ impl Telemetry {
                 snapshots,
                 outbox.clone(),
                 failures.clone(),
+                &tls_failures,
             ) {
                 Ok(o) => Some(o),
                 Err(e) => {
@@ -76,6 +80,7 @@ impl Telemetry {
         Telemetry {
             otlp,
             failures,
+            tls_failures,
             outbox,
             reports,
             status,
@@ -97,6 +102,7 @@ impl Telemetry {
         let e = self.export_report();
         let counters = SelfCounters {
             export_failures: e.failures,
+            tls_failures: self.tls_failures.snapshot(),
         };
         selfmetrics::append(snapshot, counters, ProcReader::own().own_usage());
     }
