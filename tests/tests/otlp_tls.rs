@@ -404,6 +404,12 @@ fn gzip_on_the_wire() {
                 if grpc { "grpc" } else { "http/protobuf" },
                 mean * 12.0
             );
+            assert!(
+                encodings
+                    .iter()
+                    .all(|e| *e == want || (*e == "identity" && want.is_empty())),
+                "{compression}: {encodings:?}"
+            );
             avg.push(mean);
         }
         assert!(avg[1] < avg[0] * 0.6, "gzip {} vs none {}", avg[1], avg[0]);

@@ -71,12 +71,14 @@ impl Otlp {
         let meters = match &settings.metrics {
             Some(t) => {
                 let transport = Transport::new("metrics", t, tls_failures.clone())?;
+                let exporter =
+                    CountingExporter::new(metric_exporter(t, &transport)?, failures.clone())
+                        .with_diagnosis(transport.diagnosis.clone());
+                // Outermost: the diagnosis's probe needs the runtime too.
                 let exporter = InRuntime {
-                    inner: metric_exporter(t, &transport)?,
+                    inner: exporter,
                     handle: handle.clone(),
                 };
-                let exporter = CountingExporter::new(exporter, failures.clone())
-                    .with_diagnosis(transport.diagnosis.clone());
                 let reader = PeriodicReader::builder(exporter)
                     .with_interval(settings.interval)
                     .build();
