@@ -11,6 +11,7 @@ pub mod promql;
 pub mod rotel;
 pub mod standin;
 pub mod systemd_user;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

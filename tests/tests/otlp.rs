@@ -374,8 +374,15 @@ async fn alert_records_survive_a_receiver_outage() {
         let (wake, snapshots) = watch::channel(Arc::new(Snapshot::default()));
         let outbox = Arc::new(Mutex::new(Outbox::new(100)));
         let failures = Arc::new(AtomicU64::new(0));
-        let otlp =
-            Otlp::start(&export, &res, &snapshots, outbox.clone(), failures.clone()).unwrap();
+        let otlp = Otlp::start(
+            &export,
+            &res,
+            &snapshots,
+            outbox.clone(),
+            failures.clone(),
+            &Default::default(),
+        )
+        .unwrap();
 
         let rotel = tokio::task::spawn_blocking({
             let b = rotel_bin.clone();

@@ -369,8 +369,8 @@ fn check_phase(guest: &Guest, phase: &str, errors_json: bool) -> Value {
             );
         }
 
-        // Latencies from iostat's since-import report: every pool was written, so the average
-        // total write wait is above zero.
+        // `once`'s latencies are one second's (check_latencies compares them with zpool's own
+        // seconds around it): only under load must that second have seen writes wait.
         let wait = must(
             &snap,
             "zfs.pool.operation.latency",
@@ -380,7 +380,9 @@ fn check_phase(guest: &Guest, phase: &str, errors_json: bool) -> Value {
                 ("disk.io.direction", "write"),
             ],
         );
-        assert!(wait > 0.0, "{phase} {name}: total write wait {wait}");
+        if phase == "load" {
+            assert!(wait > 0.0, "{phase} {name}: total write wait {wait}");
+        }
         // `once` waits for one 1 s iostat interval (docs/collectors/zfs.md, "What once shows"):
         // its counters are that second's operations and bytes, written to under load.
         for metric in ["zfs.pool.operations", "zfs.pool.io"] {

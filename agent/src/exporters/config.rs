@@ -2,11 +2,13 @@
 //! file leaves unset; the file wins when both are set.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::FieldError;
+use super::tls::{self, TlsFiles};
+use crate::fields::{FieldError, check_absolute_dir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
@@ -16,13 +18,22 @@ pub enum Protocol {
     HttpProtobuf,
 }
 
+/// Request body compression (the OTLP specification's `none` and `gzip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpConfig {
-    /// Collector endpoint, e.g. `http://127.0.0.1:4317`; unset (and no OTEL_EXPORTER_OTLP_ENDPOINT)
+    /// Collector endpoint, e.g. `http://127.0.0.1:4318`; unset (and no OTEL_EXPORTER_OTLP_ENDPOINT)
     /// means no export.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// "http/protobuf" (the OTLP specification's default) or "grpc".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
     /// Metric export interval.
@@ -33,6 +44,19 @@ pub struct OtlpConfig {
     pub timeout: Option<Duration>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Request body compression, "none" or "gzip".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// CA certificate file (PEM) the collector's certificate must chain to, instead of the
+    /// system's trust store. https:// endpoints only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// Client certificate file (PEM) for mTLS; needs client_key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<PathBuf>,
+    /// The client certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
 }
 
 impl OtlpConfig {
@@ -71,6 +95,51 @@ impl OtlpConfig {
                 ));
             }
         }
+        self.validate_tls(&mut errors);
         errors
+    }
+
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            certificate: self.certificate.clone(),
+            client_certificate: self.client_certificate.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+
+    /// The TLS files are read and checked here, so `check-config` and a reload refuse what the
+    /// first handshake would (an unreadable file, a CA that does not parse, a key that does not
+    /// match its certificate) rather than the exporter failing on every export.
+    fn validate_tls(&self, errors: &mut Vec<FieldError>) {
+        let files = self.tls_files();
+        let set = [
+            ("certificate", &files.certificate),
+            ("client_certificate", &files.client_certificate),
+            ("client_key", &files.client_key),
+        ];
+        let before = errors.len();
+        for (field, path) in set {
+            if let Some(p) = path {
+                check_absolute_dir(errors, field, p);
+            }
+        }
+        if errors.len() > before {
+            return;
+        }
+        if let Some(e) = self
+            .endpoint
+            .as_deref()
+            .filter(|e| e.starts_with("http://"))
+            && let Some((field, _)) = set.iter().find(|(_, p)| p.is_some())
+        {
+            errors.push(FieldError::new(
+                *field,
+                format!("is set, but the endpoint \"{e}\" is plaintext http://; use https:// (or remove it)"),
+            ));
+            return;
+        }
+        if let Err(e) = tls::load(&files) {
+            errors.push(FieldError::new(e.field().as_str(), e.to_string()));
+        }
     }
 }

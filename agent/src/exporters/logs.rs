@@ -15,6 +15,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLogger, SdkLoggerProvider};
 use tracing::{debug, info, warn};
 
+use super::diagnosis::Diagnosis;
 use crate::rules::event::{AlertEvent, AlertState, Severity as AlertSeverity};
 use crate::rules::outbox::Outbox;
 
@@ -136,6 +137,7 @@ pub struct AlertSink<E> {
     records: RecordMaker,
     failures: Arc<AtomicU64>,
     backoff: Backoff,
+    diagnosis: Option<Arc<Diagnosis>>,
 }
 
 impl<E: LogExporter> AlertSink<E> {
@@ -154,7 +156,15 @@ impl<E: LogExporter> AlertSink<E> {
             records: RecordMaker::default(),
             failures,
             backoff: Backoff::new(retry_cap),
+            diagnosis: None,
         }
+    }
+
+    /// Also report each outcome to `diagnosis` (the reason of a failure, logged per cause).
+    #[must_use]
+    pub fn with_diagnosis(mut self, diagnosis: Arc<Diagnosis>) -> Self {
+        self.diagnosis = Some(diagnosis);
+        self
     }
 
     /// Exports everything queued, batch by batch, acknowledging each delivered batch. Returns
@@ -176,7 +186,14 @@ impl<E: LogExporter> AlertSink<E> {
         let records: Vec<SdkLogRecord> = batch.iter().map(|e| self.records.record(e)).collect();
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
             records.iter().map(|r| (r, &self.records.scope)).collect();
-        self.exporter.export(LogBatch::new(&refs)).await
+        let result = self.exporter.export(LogBatch::new(&refs)).await;
+        if let Some(d) = &self.diagnosis {
+            match &result {
+                Ok(()) => d.succeeded(),
+                Err(e) => d.failed(&e.to_string()).await,
+            }
+        }
+        result
     }
 
     /// Drains after every wake-up (the runtime publishes a snapshot after pushing the tick's

@@ -16,6 +16,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use tokio::sync::watch;
 
+use super::diagnosis::Diagnosis;
 use crate::model::{AttrValue, Attrs, InstrumentKind, MetricName, Snapshot, Value};
 
 /// Where callbacks read from: the runtime publishes each tick's snapshot here.
@@ -126,17 +127,35 @@ pub fn register(meter: &Meter, snapshots: &Snapshots) -> Instruments {
 pub struct CountingExporter<E> {
     inner: E,
     failures: Arc<AtomicU64>,
+    diagnosis: Option<Arc<Diagnosis>>,
 }
 
 impl<E> CountingExporter<E> {
     pub fn new(inner: E, failures: Arc<AtomicU64>) -> Self {
-        CountingExporter { inner, failures }
+        CountingExporter {
+            inner,
+            failures,
+            diagnosis: None,
+        }
+    }
+
+    /// Also report each outcome to `diagnosis` (the reason of a failure, logged per cause).
+    #[must_use]
+    pub fn with_diagnosis(mut self, diagnosis: Arc<Diagnosis>) -> Self {
+        self.diagnosis = Some(diagnosis);
+        self
     }
 }
 
 impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
         let result = self.inner.export(metrics).await;
+        if let Some(d) = &self.diagnosis {
+            match &result {
+                Ok(()) => d.succeeded(),
+                Err(e) => d.failed(&e.to_string()).await,
+            }
+        }
         if let Err(e) = &result {
             let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
             // The first failure of an outage is worth a warning; the rest are counted.

@@ -1,6 +1,8 @@
 //! Telling the outside world: OTLP metrics and alert log records, and a Prometheus endpoint.
 
 pub mod config;
+pub mod diagnosis;
+pub(crate) mod http_client;
 pub mod identity;
 pub mod logs;
 pub(crate) mod metrics;
@@ -10,3 +12,4 @@ pub mod resource;
 pub(crate) mod selfmetrics;
 pub mod settings;
 pub(crate) mod telemetry;
+pub mod tls;

@@ -24,10 +24,13 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::config::Protocol;
+use super::config::{Compression, Protocol};
+use super::diagnosis::{Diagnosis, TlsFailureCounts};
+use super::http_client::{DiagnosedClient, reqwest_client};
 use super::logs::{AlertSink, SharedOutbox};
 use super::metrics::{CountingExporter, Instruments, Snapshots, register};
 use super::settings::{ExportSettings, SignalTarget};
+use super::tls::{self, Loaded, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
@@ -39,6 +42,12 @@ pub enum OtlpError {
     },
     #[error("invalid OTLP header {name:?}: {reason}")]
     Header { name: String, reason: String },
+    #[error("cannot set up TLS for the OTLP {signal} exporter to {url}: {source}")]
+    Tls {
+        signal: &'static str,
+        url: String,
+        source: TlsError,
+    },
 }
 
 /// The running pipeline; `shutdown` flushes the last metrics.
@@ -56,15 +65,20 @@ impl Otlp {
         snapshots: &Snapshots,
         outbox: SharedOutbox,
         failures: Arc<AtomicU64>,
+        tls_failures: &Arc<TlsFailureCounts>,
     ) -> Result<Otlp, OtlpError> {
         let handle = Handle::current();
         let meters = match &settings.metrics {
             Some(t) => {
+                let transport = Transport::new("metrics", t, tls_failures.clone())?;
+                let exporter =
+                    CountingExporter::new(metric_exporter(t, &transport)?, failures.clone())
+                        .with_diagnosis(transport.diagnosis.clone());
+                // Outermost: the diagnosis's probe needs the runtime too.
                 let exporter = InRuntime {
-                    inner: metric_exporter(t)?,
+                    inner: exporter,
                     handle: handle.clone(),
                 };
-                let exporter = CountingExporter::new(exporter, failures.clone());
                 let reader = PeriodicReader::builder(exporter)
                     .with_interval(settings.interval)
                     .build();
@@ -73,16 +87,18 @@ impl Otlp {
                     .with_reader(reader)
                     .build();
                 let instruments = register(&provider.meter("hostwarden"), snapshots);
-                info!(endpoint = %t.url, protocol = ?t.protocol, interval = ?settings.interval, "OTLP metric export started.");
+                info!(endpoint = %t.url, protocol = ?t.protocol, compression = ?t.compression, tls = t.url.starts_with("https://"), interval = ?settings.interval, "OTLP metric export started.");
                 Some((provider, instruments))
             }
             None => None,
         };
         let sink = match &settings.logs {
             Some(t) => {
-                let exporter = log_exporter(t)?;
-                let sink = AlertSink::new(exporter, resource, outbox, failures, settings.interval);
-                info!(endpoint = %t.url, protocol = ?t.protocol, "OTLP alert export started.");
+                let transport = Transport::new("logs", t, tls_failures.clone())?;
+                let exporter = log_exporter(t, &transport)?;
+                let sink = AlertSink::new(exporter, resource, outbox, failures, settings.interval)
+                    .with_diagnosis(transport.diagnosis.clone());
+                info!(endpoint = %t.url, protocol = ?t.protocol, compression = ?t.compression, tls = t.url.starts_with("https://"), "OTLP alert export started.");
                 Some(tokio::spawn(sink.run(snapshots.clone())))
             }
             None => None,
@@ -112,21 +128,93 @@ impl Otlp {
     }
 }
 
-fn metric_exporter(t: &SignalTarget) -> Result<MetricExporter, OtlpError> {
+/// What both exporter builders of a signal need besides the target.
+struct Transport {
+    /// Present for https:// URLs.
+    tls: Option<Loaded>,
+    diagnosis: Arc<Diagnosis>,
+}
+
+impl Transport {
+    fn new(
+        signal: &'static str,
+        t: &SignalTarget,
+        counts: Arc<TlsFailureCounts>,
+    ) -> Result<Transport, OtlpError> {
+        let tls_error = |source| OtlpError::Tls {
+            signal,
+            url: t.url.clone(),
+            source,
+        };
+        let tls = if t.url.starts_with("https://") {
+            Some(tls::load(&t.tls).map_err(tls_error)?)
+        } else {
+            None
+        };
+        // For gRPC over TLS the probe asks the same host with the same files.
+        let probe = match (&tls, t.protocol) {
+            (Some(loaded), Protocol::Grpc) => Some((
+                reqwest_client(Some(loaded), t.timeout).map_err(tls_error)?,
+                t.url.clone(),
+            )),
+            _ => None,
+        };
+        Ok(Transport {
+            tls,
+            diagnosis: Arc::new(Diagnosis::new(signal, counts, probe)),
+        })
+    }
+
+    fn http_client(
+        &self,
+        t: &SignalTarget,
+        signal: &'static str,
+    ) -> Result<DiagnosedClient, OtlpError> {
+        let client =
+            reqwest_client(self.tls.as_ref(), t.timeout).map_err(|source| OtlpError::Tls {
+                signal,
+                url: t.url.clone(),
+                source,
+            })?;
+        Ok(DiagnosedClient::new(client, self.diagnosis.clone()))
+    }
+}
+
+fn compression(t: &SignalTarget) -> Option<opentelemetry_otlp::Compression> {
+    t.compression
+        .filter(|c| *c == Compression::Gzip)
+        .map(|_| opentelemetry_otlp::Compression::Gzip)
+}
+
+fn metric_exporter(t: &SignalTarget, tr: &Transport) -> Result<MetricExporter, OtlpError> {
     let built = match t.protocol {
-        Protocol::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(&t.url)
-            .with_timeout(t.timeout)
-            .with_metadata(metadata(&t.headers)?)
-            .build(),
-        Protocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_endpoint(&t.url)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(t.timeout)
-            .with_headers(t.headers.clone().into_iter().collect())
-            .build(),
+        Protocol::Grpc => {
+            let mut b = MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(&t.url)
+                .with_timeout(t.timeout)
+                .with_metadata(metadata(&t.headers)?);
+            if let Some(c) = compression(t) {
+                b = b.with_compression(c);
+            }
+            if let Some(tls) = &tr.tls {
+                b = b.with_tls_config(tls.tonic_config());
+            }
+            b.build()
+        }
+        Protocol::HttpProtobuf => {
+            let mut b = MetricExporter::builder()
+                .with_http()
+                .with_http_client(tr.http_client(t, "metrics")?)
+                .with_endpoint(&t.url)
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(t.timeout)
+                .with_headers(t.headers.clone().into_iter().collect());
+            if let Some(c) = compression(t) {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
     };
     built.map_err(|source| OtlpError::Build {
         signal: "metrics",
@@ -135,21 +223,35 @@ fn metric_exporter(t: &SignalTarget) -> Result<MetricExporter, OtlpError> {
     })
 }
 
-fn log_exporter(t: &SignalTarget) -> Result<LogExporter, OtlpError> {
+fn log_exporter(t: &SignalTarget, tr: &Transport) -> Result<LogExporter, OtlpError> {
     let built = match t.protocol {
-        Protocol::Grpc => LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(&t.url)
-            .with_timeout(t.timeout)
-            .with_metadata(metadata(&t.headers)?)
-            .build(),
-        Protocol::HttpProtobuf => LogExporter::builder()
-            .with_http()
-            .with_endpoint(&t.url)
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(t.timeout)
-            .with_headers(t.headers.clone().into_iter().collect())
-            .build(),
+        Protocol::Grpc => {
+            let mut b = LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(&t.url)
+                .with_timeout(t.timeout)
+                .with_metadata(metadata(&t.headers)?);
+            if let Some(c) = compression(t) {
+                b = b.with_compression(c);
+            }
+            if let Some(tls) = &tr.tls {
+                b = b.with_tls_config(tls.tonic_config());
+            }
+            b.build()
+        }
+        Protocol::HttpProtobuf => {
+            let mut b = LogExporter::builder()
+                .with_http()
+                .with_http_client(tr.http_client(t, "logs")?)
+                .with_endpoint(&t.url)
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(t.timeout)
+                .with_headers(t.headers.clone().into_iter().collect());
+            if let Some(c) = compression(t) {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
     };
     built.map_err(|source| OtlpError::Build {
         signal: "logs",

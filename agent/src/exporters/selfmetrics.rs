@@ -1,14 +1,17 @@
 //! hostwarden's metrics about itself, appended to each tick's snapshot by the runtime so every
 //! consumer (OTLP, `once --format json`, status, rules) sees the same numbers.
 
+use super::diagnosis::Cause;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
 use crate::sys::proc::ProcessUsage;
 
 /// Counters kept by the exporters. (The outbox metrics are appended by the rules' `Alerting`,
 /// which owns the outbox.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SelfCounters {
     pub export_failures: u64,
+    /// Failures per TLS cause (every cause, zeros included, once export is configured).
+    pub tls_failures: Vec<(Cause, u64)>,
 }
 
 /// Appends the collector, export and process self-metrics.
@@ -35,6 +38,13 @@ pub fn append(snapshot: &mut Snapshot, counters: SelfCounters, usage: Option<Pro
         Attrs::new(),
         counters.export_failures.into(),
     );
+    for (cause, n) in counters.tls_failures {
+        add(
+            MetricName::HostwardenExportTlsFailures,
+            Attrs::new().with(AttrKey::ErrorType, cause.as_str()),
+            n.into(),
+        );
+    }
     if let Some(u) = usage {
         add(
             MetricName::ProcessCpuTime,
@@ -69,7 +79,10 @@ mod tests {
                 points: 0,
             });
         }
-        let counters = SelfCounters { export_failures: 3 };
+        let counters = SelfCounters {
+            export_failures: 3,
+            tls_failures: vec![(Cause::UnknownCa, 2)],
+        };
         let usage = ProcessUsage {
             cpu_seconds: 1.5,
             rss_bytes: 4096,
@@ -85,6 +98,13 @@ mod tests {
         assert_eq!(v(MetricName::HostwardenCollectorSuccess, &host), Some(1.0));
         assert_eq!(v(MetricName::HostwardenCollectorSuccess, &gpu), Some(0.0));
         assert_eq!(v(MetricName::HostwardenExportFailures, &[]), Some(3.0));
+        assert_eq!(
+            v(
+                MetricName::HostwardenExportTlsFailures,
+                &[(AttrKey::ErrorType, "unknown_ca")]
+            ),
+            Some(2.0)
+        );
         assert_eq!(v(MetricName::ProcessCpuTime, &[]), Some(1.5));
         assert_eq!(v(MetricName::ProcessMemoryUsage, &[]), Some(4096.0));
     }

@@ -4,9 +4,11 @@
 //! wins over the general one.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::config::{OtlpConfig, Protocol};
+use super::config::{Compression, OtlpConfig, Protocol};
+use super::tls::TlsFiles;
 
 /// Export request timeout when neither the file nor the environment sets one (the spec's).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +33,10 @@ pub struct SignalTarget {
     pub protocol: Protocol,
     pub timeout: Duration,
     pub headers: BTreeMap<String, String>,
+    /// `None`: no compression.
+    pub compression: Option<Compression>,
+    /// Used for https:// URLs only.
+    pub tls: TlsFiles,
 }
 
 /// The resolved export settings. A signal with no endpoint anywhere is `None`: not exported.
@@ -111,7 +117,8 @@ fn resolve_signal(
     let protocol = file.protocol.unwrap_or_else(|| {
         protocol_var(env, &format!("OTEL_EXPORTER_OTLP_{sig}_PROTOCOL"), warnings)
             .or_else(|| protocol_var(env, "OTEL_EXPORTER_OTLP_PROTOCOL", warnings))
-            .unwrap_or(Protocol::Grpc)
+            // The OTLP exporter specification's default.
+            .unwrap_or(Protocol::HttpProtobuf)
     });
     let signal_url = get(env, &format!("OTEL_EXPORTER_OTLP_{sig}_ENDPOINT"));
     let url = match (&file.endpoint, signal_url) {
@@ -135,12 +142,52 @@ fn resolve_signal(
         }
     }
     headers.extend(file.headers.clone());
+    let compression = match file.compression {
+        Some(c) => c,
+        None => compression_var(
+            env,
+            &format!("OTEL_EXPORTER_OTLP_{sig}_COMPRESSION"),
+            warnings,
+        )
+        .or_else(|| compression_var(env, "OTEL_EXPORTER_OTLP_COMPRESSION", warnings))
+        .unwrap_or(Compression::None),
+    };
+    let path = |field: &Option<PathBuf>, part: &str| {
+        field.clone().or_else(|| {
+            get(env, &format!("OTEL_EXPORTER_OTLP_{sig}_{part}"))
+                .or_else(|| get(env, &format!("OTEL_EXPORTER_OTLP_{part}")))
+                .map(PathBuf::from)
+        })
+    };
+    let tls = TlsFiles {
+        certificate: path(&file.certificate, "CERTIFICATE"),
+        client_certificate: path(&file.client_certificate, "CLIENT_CERTIFICATE"),
+        client_key: path(&file.client_key, "CLIENT_KEY"),
+    };
     Some(SignalTarget {
         url,
         protocol,
         timeout,
         headers,
+        compression: (compression == Compression::Gzip).then_some(Compression::Gzip),
+        tls,
     })
+}
+
+fn compression_var(env: &Env, var: &str, warnings: &mut Vec<EnvWarning>) -> Option<Compression> {
+    let v = get(env, var)?;
+    match v {
+        "gzip" => Some(Compression::Gzip),
+        "none" => Some(Compression::None),
+        _ => {
+            warnings.push(EnvWarning {
+                var: var.to_owned(),
+                value: v.to_owned(),
+                reason: "expected gzip or none",
+            });
+            None
+        }
+    }
 }
 
 fn get<'a>(env: &'a Env, var: &str) -> Option<&'a str> {
@@ -276,6 +323,7 @@ mod tests {
             interval: Some(Duration::from_secs(1)),
             timeout: Some(Duration::from_secs(3)),
             headers: [("x-team".to_owned(), "file".to_owned())].into(),
+            ..OtlpConfig::default()
         };
         let e = env(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318"),
@@ -320,11 +368,48 @@ mod tests {
     }
 
     #[test]
-    fn only_a_logs_endpoint_exports_only_logs() {
-        let e = env(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://l:4317")]);
+    fn only_a_logs_endpoint_exports_only_logs_by_default_over_http() {
+        let e = env(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://l:4318/v1/logs")]);
         let (s, _) = resolve(&OtlpConfig::default(), &e, TICK);
         assert!(s.metrics.is_none());
-        assert_eq!(s.logs.unwrap().protocol, Protocol::Grpc);
+        let l = s.logs.unwrap();
+        assert_eq!(l.protocol, Protocol::HttpProtobuf);
+        assert_eq!(l.compression, None);
+        assert_eq!(l.tls, TlsFiles::default());
+    }
+
+    #[test]
+    fn tls_files_and_compression_come_from_the_file_then_the_signal_then_the_general_variable() {
+        let file = OtlpConfig {
+            endpoint: Some("https://c:4318".to_owned()),
+            client_key: Some(PathBuf::from("/file/client.key")),
+            ..OtlpConfig::default()
+        };
+        let e = env(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/env/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "/env/logs-ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/env/client.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/env/client.key"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "none"),
+        ]);
+        let (s, w) = resolve(&file, &e, TICK);
+        assert!(w.is_empty(), "{w:?}");
+        let (m, l) = (s.metrics.unwrap(), s.logs.unwrap());
+        assert_eq!(m.tls.certificate, Some(PathBuf::from("/env/ca.pem")));
+        assert_eq!(l.tls.certificate, Some(PathBuf::from("/env/logs-ca.pem")));
+        assert_eq!(
+            m.tls.client_certificate,
+            Some(PathBuf::from("/env/client.pem"))
+        );
+        assert_eq!(m.tls.client_key, Some(PathBuf::from("/file/client.key")));
+        assert_eq!(m.compression, None);
+        assert_eq!(l.compression, Some(Compression::Gzip));
+        let file = OtlpConfig {
+            compression: Some(Compression::None),
+            ..file
+        };
+        assert_eq!(resolve(&file, &e, TICK).0.logs.unwrap().compression, None);
     }
 
     #[test]
@@ -333,13 +418,15 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "soon"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
         ]);
         let (s, w) = resolve(&OtlpConfig::default(), &e, TICK);
-        assert_eq!(s.metrics.unwrap().protocol, Protocol::Grpc);
+        assert_eq!(s.metrics.unwrap().protocol, Protocol::HttpProtobuf);
         assert_eq!(s.interval, TICK);
         let vars: Vec<_> = w.iter().map(|w| w.var.as_str()).collect();
         assert!(vars.contains(&"OTEL_EXPORTER_OTLP_PROTOCOL"));
         assert!(vars.contains(&"OTEL_METRIC_EXPORT_INTERVAL"));
+        assert!(vars.contains(&"OTEL_EXPORTER_OTLP_COMPRESSION"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::config::OtlpConfig;
+use super::diagnosis::TlsFailureCounts;
 use super::identity;
 use super::logs::{SharedOutbox, lock};
 use super::otlp::Otlp;
@@ -28,6 +29,7 @@ pub struct Telemetry {
     otlp: Option<Otlp>,
     prometheus: Option<Endpoint>,
     failures: Arc<AtomicU64>,
+    tls_failures: Arc<TlsFailureCounts>,
     outbox: SharedOutbox,
     reports: watch::Sender<Arc<StatusReport>>,
     status: Option<StatusServer>,
@@ -66,6 +68,7 @@ impl Telemetry {
             }
         };
         let failures = Arc::new(AtomicU64::new(0));
+        let tls_failures = Arc::new(TlsFailureCounts::default());
         let otlp = if otlp_settings.is_enabled() {
             let resource = super::resource::build(&facts, &env);
             match Otlp::start(
@@ -74,6 +77,7 @@ impl Telemetry {
                 snapshots,
                 outbox.clone(),
                 failures.clone(),
+                &tls_failures,
             ) {
                 Ok(o) => Some(o),
                 Err(e) => {
@@ -115,6 +119,7 @@ impl Telemetry {
             otlp,
             prometheus: endpoint,
             failures,
+            tls_failures,
             outbox,
             reports,
             status,
@@ -136,6 +141,7 @@ impl Telemetry {
         let e = self.export_report();
         let counters = SelfCounters {
             export_failures: e.failures,
+            tls_failures: self.tls_failures.snapshot(),
         };
         selfmetrics::append(snapshot, counters, ProcReader::own().own_usage());
     }

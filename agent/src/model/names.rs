@@ -234,6 +234,9 @@ metric_names! {
     HostwardenCollectorSuccess => "hostwarden.collector.success", "1", Gauge;
     /// Failed OTLP export attempts.
     HostwardenExportFailures => "hostwarden.export.failures", "{failure}", Counter;
+    /// Failed OTLP exports whose reason is TLS, by `error.type` (unknown_ca,
+    /// certificate_expired, certificate_name_mismatch, client_certificate_refused, tls).
+    HostwardenExportTlsFailures => "hostwarden.export.tls_failures", "{failure}", Counter;
     /// Events waiting in the outbox.
     HostwardenOutboxDepth => "hostwarden.outbox.depth", "{event}", UpDownCounter;
     /// Events dropped because the outbox was full.

@@ -255,8 +255,12 @@ impl Api {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             _ => return Err(url_err("no host".to_owned())),
         };
+        // reqwest is built with rustls (for OTLP over TLS) but without a process-wide crypto
+        // provider, so every client is handed its TLS config; Ollama's (http only) is unused.
+        let tls = crate::exporters::tls::plaintext_config().map_err(|e| url_err(e.to_string()))?;
         // No proxy: Ollama is local, and an HTTP_PROXY meant for downloads must not catch it.
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -1,0 +1,364 @@
+//! TLS for OTLP export, with rustls and its ring provider (no OpenSSL at run time). Loads the
+//! PEM files `[export.otlp]` or the `OTEL_EXPORTER_OTLP_*CERTIFICATE`/`*CLIENT_KEY` variables
+//! name, checks them the way a handshake would (a CA that parses, a key that matches its
+//! certificate), and builds the client configuration of each protocol from the same files:
+//! a rustls `ClientConfig` for the HTTP client, tonic's `ClientTlsConfig` for gRPC.
+//!
+//! Trust: the CA file when one is set (only it: a private collector's CA should not widen to
+//! every public CA, as the Go and Java SDKs do), else the system's trust store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+use rustls::InconsistentKeys;
+use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// The PEM files one signal's TLS uses; all unset means the system's trust store and no
+/// client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate(s) the collector's certificate must chain to.
+    pub certificate: Option<PathBuf>,
+    /// Client certificate (chain) for mTLS.
+    pub client_certificate: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub client_key: Option<PathBuf>,
+}
+
+/// Which file a problem is in, by its config field name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsField {
+    Certificate,
+    ClientCertificate,
+    ClientKey,
+}
+
+impl TlsField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsField::Certificate => "certificate",
+            TlsField::ClientCertificate => "client_certificate",
+            TlsField::ClientKey => "client_key",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        field: TlsField,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate { field: TlsField, path: PathBuf },
+    #[error("{} holds no PEM private key", path.display())]
+    NoKey { field: TlsField, path: PathBuf },
+    #[error("{} is not a usable {what}: {reason}", path.display())]
+    Invalid {
+        field: TlsField,
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("the key in {} does not match the certificate in {}", key.display(), cert.display())]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("{} is set but {} is not: mTLS needs both", present.as_str(), missing.as_str())]
+    HalfPair {
+        present: TlsField,
+        missing: TlsField,
+    },
+    #[error("the system's trust store has no usable certificate ({0}); set certificate")]
+    NoSystemRoots(String),
+    #[error("cannot build the TLS client: {0}")]
+    Config(String),
+}
+
+impl TlsError {
+    /// The config field the error is about.
+    pub fn field(&self) -> TlsField {
+        match self {
+            TlsError::Read { field, .. }
+            | TlsError::NoCertificate { field, .. }
+            | TlsError::NoKey { field, .. }
+            | TlsError::Invalid { field, .. } => *field,
+            TlsError::KeyMismatch { .. } => TlsField::ClientKey,
+            TlsError::HalfPair { present, .. } => *present,
+            TlsError::NoSystemRoots(_) | TlsError::Config(_) => TlsField::Certificate,
+        }
+    }
+}
+
+/// The files' contents, parsed and checked.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The CA file's PEM and certificates, when one is set.
+    ca: Option<(Vec<u8>, Vec<CertificateDer<'static>>)>,
+    identity: Option<ClientIdentity>,
+}
+
+/// The client certificate and key, as PEM (for tonic) and parsed (for rustls).
+#[derive(Debug)]
+struct ClientIdentity {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(field: TlsField, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        field,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn certificates(
+    field: TlsField,
+    path: &Path,
+) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), TlsError> {
+    let pem = read(field, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Invalid {
+            field,
+            path: path.to_owned(),
+            what: "PEM certificate file",
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            field,
+            path: path.to_owned(),
+        });
+    }
+    Ok((pem, certs))
+}
+
+/// Reads and checks the files: each parses, every CA certificate is one rustls accepts as a
+/// trust anchor, the client key is one ring can sign with and matches the certificate.
+pub fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
+    let ca = match &files.certificate {
+        Some(path) => {
+            let (pem, certs) = certificates(TlsField::Certificate, path)?;
+            let mut roots = RootCertStore::empty();
+            for c in &certs {
+                roots.add(c.clone()).map_err(|e| TlsError::Invalid {
+                    field: TlsField::Certificate,
+                    path: path.clone(),
+                    what: "CA certificate",
+                    reason: e.to_string(),
+                })?;
+            }
+            Some((pem, certs))
+        }
+        None => None,
+    };
+    let identity = match (&files.client_certificate, &files.client_key) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(TlsError::HalfPair {
+                present: TlsField::ClientCertificate,
+                missing: TlsField::ClientKey,
+            });
+        }
+        (None, Some(_)) => {
+            return Err(TlsError::HalfPair {
+                present: TlsField::ClientKey,
+                missing: TlsField::ClientCertificate,
+            });
+        }
+        (Some(cert_path), Some(key_path)) => {
+            let (cert_pem, chain) = certificates(TlsField::ClientCertificate, cert_path)?;
+            let key_pem = read(TlsField::ClientKey, key_path)?;
+            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+                rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
+                    field: TlsField::ClientKey,
+                    path: key_path.clone(),
+                },
+                e => TlsError::Invalid {
+                    field: TlsField::ClientKey,
+                    path: key_path.clone(),
+                    what: "PEM private key",
+                    reason: e.to_string(),
+                },
+            })?;
+            let signer = provider()
+                .key_provider
+                .load_private_key(key.clone_key())
+                .map_err(|e| TlsError::Invalid {
+                    field: TlsField::ClientKey,
+                    path: key_path.clone(),
+                    what: "private key",
+                    reason: e.to_string(),
+                })?;
+            // Compares the key's public half with the certificate's (SubjectPublicKeyInfo).
+            match CertifiedKey::new(chain.clone(), signer).keys_match() {
+                Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+                Err(rustls::Error::InconsistentKeys(_)) => {
+                    return Err(TlsError::KeyMismatch {
+                        cert: cert_path.clone(),
+                        key: key_path.clone(),
+                    });
+                }
+                Err(e) => {
+                    return Err(TlsError::Invalid {
+                        field: TlsField::ClientCertificate,
+                        path: cert_path.clone(),
+                        what: "certificate",
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            Some(ClientIdentity {
+                cert_pem,
+                key_pem,
+                chain,
+                key,
+            })
+        }
+    };
+    Ok(Loaded { ca, identity })
+}
+
+/// A configuration for clients that never connect with TLS (http:// endpoints, Ollama):
+/// reqwest without a process-wide crypto provider needs one to build.
+pub fn plaintext_config() -> Result<ClientConfig, TlsError> {
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
+}
+
+/// The system's trust store (the distribution's CA bundle, `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+fn system_roots() -> Result<RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_owned(), ToString::to_string);
+        return Err(TlsError::NoSystemRoots(why));
+    }
+    Ok(roots)
+}
+
+impl Loaded {
+    /// The rustls configuration for the HTTP client (HTTP/2 or HTTP/1.1 by ALPN).
+    pub fn rustls_config(&self) -> Result<ClientConfig, TlsError> {
+        let roots = match &self.ca {
+            Some((_, certs)) => {
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(certs.iter().cloned());
+                roots
+            }
+            None => system_roots()?,
+        };
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_root_certificates(roots);
+        let mut config = match &self.identity {
+            Some(id) => builder
+                .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+                .map_err(|e| TlsError::Config(e.to_string()))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    /// tonic's TLS configuration from the same files.
+    pub fn tonic_config(&self) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new();
+        config = match &self.ca {
+            Some((pem, _)) => config.ca_certificate(Certificate::from_pem(pem)),
+            None => config.with_native_roots(),
+        };
+        if let Some(id) = &self.identity {
+            config = config.identity(Identity::from_pem(&id.cert_pem, &id.key_pem));
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/tls")
+            .join(name)
+    }
+
+    fn files(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> TlsFiles {
+        TlsFiles {
+            certificate: ca.map(fixture),
+            client_certificate: cert.map(fixture),
+            client_key: key.map(fixture),
+        }
+    }
+
+    #[test]
+    fn a_ca_and_a_matching_client_pair_build_both_configs() {
+        let loaded = load(&files(
+            Some("ca.pem"),
+            Some("client.pem"),
+            Some("client.key"),
+        ))
+        .unwrap();
+        let config = loaded.rustls_config().unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs());
+        assert_eq!(config.alpn_protocols[0], b"h2");
+        let _tonic = loaded.tonic_config();
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_refused() {
+        let e = load(&files(None, Some("client.pem"), Some("other.key"))).unwrap_err();
+        assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
+        assert_eq!(e.field(), TlsField::ClientKey);
+        assert!(e.to_string().contains("other.key does not match"), "{e}");
+    }
+
+    #[test]
+    fn a_key_file_is_not_a_certificate_and_a_certificate_is_not_a_key() {
+        let e = load(&files(Some("client.key"), None, None)).unwrap_err();
+        assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
+        let e = load(&files(None, Some("client.pem"), Some("ca.pem"))).unwrap_err();
+        assert!(matches!(e, TlsError::NoKey { .. }), "{e}");
+        assert_eq!(e.field(), TlsField::ClientKey);
+    }
+
+    #[test]
+    fn half_a_client_pair_names_the_field_that_is_set() {
+        let e = load(&files(None, None, Some("client.key"))).unwrap_err();
+        assert_eq!(e.field(), TlsField::ClientKey);
+        assert_eq!(
+            e.to_string(),
+            "client_key is set but client_certificate is not: mTLS needs both"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_its_path() {
+        let e = load(&files(Some("absent.pem"), None, None)).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read "), "{e}");
+        assert!(e.to_string().contains("absent.pem"), "{e}");
+    }
+}
