@@ -8,11 +8,9 @@
 //! every public CA, as the Go and Java SDKs do), else the system's trust store.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
 use rustls::InconsistentKeys;
-use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
@@ -112,9 +110,7 @@ struct ClientIdentity {
     key: PrivateKeyDer<'static>,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use crate::sys::tls::provider;
 
 fn read(field: TlsField, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
@@ -232,14 +228,9 @@ pub fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
     Ok(Loaded { ca, identity })
 }
 
-/// A configuration for clients that never connect with TLS (http:// endpoints, Ollama):
-/// reqwest without a process-wide crypto provider needs one to build.
+/// A configuration for clients that never connect with TLS (http:// endpoints).
 pub fn plaintext_config() -> Result<ClientConfig, TlsError> {
-    Ok(ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_root_certificates(RootCertStore::empty())
-        .with_no_client_auth())
+    crate::sys::tls::plaintext_config().map_err(|e| TlsError::Config(e.to_string()))
 }
 
 /// The system's trust store (the distribution's CA bundle, `SSL_CERT_FILE`/`SSL_CERT_DIR`).

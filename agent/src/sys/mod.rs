@@ -1,5 +1,5 @@
 //! The outside systems, each spoken to through one module: systemd over D-Bus, Ollama's HTTP
-//! API, the proc filesystem, files written atomically, and the clock. Collectors, rules, the
+//! API, the proc filesystem, files written atomically, the clock, and the TLS provider. Collectors, rules, the
 //! tuner and the exporters reach these only through here; nothing here knows about them.
 
 pub(crate) mod fs;
@@ -7,3 +7,4 @@ pub(crate) mod ollama;
 pub(crate) mod proc;
 pub mod systemd;
 pub(crate) mod time;
+pub(crate) mod tls;

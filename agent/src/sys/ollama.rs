@@ -257,7 +257,7 @@ impl Api {
         };
         // reqwest is built with rustls (for OTLP over TLS) but without a process-wide crypto
         // provider, so every client is handed its TLS config; Ollama's (http only) is unused.
-        let tls = crate::exporters::tls::plaintext_config().map_err(|e| url_err(e.to_string()))?;
+        let tls = super::tls::plaintext_config().map_err(|e| url_err(e.to_string()))?;
         // No proxy: Ollama is local, and an HTTP_PROXY meant for downloads must not catch it.
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
