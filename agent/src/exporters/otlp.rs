@@ -186,34 +186,49 @@ fn compression(t: &SignalTarget) -> Option<opentelemetry_otlp::Compression> {
         .map(|_| opentelemetry_otlp::Compression::Gzip)
 }
 
+/// What a gRPC exporter of either signal is built with (the builders share the traits).
+fn tonic_setup<B: WithExportConfig + WithTonicConfig>(
+    b: B,
+    t: &SignalTarget,
+    tr: &Transport,
+) -> Result<B, OtlpError> {
+    let mut b = b
+        .with_endpoint(&t.url)
+        .with_timeout(t.timeout)
+        .with_metadata(metadata(&t.headers)?);
+    if let Some(c) = compression(t) {
+        b = b.with_compression(c);
+    }
+    if let Some(tls) = &tr.tls {
+        b = b.with_tls_config(tls.tonic_config());
+    }
+    Ok(b)
+}
+
+/// What an http/protobuf exporter of either signal is built with.
+fn http_setup<B: WithExportConfig + WithHttpConfig>(
+    b: B,
+    t: &SignalTarget,
+    tr: &Transport,
+    signal: &'static str,
+) -> Result<B, OtlpError> {
+    let mut b = b
+        .with_http_client(tr.http_client(t, signal)?)
+        .with_endpoint(&t.url)
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_timeout(t.timeout)
+        .with_headers(t.headers.clone().into_iter().collect());
+    if let Some(c) = compression(t) {
+        b = b.with_compression(c);
+    }
+    Ok(b)
+}
+
 fn metric_exporter(t: &SignalTarget, tr: &Transport) -> Result<MetricExporter, OtlpError> {
     let built = match t.protocol {
-        Protocol::Grpc => {
-            let mut b = MetricExporter::builder()
-                .with_tonic()
-                .with_endpoint(&t.url)
-                .with_timeout(t.timeout)
-                .with_metadata(metadata(&t.headers)?);
-            if let Some(c) = compression(t) {
-                b = b.with_compression(c);
-            }
-            if let Some(tls) = &tr.tls {
-                b = b.with_tls_config(tls.tonic_config());
-            }
-            b.build()
-        }
+        Protocol::Grpc => tonic_setup(MetricExporter::builder().with_tonic(), t, tr)?.build(),
         Protocol::HttpProtobuf => {
-            let mut b = MetricExporter::builder()
-                .with_http()
-                .with_http_client(tr.http_client(t, "metrics")?)
-                .with_endpoint(&t.url)
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(t.timeout)
-                .with_headers(t.headers.clone().into_iter().collect());
-            if let Some(c) = compression(t) {
-                b = b.with_compression(c);
-            }
-            b.build()
+            http_setup(MetricExporter::builder().with_http(), t, tr, "metrics")?.build()
         }
     };
     built.map_err(|source| OtlpError::Build {
@@ -225,32 +240,9 @@ fn metric_exporter(t: &SignalTarget, tr: &Transport) -> Result<MetricExporter, O
 
 fn log_exporter(t: &SignalTarget, tr: &Transport) -> Result<LogExporter, OtlpError> {
     let built = match t.protocol {
-        Protocol::Grpc => {
-            let mut b = LogExporter::builder()
-                .with_tonic()
-                .with_endpoint(&t.url)
-                .with_timeout(t.timeout)
-                .with_metadata(metadata(&t.headers)?);
-            if let Some(c) = compression(t) {
-                b = b.with_compression(c);
-            }
-            if let Some(tls) = &tr.tls {
-                b = b.with_tls_config(tls.tonic_config());
-            }
-            b.build()
-        }
+        Protocol::Grpc => tonic_setup(LogExporter::builder().with_tonic(), t, tr)?.build(),
         Protocol::HttpProtobuf => {
-            let mut b = LogExporter::builder()
-                .with_http()
-                .with_http_client(tr.http_client(t, "logs")?)
-                .with_endpoint(&t.url)
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(t.timeout)
-                .with_headers(t.headers.clone().into_iter().collect());
-            if let Some(c) = compression(t) {
-                b = b.with_compression(c);
-            }
-            b.build()
+            http_setup(LogExporter::builder().with_http(), t, tr, "logs")?.build()
         }
     };
     built.map_err(|source| OtlpError::Build {
