@@ -5,6 +5,12 @@
 //! `seconds`, ...) unless the name already has it, dropping `{annotation}` units; append
 //! `_total` to monotonic sums (counters) and `_ratio` to gauges of unit `1`. Up-down counters
 //! are non-monotonic sums: they get neither. The Grafana dashboard queries these names.
+//!
+//! This is the tests' oracle, written from the collector's rules and not from the agent's code:
+//! the agent's own endpoint (agent/src/exporters/prometheus/names.rs) translates the same way
+//! and tests/tests/prometheus.rs holds every family it serves to these names. Calling the
+//! agent's translation here would make that check compare the agent with itself; the few
+//! examples both unit tests share are the collector's documented ones.
 
 use hostwarden::model::{AttrKey, InstrumentKind, MetricName};
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -91,6 +91,42 @@ impl Lines {
                 .0;
         }
     }
+}
+
+/// A rule that fires on the first tick on any host (every host has a memory limit above one
+/// byte), so an alert is queued before any export can succeed. Its record's body ends with
+/// "memory limit above one byte".
+pub const FIRES_AT_ONCE: &str = r#"
+[[rules]]
+name = "memory_limit_test"
+metric = "system.memory.limit"
+op = ">"
+critical = 1
+summary = "memory limit above one byte"
+"#;
+
+/// Starts `hostwarden run --view never --config <config>` at info level, with no `OTEL_*`
+/// variable of the test's own environment leaking in (the config alone says where to export),
+/// its stdout and stderr collected into one `Lines`.
+pub fn spawn_agent(config: &Path) -> (Child, Lines) {
+    let mut cmd = Command::new(crate::bin());
+    cmd.args(["run", "--view", "never", "--config"])
+        .arg(config)
+        .env("HOSTWARDEN_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().expect("start hostwarden");
+    let lines = Lines::default();
+    lines.collect_from(child.stdout.take().expect("stdout"));
+    lines.collect_from(child.stderr.take().expect("stderr"));
+    (child, lines)
 }
 
 pub struct Rotel {

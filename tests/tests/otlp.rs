@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,9 @@ use hostwarden::rules::outbox::Outbox;
 use hostwarden_tests::bin;
 use hostwarden_tests::harness::Harness;
 use hostwarden_tests::need::Need;
-use hostwarden_tests::rotel::{Lines, Received, Rotel, free_port, rotel_agent};
+use hostwarden_tests::rotel::{
+    FIRES_AT_ONCE, Lines, Received, Rotel, free_port, rotel_agent, spawn_agent,
+};
 use tokio::sync::watch;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -117,23 +119,7 @@ impl Daemon {
         );
         let cfg_path = dir.path().join("hostwarden.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.args(["run", "--view", "never", "--config"])
-            .arg(&cfg_path)
-            .env("HOSTWARDEN_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OTEL_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd.spawn().expect("start hostwarden");
-        let lines = Lines::default();
-        lines.collect_from(child.stdout.take().unwrap());
-        lines.collect_from(child.stderr.take().unwrap());
+        let (child, lines) = spawn_agent(&cfg_path);
         Daemon {
             child,
             lines,
@@ -534,15 +520,6 @@ fn status_reports_what_the_daemon_sees_and_says_when_it_is_gone() {
         )
     );
 }
-
-const FIRES_AT_ONCE: &str = r#"
-[[rules]]
-name = "memory_limit_test"
-metric = "system.memory.limit"
-op = ">"
-critical = 1
-summary = "memory limit above one byte"
-"#;
 
 fn wait_for_alert(rotel: &Rotel) -> hostwarden_tests::rotel::LogRecord {
     rotel.lines.wait_until("the alert log record", LIMIT, |l| {

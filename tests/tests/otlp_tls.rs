@@ -6,13 +6,14 @@
 //! gzip shrinks what goes on the wire.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode};
 use std::time::Duration;
 
-use hostwarden_tests::bin;
 use hostwarden_tests::harness::Harness;
 use hostwarden_tests::need::Need;
-use hostwarden_tests::rotel::{Lines, Received, Rotel, free_port, rotel_agent};
+use hostwarden_tests::rotel::{
+    FIRES_AT_ONCE, Lines, Received, Rotel, free_port, rotel_agent, spawn_agent,
+};
 use hostwarden_tests::tls::{CertFiles, Front, Nginx, Pki};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -104,16 +105,6 @@ impl Stack {
     }
 }
 
-/// An alert that fires on the first tick, so one is queued before any export succeeds.
-const FIRES_AT_ONCE: &str = r#"
-[[rules]]
-name = "memory_limit_test"
-metric = "system.memory.limit"
-op = ">"
-critical = 1
-summary = "memory limit above one byte"
-"#;
-
 struct Daemon {
     child: Child,
     lines: Lines,
@@ -132,23 +123,7 @@ impl Daemon {
         );
         let path = dir.path().join("hostwarden.toml");
         std::fs::write(&path, cfg).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.args(["run", "--view", "never", "--config"])
-            .arg(&path)
-            .env("HOSTWARDEN_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OTEL_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd.spawn().expect("start hostwarden");
-        let lines = Lines::default();
-        lines.collect_from(child.stdout.take().unwrap());
-        lines.collect_from(child.stderr.take().unwrap());
+        let (child, lines) = spawn_agent(&path);
         Daemon {
             child,
             lines,
