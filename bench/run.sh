@@ -58,6 +58,7 @@ for svc in prometheus-node-exporter collectd; do
     fi
 done
 command -v rotel-agent >/dev/null || bash tests/ci/install-otlp.sh
+command -v nginx >/dev/null && command -v openssl >/dev/null || bash tests/ci/install-tls.sh
 bash tests/ci/install-gpu.sh
 
 # ---- build ---------------------------------------------------------------------------------
@@ -154,6 +155,11 @@ python3 bench/overhead.py --seconds "$overhead_s" --hostwarden "$hw" \
 log "scrape cost (${overhead_s}s, alternating seconds)"
 section "1b. Cost of a scrape of the /metrics endpoint against node_exporter's (1 scrape per second)"
 python3 bench/scrape.py --seconds "$overhead_s" --hostwarden "$hw" | tee -a "$out"
+
+# ---- 1c. export cost ------------------------------------------------------------------------
+log "export cost (${overhead_s}s, four agents side by side)"
+section "1c. Cost of OTLP export: plain against TLS, gzip off against on (through nginx)"
+python3 bench/export.py --seconds "$overhead_s" --hostwarden "$hw" | tee -a "$out"
 
 # ---- 2. scaling -----------------------------------------------------------------------------
 section "2. Scaling: collection cost per tick"
