@@ -32,7 +32,7 @@ N is sustained when every agent ticked at least 97 % of the window's seconds wit
 ticks and a long gap), rotel answered every request with 2xx, and the requests that arrived
 are at least 95 % of the exports the agents should have made.
 
-usage: fleet.py [--agents 10,50,200] [--probe 300,500] [--seconds 40] [--hostwarden BIN]
+usage: fleet.py [--agents 10,50,200] [--probe 300,500,1000] [--seconds 40] [--hostwarden BIN]
                 [--json OUT]
 """
 
@@ -140,7 +140,7 @@ def nginx_conf(d, ports, upstream):
             "worker_rlimit_nofile 8192;\n"
             "events { worker_connections 4096; }\n"
             "http {\n"
-            "log_format wire '$server_port $uri $request_length $status $upstream_response_time';\n"
+            "log_format wire '$msec $server_port $uri $request_length $status $upstream_response_time';\n"
             f"access_log {d}/access.log wire;\n"
             f"client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n"
             f"fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n"
@@ -212,13 +212,15 @@ def ticks(path, t0, t1):
     return len(at), max(gaps + edges), points, slowest, warnings, watch
 
 
-def access(path, offset):
-    """nginx log lines from byte offset on: (port, uri, bytes, status, upstream seconds)."""
+def access(path, t0, t1):
+    """nginx log lines of requests completed in the wall-clock window [t0, t1): (port, uri,
+    bytes, status, upstream seconds)."""
     rows = []
     with open(path) as f:
-        f.seek(offset)
         for line in f:
-            port, uri, length, status, upstream = line.split()
+            msec, port, uri, length, status, upstream = line.split()
+            if not t0 <= float(msec) < t1:
+                continue
             up = max((float(u) for u in upstream.replace(",", " ").split() if u != "-"),
                      default=0.0)
             rows.append((int(port), uri, int(length), int(status), up))
@@ -294,21 +296,27 @@ def run(n, seconds, hw, keep=False):
             if p.poll() is not None:
                 sys.exit(f"fleet.py: agent {i} exited early with {p.returncode}")
         load0 = open("/proc/loadavg").read().split()[:3]
-        offset = os.path.getsize(os.path.join(d, "access.log"))
         records0 = alert_records(rotel_log)
-        rotel0, nginx0 = cpu_seconds(rotel.pid), cpu_seconds(nginx.p.pid)
+        # Reading a thousand agents' CPU takes a while: their window runs from the middle of
+        # the first reading to the middle of the second.
+        a0 = time.monotonic()
         agents0 = sum(own_cpu_seconds(p.pid) for *_, p in agents)
+        a0 = (a0 + time.monotonic()) / 2
+        rotel0, nginx0 = cpu_seconds(rotel.pid), cpu_seconds(nginx.p.pid)
         t0, w0 = time.monotonic(), time.time()
         time.sleep(seconds)
         elapsed, w1 = time.monotonic() - t0, time.time()
         rotel1, nginx1 = cpu_seconds(rotel.pid), cpu_seconds(nginx.p.pid)
+        a1 = time.monotonic()
         agents1 = sum(own_cpu_seconds(p.pid) for *_, p in agents)
+        a1 = (a1 + time.monotonic()) / 2
         rotel_rss = tree_rss_mib(rotel.pid)
         nginx_rss = tree_rss_mib(nginx.p.pid)
         agent_rss = [rss_kib(p.pid) for *_, p in agents]
         records1 = alert_records(rotel_log)
         load1 = open("/proc/loadavg").read().split()[:3]
-        rows = access(os.path.join(d, "access.log"), offset)
+        time.sleep(1)  # nginx writes a request's line when it completes
+        rows = access(os.path.join(d, "access.log"), w0, w1)
     finally:
         for *_, p in agents:
             p.terminate()
@@ -351,7 +359,8 @@ def run(n, seconds, hw, keep=False):
     expected = n * elapsed / EXPORT_S
     upstream = sorted(r[4] for r in rows) or [0.0]
     bad = sum(1 for r in rows if not 200 <= r[3] < 300)
-    min_rate = min(a["ticks"] for a in per_agent) / elapsed
+    # Whole seconds: a window of 40.3 s holds 40 or 41 ticks, not 40.3.
+    min_rate = min(a["ticks"] for a in per_agent) / int(elapsed)
     max_gap = max(a["gap"] for a in per_agent)
     sustained = min_rate >= 0.97 and max_gap <= 2.0 and bad == 0 and exports >= 0.95 * expected
     return dict(
@@ -368,7 +377,7 @@ def run(n, seconds, hw, keep=False):
         alert_records_total=records1,
         rotel_cpu_ms_s=(rotel1 - rotel0) / elapsed * 1e3, rotel_rss_mib=rotel_rss,
         nginx_cpu_ms_s=(nginx1 - nginx0) / elapsed * 1e3, nginx_rss_mib=nginx_rss,
-        agents_cpu_ms_s=(agents1 - agents0) / elapsed * 1e3,
+        agents_cpu_ms_s=(agents1 - agents0) / (a1 - a0) * 1e3,
         agent_rss_mib=statistics.median(r[0] for r in agent_rss) / 1024,
         agent_anon_mib=statistics.median(r[1] for r in agent_rss) / 1024,
         min_tick_rate=min_rate, max_tick_gap_s=max_gap,
@@ -411,7 +420,7 @@ def report(results, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", default="10,50,200", help="the Ns of the table")
-    ap.add_argument("--probe", default="300,500", help="larger Ns tried once, smallest first, "
+    ap.add_argument("--probe", default="300,500,1000", help="larger Ns tried once, smallest first, "
                     "until one is not sustained")
     ap.add_argument("--seconds", type=int, default=40)
     ap.add_argument("--hostwarden", default="target/release/hostwarden")
