@@ -251,7 +251,8 @@ awk -v b="$size" 'BEGIN { printf "\n| binary | bytes | MiB |\n|---|---:|---:|\n|
 
 # ---- 6. fleet -------------------------------------------------------------------------------
 # N agents on their own captured /proc trees against one rotel behind a byte-counting nginx
-# (bench/fleet.py); the full run also tries 300 and 500 once. docs/fleet.md quotes its table.
+# (bench/fleet.py); the full run also tries 300, 500 and 1000 once (about 9 minutes; the smoke
+# run under one). docs/fleet.md quotes its table.
 command -v nginx >/dev/null || bash tests/ci/install-tls.sh
 if [ "$smoke" = 1 ]; then fleet=(--agents 6 --probe "" --seconds 20); else fleet=(--seconds 40); fi
 log "fleet (${fleet[*]})"
