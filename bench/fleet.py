@@ -38,10 +38,13 @@ usage: fleet.py [--agents 10,50,200] [--probe 300,500,1000] [--seconds 40] [--ho
 """
 
 import argparse
+import calendar
 import json
 import os
+import random
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -94,7 +97,7 @@ class AnimatedStat:
                 else:
                     self.rest.append(line)
         self.total = total
-        rng = __import__("random").Random(seed)
+        rng = random.Random(seed)
         self.share = [rng.uniform(0.05, 0.6) for _ in self.cpus]
         self.write()
 
@@ -169,7 +172,6 @@ def identity(i):
 
 
 def wait_listening(port, timeout=10):
-    import socket
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
@@ -183,8 +185,7 @@ def wait_listening(port, timeout=10):
 def wall(ts):
     """Seconds since the epoch of the agent's RFC 3339 UTC timestamp."""
     whole, _, frac = ts.rstrip("Z").partition(".")
-    return time.mktime(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) - time.timezone + \
-        float("0." + (frac or "0"))
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
 def ticks(path, t0, t1):
