@@ -27,9 +27,9 @@ agents' debug tick lines (`points=`, the snapshot the exporter reads), alert log
 rotel's `--debug-log logs`, and CPU (every thread's schedstat run time) and RSS of rotel, of
 nginx, and of all agents together (the simulation's own cost on the same two cores).
 
-N is sustained when every agent ticked at least 97 % of the window's seconds with no gap over
-2 s between two ticks (the ticker delays rather than skips, so a late agent shows up as fewer
-ticks and a long gap), rotel answered every request with 2xx and 99 % of them within one tick
+N is sustained when every agent ticked at least 95 % of the window's whole seconds with no gap
+over 2 s between two ticks (the ticker delays rather than skips: a late tick pushes every later
+one back, so lag shows up as fewer ticks and a long gap), rotel answered every request with 2xx and 99 % of them within one tick
 (1 s), and the requests that arrived are at least 95 % of the exports the agents should have
 made.
 
@@ -365,7 +365,7 @@ def run(n, seconds, hw, keep=False):
     min_rate = min(a["ticks"] for a in per_agent) / int(elapsed)
     max_gap = max(a["gap"] for a in per_agent)
     p99_ms = upstream[int(0.99 * (len(upstream) - 1))] * 1e3
-    sustained = (min_rate >= 0.97 and max_gap <= 2.0 and bad == 0 and p99_ms <= 1000
+    sustained = (min_rate >= 0.95 and max_gap <= 2.0 and bad == 0 and p99_ms <= 1000
                  and exports >= 0.95 * expected)
     return dict(
         n=n, seconds=round(elapsed, 1), window=(w0, w1), load_start=" ".join(load0), load_end=" ".join(load1),
