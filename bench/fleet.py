@@ -458,6 +458,10 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
+    # A slow receiver is a finding; one that took nothing or refused requests is a broken bench.
+    broken = [r["n"] for r in results if r["exports"] == 0 or r["non_2xx"]]
+    if broken:
+        sys.exit(f"fleet.py: no exports arrived, or some were refused, at N = {broken}")
 
 
 if __name__ == "__main__":
