@@ -246,6 +246,10 @@ def run(n, seconds, hw, keep=False):
     d = tempfile.mkdtemp(prefix=f"hw-fleet{n}-")
     os.chmod(d, 0o755)  # the agents' user reads its tree and the animated stat files in here
     as_root = os.geteuid() == 0
+    if as_root:
+        # The checkout may sit where the agents' user cannot reach (a root home directory).
+        hw = shutil.copy(hw, os.path.join(d, "hostwarden"))
+        os.chmod(hw, 0o755)
     stop = threading.Event()
     stats = [AnimatedStat(os.path.join(ROOT, "tests/fixtures/proc", t, "stat"),
                           os.path.join(d, f"stat-{t}"), seed) for seed, t in enumerate(TREES)]
