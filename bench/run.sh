@@ -255,6 +255,16 @@ strip -o "$work/hostwarden.stripped" "$hw"
 size=$(stat -c %s "$work/hostwarden.stripped")
 awk -v b="$size" 'BEGIN { printf "\n| binary | bytes | MiB |\n|---|---:|---:|\n| target/'"$outdir"'/hostwarden, stripped | %d | %.2f |\n", b, b / 1048576 }' | tee -a "$out"
 
+# ---- 6. fleet -------------------------------------------------------------------------------
+# N agents on their own captured /proc trees against one rotel behind a byte-counting nginx
+# (bench/fleet.py); the full run also tries 300, 500 and 1000 once (about 9 minutes; the smoke
+# run under one). docs/fleet.md quotes its table.
+command -v nginx >/dev/null || bash tests/ci/install-tls.sh
+if [ "$smoke" = 1 ]; then fleet=(--agents 6 --probe "" --seconds 20); else fleet=(--seconds 40); fi
+log "fleet (${fleet[*]})"
+section "6. Fleet: N agents against one receiver (per host, and the receiver's cost against N)"
+python3 bench/fleet.py "${fleet[@]}" --hostwarden "$hw" | tee -a "$out"
+
 if [ "$smoke" = 0 ]; then
     mkdir -p bench/results
     cp "$out" bench/results/latest.md
