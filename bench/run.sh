@@ -4,7 +4,7 @@
 # machine in one run. Prints one markdown table per section; the full run also writes
 # bench/results/latest.md.
 #
-#   bash bench/run.sh            # full: ~3-5 minutes on 2 cores once built; root for apt and the tuner
+#   bash bench/run.sh            # full: ~15 minutes on 2 cores once built (the fleet section alone ~9); root for apt and the tuner
 #   bash bench/run.sh --smoke    # every piece, shortened, tuner skipped, on the debug build the
 #                                # test suite builds anyway (CI runs this so it can't rot; its
 #                                # figures are not results)
