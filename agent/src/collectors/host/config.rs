@@ -170,6 +170,7 @@ fn check_regex(errors: &mut Vec<FieldError>, field: &str, pattern: &str) {
         // The regex crate's message spans lines (pattern, caret, reason); keep the reason.
         let reason = e.to_string();
         let last = reason.lines().last().unwrap_or("invalid").trim();
+        let last = last.strip_prefix("error: ").unwrap_or(last);
         errors.push(FieldError::new(
             field,
             format!("not a regular expression: {last}"),
