@@ -315,7 +315,7 @@ async fn a_hung_stat_is_stale_within_its_deadline_and_never_issued_twice() {
     let mut statter = Statter::with_stat(stat_with_a_dead_mount);
     let deadline = Duration::from_millis(200);
 
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let first = statter.stat_all(&paths, deadline).await;
     assert!(matches!(first[0], StatOutcome::Done(_)), "{first:?}");
     assert_eq!(first[1], StatOutcome::Stale);
@@ -326,7 +326,7 @@ async fn a_hung_stat_is_stale_within_its_deadline_and_never_issued_twice() {
     assert_eq!(statter.outstanding(), 1);
 
     // Still hung: stale again at once, with no second call.
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let second = statter.stat_all(&paths, deadline).await;
     assert_eq!(second[1], StatOutcome::Stale);
     assert!(
