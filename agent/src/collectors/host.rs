@@ -6,12 +6,18 @@
 //! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
 //! has no `full` record); meminfo goes through `procfs`. On a ZFS host the ARC's kstat is an
 //! eighth file (arc.rs), read here so that available memory can count the ARC it can shrink.
+//! Disks (disk.rs), network interfaces (network.rs) and filesystems (filesystem.rs, with its
+//! statvfs deadline in statvfs.rs) come from three more files.
 
 mod arc;
 mod config;
+pub mod disk;
+pub mod filesystem;
+pub mod network;
+pub mod statvfs;
 
 pub use arc::{ArcStats, parse_arcstats};
-pub use config::HostConfig;
+pub use config::{DiskConfig, FilesystemConfig, HostConfig, NetworkConfig};
 
 use async_trait::async_trait;
 use procfs::{FromBufRead, Meminfo};
@@ -135,6 +141,11 @@ pub struct HostCollector {
     per_cpu: bool,
     buf: Vec<u8>,
     prev: Option<CpuStat>,
+    root_fs: std::path::PathBuf,
+    /// `None` when the part is disabled.
+    disk: Option<disk::DiskFilter>,
+    network: Option<network::NetFilter>,
+    filesystem: Option<filesystem::FsCollector>,
 }
 
 impl HostCollector {
@@ -144,6 +155,74 @@ impl HostCollector {
             per_cpu: config.per_cpu,
             buf: Vec::with_capacity(16 * 1024),
             prev: None,
+            root_fs: config.root_fs.clone(),
+            disk: config
+                .disk
+                .enabled
+                .then(|| disk::DiskFilter::new(&config.disk)),
+            network: config
+                .network
+                .enabled
+                .then(|| network::NetFilter::new(&config.network)),
+            filesystem: config
+                .filesystem
+                .enabled
+                .then(|| filesystem::FsCollector::new(&config.filesystem)),
+        }
+    }
+
+    /// Disks and interfaces: two more small files, read like the others.
+    fn devices(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
+        if let Some(filter) = &self.disk {
+            match self
+                .proc
+                .read_optional_into(disk::DISKSTATS, &mut self.buf, disk::DISKSTATS_CAP)
+            {
+                Ok(Some(text)) => disk::disk_points(&disk::parse_diskstats(text), filter, points),
+                Ok(None) => problems.push(format!(
+                    "{}/{} does not exist",
+                    self.proc.root().display(),
+                    disk::DISKSTATS
+                )),
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(filter) = &self.network {
+            match self.proc.read_optional_into(
+                network::NET_DEV,
+                &mut self.buf,
+                network::NET_DEV_CAP,
+            ) {
+                Ok(Some(text)) => {
+                    network::network_points(&network::parse_net_dev(text), filter, points);
+                }
+                Ok(None) => problems.push(format!(
+                    "{}/{} does not exist",
+                    self.proc.root().display(),
+                    network::NET_DEV
+                )),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+
+    /// Filesystems: mountinfo, then one statvfs per mount under a deadline (statvfs.rs).
+    async fn filesystems(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
+        let Some(fs) = &mut self.filesystem else {
+            return;
+        };
+        match self.proc.read_optional_into(
+            filesystem::MOUNTINFO,
+            &mut self.buf,
+            filesystem::MOUNTINFO_CAP,
+        ) {
+            Ok(Some(text)) => fs.collect(text, &self.root_fs, points, problems).await,
+            Ok(None) => problems.push(format!(
+                "{}/{} does not exist",
+                self.proc.root().display(),
+                filesystem::MOUNTINFO
+            )),
+            Err(e) => problems.push(e),
         }
     }
 
@@ -156,11 +235,16 @@ impl HostCollector {
     pub fn collect_now(&mut self) -> Result<Sample, CollectError> {
         let mut points = Vec::with_capacity(64);
         let mut problems: Vec<String> = Vec::new();
+        self.read_files(&mut points, &mut problems);
+        finish(points, &problems)
+    }
 
+    /// Everything but the filesystems, which wait on statvfs (`collect`).
+    fn read_files(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let stat = self.read("stat").map(parse_stat);
         match stat {
             Ok(stat) => {
-                self.cpu_points(&stat, &mut points);
+                self.cpu_points(&stat, points);
                 self.prev = Some(stat);
             }
             Err(e) => problems.push(e),
@@ -171,7 +255,7 @@ impl HostCollector {
             .map(|t| Meminfo::from_buf_read(t.as_bytes()))
         {
             Ok(Ok(m)) => {
-                memory_points(&m, &mut points);
+                memory_points(&m, points);
                 Some(m)
             }
             Ok(Err(e)) => {
@@ -186,16 +270,12 @@ impl HostCollector {
                 None
             }
         };
-        let arc = self.arcstats(&mut problems);
+        let arc = self.arcstats(problems);
         if let Some(arc) = &arc {
-            arc::arc_points(
-                arc,
-                meminfo.as_ref().and_then(|m| m.mem_available),
-                &mut points,
-            );
+            arc::arc_points(arc, meminfo.as_ref().and_then(|m| m.mem_available), points);
         }
         if let Some(m) = &meminfo {
-            available_ratio(m, arc.as_ref(), &mut points);
+            available_ratio(m, arc.as_ref(), points);
         }
 
         match self.read("loadavg").map(parse_loadavg) {
@@ -225,15 +305,8 @@ impl HostCollector {
             Err(e) => problems.push(e),
         }
 
-        self.pressure_points(&mut points, &mut problems);
-
-        if points.is_empty() {
-            return Err(CollectError::new(problems.join("; ")));
-        }
-        Ok(Sample {
-            points,
-            degraded: (!problems.is_empty()).then(|| problems.join("; ")),
-        })
+        self.pressure_points(points, problems);
+        self.devices(points, problems);
     }
 
     /// The ARC's kstat; `None` without a ZFS module (not a problem) or when it cannot be read.
@@ -419,7 +492,11 @@ impl Collector for HostCollector {
     }
 
     async fn collect(&mut self) -> Result<Sample, CollectError> {
-        self.collect_now()
+        let mut points = Vec::with_capacity(256);
+        let mut problems: Vec<String> = Vec::new();
+        self.read_files(&mut points, &mut problems);
+        self.filesystems(&mut points, &mut problems).await;
+        finish(points, &problems)
     }
 
     fn reconfigure(&mut self, config: super::CollectorsConfig<'_>) -> bool {
@@ -432,9 +509,37 @@ impl Collector for HostCollector {
             self.prev = None;
         }
         self.per_cpu = config.host.per_cpu;
+        self.root_fs.clone_from(&config.host.root_fs);
+        let host = config.host;
+        self.disk = host.disk.enabled.then(|| disk::DiskFilter::new(&host.disk));
+        self.network = host
+            .network
+            .enabled
+            .then(|| network::NetFilter::new(&host.network));
+        match (&mut self.filesystem, host.filesystem.enabled) {
+            (Some(fs), true) => fs.reconfigure(&host.filesystem),
+            (None, true) => {
+                self.filesystem = Some(filesystem::FsCollector::new(&host.filesystem));
+            }
+            (_, false) => self.filesystem = None,
+        }
         true
     }
 }
 
+/// A sample of what was read, degraded by what was not; nothing read at all is an error.
+fn finish(points: Vec<MetricPoint>, problems: &[String]) -> Result<Sample, CollectError> {
+    if points.is_empty() {
+        return Err(CollectError::new(problems.join("; ")));
+    }
+    Ok(Sample {
+        points,
+        degraded: (!problems.is_empty()).then(|| problems.join("; ")),
+    })
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod devices_tests;

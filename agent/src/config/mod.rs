@@ -71,6 +71,7 @@ impl Config {
     /// reports paths relative to its own section), plus the checks across sections.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors: Vec<FieldError> = under("agent", self.agent.validate()).collect();
+        errors.extend(under("host", self.host.validate()));
         errors.extend(under("gpu", self.gpu.validate()));
         errors.extend(under("zfs", self.zfs.validate()));
         errors.extend(under(

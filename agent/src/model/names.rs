@@ -99,6 +99,38 @@ metric_names! {
     /// Processes killed by the kernel's OOM killer since boot (/proc/vmstat oom_kill).
     SystemMemoryLinuxOomKills => "system.memory.linux.oom_kills", "{kill}", Counter;
 
+    // --- disks, filesystems, network (semantic conventions v1.40.0, system-metrics.md) ---
+    /// Bytes read and written, by device and direction (diskstats sectors × 512).
+    SystemDiskIo => "system.disk.io", "By", Counter;
+    /// Reads and writes completed, by device and direction.
+    SystemDiskOperations => "system.disk.operations", "{operation}", Counter;
+    /// Sum of the time each read or write took, by device and direction.
+    SystemDiskOperationTime => "system.disk.operation_time", "s", Counter;
+    /// Wall time the device had I/O in flight, by device.
+    SystemDiskIoTime => "system.disk.io_time", "s", Counter;
+    /// Adjacent reads or writes merged into one, by device and direction.
+    SystemDiskMerged => "system.disk.merged", "{operation}", Counter;
+    /// Requests in flight now, by device (custom: the OTel hostmetrics receiver's name).
+    SystemDiskPendingOperations => "system.disk.pending_operations", "{operation}", UpDownCounter;
+    /// Filesystem space by state (used, free, reserved), per mount.
+    SystemFilesystemUsage => "system.filesystem.usage", "By", UpDownCounter;
+    /// Filesystem size, per mount.
+    SystemFilesystemLimit => "system.filesystem.limit", "By", UpDownCounter;
+    /// Used space as a share of the space users can have (used / (used + free), as df).
+    SystemFilesystemUtilization => "system.filesystem.utilization", "1", Gauge;
+    /// Inodes by state (used, free), per mount (custom: the OTel hostmetrics receiver's name).
+    SystemFilesystemInodesUsage => "system.filesystem.inodes.usage", "{inode}", UpDownCounter;
+    /// 1 while the mount's statvfs has not returned within the deadline (a dead NFS server).
+    SystemFilesystemStale => "system.filesystem.stale", "1", Gauge;
+    /// Bytes received and transmitted, by interface and direction.
+    SystemNetworkIo => "system.network.io", "By", Counter;
+    /// Packets received and transmitted, by interface and direction.
+    SystemNetworkPacketCount => "system.network.packet.count", "{packet}", Counter;
+    /// Receive and transmit errors, by interface and direction.
+    SystemNetworkErrors => "system.network.errors", "{error}", Counter;
+    /// Packets dropped without an error, by interface and direction.
+    SystemNetworkPacketDropped => "system.network.packet.dropped", "{packet}", Counter;
+
     // --- GPU (semantic conventions, hardware) ---
     /// GPU memory in use.
     HwGpuMemoryUsage => "hw.gpu.memory.usage", "By", UpDownCounter;

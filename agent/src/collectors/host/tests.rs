@@ -8,10 +8,25 @@ fn fixture() -> PathBuf {
 }
 
 fn collector(root: &Path) -> HostCollector {
+    // The CPU/memory trees hold no diskstats, net/dev or mountinfo: those parts have their
+    // own fixture (devices_tests.rs).
     HostCollector::new(&HostConfig {
         enabled: true,
         proc_root: root.to_path_buf(),
         per_cpu: true,
+        disk: DiskConfig {
+            enabled: false,
+            ..DiskConfig::default()
+        },
+        network: NetworkConfig {
+            enabled: false,
+            ..NetworkConfig::default()
+        },
+        filesystem: FilesystemConfig {
+            enabled: false,
+            ..FilesystemConfig::default()
+        },
+        ..HostConfig::default()
     })
 }
 

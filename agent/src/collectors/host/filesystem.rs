@@ -1,0 +1,284 @@
+//! Mounted filesystems from `<proc_root>/self/mountinfo` (proc(5)), measured by statvfs below
+//! `[host] root_fs`. Pseudo filesystems and runtime-private mount points are left out by
+//! node_exporter's default filters; ZFS datasets are mounts like any other.
+
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use super::config::{FilesystemConfig, compile};
+use super::statvfs::{FsStat, StatOutcome};
+use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
+
+/// Below the proc root.
+pub const MOUNTINFO: &str = "self/mountinfo";
+
+/// ~150 bytes a mount: 64 MiB is ~400,000 mounts, far past `max_mounts`' useful range.
+pub const MOUNTINFO_CAP: u64 = 64 << 20;
+
+/// One line of mountinfo, the fields hostwarden reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The mount source (`/dev/sda1`, `tank/home`, `server:/export`).
+    pub device: String,
+    pub mountpoint: String,
+    pub fstype: String,
+    /// `ro` when the mount or its superblock is read-only, else `rw`.
+    pub mode: &'static str,
+}
+
+/// Parses at most `max` mounts of mountinfo: `id parent maj:min root mountpoint options
+/// [optional...] - fstype source super-options`. Returns the mounts and whether lines were
+/// left over.
+pub fn parse_mountinfo(text: &str, max: usize) -> (Vec<Mount>, bool) {
+    let mut mounts = Vec::new();
+    let mut lines = text.lines();
+    for line in lines.by_ref() {
+        if mounts.len() == max {
+            return (mounts, true);
+        }
+        if let Some(m) = parse_line(line) {
+            mounts.push(m);
+        }
+    }
+    (mounts, false)
+}
+
+fn parse_line(line: &str) -> Option<Mount> {
+    let (left, right) = line.split_once(" - ")?;
+    let mut l = left.split(' ');
+    let mountpoint = l.nth(4)?;
+    let options = l.next()?;
+    let mut r = right.split(' ');
+    let fstype = r.next()?;
+    let source = r.next()?;
+    let super_options = r.next().unwrap_or("");
+    let ro = |opts: &str| opts.split(',').any(|o| o == "ro");
+    Some(Mount {
+        device: unescape(source),
+        mountpoint: unescape(mountpoint),
+        fstype: fstype.to_owned(),
+        mode: if ro(options) || ro(super_options) {
+            "ro"
+        } else {
+            "rw"
+        },
+    })
+}
+
+/// The kernel writes space, tab, newline and backslash in mountinfo as octal escapes (`\040`).
+fn unescape(field: &str) -> String {
+    if !field.contains('\\') {
+        return field.to_owned();
+    }
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Which mounts are reported, compiled once per config.
+#[derive(Debug, Clone)]
+pub struct FsFilter {
+    types: Option<Regex>,
+    mount_points: Option<Regex>,
+}
+
+impl FsFilter {
+    pub fn new(config: &FilesystemConfig) -> Self {
+        FsFilter {
+            types: compile(&config.fs_types_exclude),
+            mount_points: compile(&config.mount_points_exclude),
+        }
+    }
+
+    pub fn keeps(&self, m: &Mount) -> bool {
+        !self.types.as_ref().is_some_and(|r| r.is_match(&m.fstype))
+            && !self
+                .mount_points
+                .as_ref()
+                .is_some_and(|r| r.is_match(&m.mountpoint))
+    }
+
+    /// The mounts to report: filtered, and one per mount point (the last, the one on top when
+    /// a path is mounted over).
+    pub fn select(&self, mounts: Vec<Mount>) -> Vec<Mount> {
+        let mut kept: Vec<Mount> = Vec::new();
+        for m in mounts.into_iter().filter(|m| self.keeps(m)) {
+            kept.retain(|k| k.mountpoint != m.mountpoint);
+            kept.push(m);
+        }
+        kept
+    }
+}
+
+/// Where a mount is stat'ed: its mount point below `root_fs`.
+pub fn stat_path(root_fs: &Path, mountpoint: &str) -> PathBuf {
+    root_fs.join(mountpoint.trim_start_matches('/'))
+}
+
+fn attrs(m: &Mount) -> Attrs {
+    Attrs::new()
+        .with(AttrKey::SystemDevice, m.device.as_str())
+        .with(AttrKey::SystemFilesystemMountpoint, m.mountpoint.as_str())
+        .with(AttrKey::SystemFilesystemType, m.fstype.as_str())
+        .with(AttrKey::SystemFilesystemMode, m.mode)
+}
+
+/// The `system.filesystem.*` points of one mount.
+pub fn filesystem_points(m: &Mount, outcome: &StatOutcome, points: &mut Vec<MetricPoint>) {
+    let base = attrs(m);
+    let stale = matches!(outcome, StatOutcome::Stale);
+    points.push(MetricPoint::new(
+        MetricName::SystemFilesystemStale,
+        base.clone(),
+        u32::from(stale),
+    ));
+    if let StatOutcome::Done(s) = outcome {
+        space_points(s, &base, points);
+    }
+}
+
+fn space_points(s: &FsStat, base: &Attrs, points: &mut Vec<MetricPoint>) {
+    let bytes = |blocks: u64| blocks.saturating_mul(s.frsize);
+    // free is what an unprivileged user can still write (f_bavail); reserved is the root-only
+    // rest of f_bfree; the three add up to f_blocks, as the conventions ask.
+    let used = bytes(s.blocks.saturating_sub(s.bfree));
+    let free = bytes(s.bavail);
+    let reserved = bytes(s.bfree.saturating_sub(s.bavail));
+    for (state, v) in [("used", used), ("free", free), ("reserved", reserved)] {
+        let a = base.clone().with(AttrKey::SystemFilesystemState, state);
+        points.push(MetricPoint::new(MetricName::SystemFilesystemUsage, a, v));
+    }
+    points.push(MetricPoint::new(
+        MetricName::SystemFilesystemLimit,
+        base.clone(),
+        bytes(s.blocks),
+    ));
+    if let Some(total) = used.checked_add(free).filter(|t| *t > 0) {
+        #[allow(clippy::cast_precision_loss)]
+        let u = used as f64 / total as f64;
+        points.push(MetricPoint::new(
+            MetricName::SystemFilesystemUtilization,
+            base.clone(),
+            u,
+        ));
+    }
+    // Filesystems without a fixed inode table (btrfs, some FUSE) report 0 inodes.
+    if s.files > 0 {
+        for (state, v) in [("used", s.files.saturating_sub(s.ffree)), ("free", s.ffree)] {
+            let a = base.clone().with(AttrKey::SystemFilesystemState, state);
+            points.push(MetricPoint::new(
+                MetricName::SystemFilesystemInodesUsage,
+                a,
+                v,
+            ));
+        }
+    }
+}
+
+/// The filesystem part of the host collector: its filters, the outstanding stats, and which
+/// mounts it has already warned about.
+#[derive(Debug)]
+pub struct FsCollector {
+    filter: FsFilter,
+    config: FilesystemConfig,
+    statter: super::statvfs::Statter,
+    /// Mount points reported stale; a warning is logged when one joins, not every tick.
+    stale: std::collections::BTreeSet<String>,
+}
+
+impl FsCollector {
+    pub fn new(config: &FilesystemConfig) -> Self {
+        FsCollector::with_statter(config, super::statvfs::Statter::default())
+    }
+
+    pub fn with_statter(config: &FilesystemConfig, statter: super::statvfs::Statter) -> Self {
+        FsCollector {
+            filter: FsFilter::new(config),
+            config: config.clone(),
+            statter,
+            stale: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Takes a reloaded config, keeping the outstanding stats (their threads are still there).
+    pub fn reconfigure(&mut self, config: &FilesystemConfig) {
+        if *config != self.config {
+            self.filter = FsFilter::new(config);
+            self.config = config.clone();
+        }
+    }
+
+    /// Reads mountinfo from `text`, stats the selected mounts below `root_fs` and adds their
+    /// points; problems (a truncated list, a failed stat, stale mounts) go to `problems`.
+    pub async fn collect(
+        &mut self,
+        text: &str,
+        root_fs: &Path,
+        points: &mut Vec<MetricPoint>,
+        problems: &mut Vec<String>,
+    ) {
+        let (mounts, truncated) = parse_mountinfo(text, self.config.max_mounts);
+        if truncated {
+            problems.push(format!(
+                "mountinfo lists more than {} mounts ([host.filesystem] max_mounts); the rest are not reported",
+                self.config.max_mounts
+            ));
+        }
+        let mounts = self.filter.select(mounts);
+        let paths: Vec<PathBuf> = mounts
+            .iter()
+            .map(|m| stat_path(root_fs, &m.mountpoint))
+            .collect();
+        let outcomes = self
+            .statter
+            .stat_all(&paths, self.config.stat_timeout)
+            .await;
+        let mut stale_now = std::collections::BTreeSet::new();
+        for (m, outcome) in mounts.iter().zip(&outcomes) {
+            filesystem_points(m, outcome, points);
+            match outcome {
+                StatOutcome::Stale => {
+                    stale_now.insert(m.mountpoint.clone());
+                }
+                StatOutcome::Failed(e) => problems.push(e.clone()),
+                StatOutcome::Done(_) => {}
+            }
+        }
+        for mp in stale_now.difference(&self.stale) {
+            tracing::warn!(
+                mountpoint = %mp,
+                timeout = ?self.config.stat_timeout,
+                "filesystem stale: statvfs did not return within the deadline; not asked again until it does"
+            );
+        }
+        for mp in self.stale.difference(&stale_now) {
+            tracing::info!(mountpoint = %mp, "filesystem answers statvfs again");
+        }
+        if !stale_now.is_empty() {
+            let list: Vec<&str> = stale_now.iter().map(String::as_str).collect();
+            problems.push(format!(
+                "{} filesystem(s) stale (statvfs outstanding past {:?}): {}",
+                stale_now.len(),
+                self.config.stat_timeout,
+                list.join(", ")
+            ));
+        }
+        self.stale = stale_now;
+    }
+}
