@@ -11,6 +11,8 @@ pub struct HostConfig {
     pub enabled: bool,
     /// Root of the proc filesystem (`/host/proc` in a container).
     pub proc_root: PathBuf,
+    /// Root of the sys filesystem (`/host/sys` in a container): the ZFS module's parameters.
+    pub sys_root: PathBuf,
     /// Report utilisation per logical CPU as well as for the whole host.
     pub per_cpu: bool,
 }
@@ -20,6 +22,7 @@ impl Default for HostConfig {
         HostConfig {
             enabled: true,
             proc_root: PathBuf::from("/proc"),
+            sys_root: PathBuf::from("/sys"),
             per_cpu: true,
         }
     }

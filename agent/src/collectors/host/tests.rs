@@ -12,6 +12,7 @@ fn collector(root: &Path) -> HostCollector {
         enabled: true,
         proc_root: root.to_path_buf(),
         per_cpu: true,
+        ..HostConfig::default()
     })
 }
 
