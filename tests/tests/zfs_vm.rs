@@ -17,6 +17,8 @@ use hostwarden_tests::need::Need;
 use hostwarden_tests::{release_bin, snapshot_point, target_profile_dir, workspace_root};
 use serde_json::Value;
 
+mod zfs_vm_arc;
+
 /// What the guest needs (tests/ci/install-zfsvm.sh installs the tools): root for debootstrap and
 /// chroot, qemu to boot it, the rest to build the OpenZFS modules. A cold cache also needs the
 /// Debian archive over the network; only trying tells, so that is not checked here.
@@ -81,6 +83,12 @@ impl Guest {
             .codes
             .get(name)
             .unwrap_or_else(|| panic!("the guest did not run {name}"))
+    }
+
+    /// A file the guest wrote itself (not a command's stdout).
+    fn ok_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name))
+            .unwrap_or_else(|e| panic!("the guest wrote no {name}: {e}"))
     }
 
     /// The stdout of a command that must have succeeded.
@@ -624,6 +632,7 @@ fn run_version(version: &str, bin: &Path) {
         .arg(version)
         .arg(bin)
         .arg(&out)
+        .arg(hostwarden_tests::standin::standin_bin())
         .output()
         .expect("run tests/zfs-vm/run.sh");
     let secs = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
@@ -706,6 +715,7 @@ fn run_version(version: &str, bin: &Path) {
 
     check_arc(&guest, version);
     check_squeeze(&guest, version);
+    zfs_vm_arc::check_coordination(&guest, version);
 }
 
 // --- ARC (issue 15): `once` against arcstats and /proc/meminfo read right before and after it,

@@ -6,6 +6,8 @@
 #   degraded  writers stopped, checksum errors made on tank-b and repaired by a scrub, then
 #             tank-b offlined: tank DEGRADED with non-zero error counts that must match;
 #   resilver  tank-b onlined and resilvered: the last scan is a finished resilver.
+# Then the ARC grown by reads and squeezed (issue 15), and the agent lowering zfs_arc_max for the
+# Ollama stand-in's model and restoring it at stop (issue 18).
 # Every command's stdout/stderr goes to /out/<name>.{txt,stderr}, its exit code to
 # /out/commands.tsv; /out is tarred onto /dev/vda (the only virtio disk) and the guest powers off.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C
@@ -153,6 +155,71 @@ cap squeeze-arcstats-after cat /proc/spl/kstat/zfs/arcstats
 cap squeeze-meminfo-after cat /proc/meminfo
 kill $hog 2>/dev/null
 # --- end ARC ---
+
+# --- ARC coordination (issue 18): the ARC as the phases above left it (~1.3 GiB, read), the
+# Ollama stand-in advertising a model held in RAM (size_vram 0) that MemAvailable cannot hold,
+# and `hostwarden run` with [tuner.zfs_arc] mode = "apply": it lowers zfs_arc_max so that the
+# ARC gives up what the model still needs. arcstats and MemAvailable are read every second for
+# 75 s (the shrink curve, arc-curve.txt: unix-time size c c_max MemAvailable-KiB), then the agent
+# is stopped and zfs_arc_max read back: the boot value again. ---
+log "phase arc-coordination"
+wait $hog 2>/dev/null; sleep 2
+# The guest has no `ip`: bring lo up (SIOCSIFFLAGS, IFF_UP|IFF_LOOPBACK|IFF_RUNNING) with perl;
+# the kernel gives a loopback device 127.0.0.1 when it comes up.
+cap coord-lo perl -e 'use Socket; socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+  ioctl($s, 0x8914, pack("a16 s x22", "lo", 0x49)) or die "lo up: $!"'
+avail_b=$(( $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo) * 1024 ))
+# The agent's reserve is 256 MiB: a model of MemAvailable + 768 MiB - 256 MiB asks the ARC
+# for 768 MiB.
+model_b=$((avail_b + (768 - 256) * 1048576))
+cap coord-arcstats-before cat /proc/spl/kstat/zfs/arcstats
+cap coord-meminfo-before cat /proc/meminfo
+cap coord-param-boot cat /sys/module/zfs/parameters/zfs_arc_max
+/ollama-standin --listen 127.0.0.1:11434 --model "llama3.1:8b=$model_b/0/4096" \
+  --tags /ollama/tags.json --show llama3.1:8b=/ollama/show.json > $OUT/coord-standin.log 2>&1 &
+standin=$!
+cat > /tmp/coord.toml <<EOT
+# The agent of the ARC coordination phase: host memory and arcstats every 2 s, Ollama at the
+# stand-in, zfs_arc_max lowered down to c_min + 128 MiB at most, never under 256 MiB.
+[agent]
+interval = "2s"
+state_dir = "/tmp/hostwarden-coord"
+status_socket = "/run/hostwarden/coord.sock"
+[gpu]
+enabled = false
+[zfs]
+enabled = false
+[ollama]
+url = "http://127.0.0.1:11434"
+[tuner.zfs_arc]
+mode = "apply"
+floor_mib = 128
+min_max_mib = 256
+reserve_mib = 256
+EOT
+echo "model $model_b" > $OUT/coord-model.txt
+RUST_LOG=info /hostwarden run --config /tmp/coord.toml --view never > $OUT/coord-agent.log 2>&1 &
+agent=$!
+# OpenZFS evicts down to a lowered limit on its next ARC allocation (arc_wait_for_eviction), not
+# when the limit is written (arc_tuning_update only lowers c). On a host in use something always
+# allocates, Ollama reading its model from the pool first of all; this quiet guest gets 128 KiB
+# written to tank each second as that activity.
+i=0
+while [ $i -lt 75 ]; do
+  dd if=/dev/urandom of=/tank/coord-io bs=128k count=1 conv=notrunc status=none
+  echo "$(date +%s.%N) $(awk '$1 == "size" {s = $3} $1 == "c" {c = $3} $1 == "c_max" {m = $3}
+    END {print s, c, m}' /proc/spl/kstat/zfs/arcstats) $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)" \
+    >> $OUT/arc-curve.txt
+  sleep 1; i=$((i + 1))
+done
+cap coord-status /hostwarden status --config /tmp/coord.toml --format json
+cap coord-param-running cat /sys/module/zfs/parameters/zfs_arc_max
+kill -TERM $agent; wait $agent; echo "agent exit $?" >> $OUT/coord-agent.log
+cap coord-param-after cat /sys/module/zfs/parameters/zfs_arc_max
+cap coord-arcstats-after cat /proc/spl/kstat/zfs/arcstats
+cap coord-journal cat /tmp/hostwarden-coord/tuner-journal.jsonl
+kill $standin 2>/dev/null
+# --- end ARC coordination ---
 
 dmesg > $OUT/dmesg.txt
 echo ok > $OUT/guest-done

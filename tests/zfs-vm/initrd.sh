@@ -4,14 +4,16 @@
 # emulated kernel could inflate it). Two parts:
 #   <build>/base.cpio  the minbase tree + the OpenZFS userland + the virtio, spl and zfs modules,
 #                      made once per build (a few seconds) and kept beside it;
-#   an overlay         /init (guest-init.sh), /hostwarden and /hostwarden.toml, packed per run.
+#   an overlay         /init (guest-init.sh), /hostwarden and /hostwarden.toml, and the Ollama
+#                      stand-in with its fixtures (/ollama-standin, /ollama/), packed per run.
 # The kernel unpacks concatenated cpio archives in order, so base + overlay is one root.
-# usage: initrd.sh <build> <rootfs> <init> <hostwarden> <config> <out.cpio>
+# usage: initrd.sh <build> <rootfs> <init> <hostwarden> <config> <standin> <fixtures> <out.cpio>
+#   <fixtures>: tests/fixtures/ollama (tags.json and show-llama3.1-8b-q4km-real.json go in)
 # Braces: bash reads the whole script before running it, so editing or updating it while a
 # run is in progress cannot change what that run executes.
 {
 set -euo pipefail
-BUILD=$1 ROOTFS=$2 INIT=$3 BIN=$4 CONF=$5 OUT=$6
+BUILD=$1 ROOTFS=$2 INIT=$3 BIN=$4 CONF=$5 STANDIN=$6 FIX=$7 OUT=$8
 . "$BUILD/resolved.env"
 
 # A stage left by an interrupted run (the caller holds the cache's lock: nobody else stages).
@@ -52,8 +54,12 @@ trap 'rm -rf "$OV"' EXIT
 install -m 755 "$INIT" "$OV/init"
 install -m 755 "$BIN" "$OV/hostwarden"
 install -m 644 "$CONF" "$OV/hostwarden.toml"
+install -m 755 "$STANDIN" "$OV/ollama-standin"
+install -D -m 644 "$FIX/tags.json" "$OV/ollama/tags.json"
+install -D -m 644 "$FIX/show-llama3.1-8b-q4km-real.json" "$OV/ollama/show.json"
 cp "$BUILD/base.cpio" "$OUT.tmp"
-(cd "$OV" && printf '%s\n' init hostwarden hostwarden.toml | cpio -o -H newc --quiet) >>"$OUT.tmp"
+(cd "$OV" && printf '%s\n' init hostwarden hostwarden.toml ollama-standin ollama ollama/tags.json \
+  ollama/show.json | cpio -o -H newc --quiet) >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 exit
 }

@@ -4,7 +4,9 @@
 # it is on the day (prepare.sh); cold, that means downloading and building (about 8 minutes on
 # idle cores, far longer on busy ones), warm only an apt list refresh, the initramfs overlay and
 # the boot (about 3 minutes). README.md has the measured figures.
-# usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir>
+# usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir> [<ollama-standin-binary>]
+# The stand-in (the tests crate's bin; default: beside the hostwarden binary) serves the ARC
+# coordination phase.
 # Cache: ${HOSTWARDEN_ZFSVM_CACHE:-/var/tmp/hostwarden-zfsvm}/<version>.
 # Prints "key value" lines on stdout (timings, kernel, console log); progress goes to stderr.
 # Exits 1 with the end of the console log when the guest did not finish.
@@ -12,12 +14,14 @@
 # run is in progress cannot change what that run executes.
 {
 set -euo pipefail
-if [ $# -ne 3 ]; then
-  echo "usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir>" >&2; exit 2
+if [ $# -ne 3 ] && [ $# -ne 4 ]; then
+  echo "usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir> [<ollama-standin>]" >&2; exit 2
 fi
 VER=$1 BIN=$(realpath "$2") OUTDIR=$3
+STANDIN=$(realpath "${4:-$(dirname "$BIN")/ollama-standin}")
 case $VER in 2.3.2 | 2.1.11) ;; *) echo "run.sh: unsupported OpenZFS version $VER" >&2; exit 2 ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
+FIXTURES=$HERE/../fixtures/ollama
 Z=${HOSTWARDEN_ZFSVM_CACHE:-/var/tmp/hostwarden-zfsvm}/$VER
 # Ten times a normal boot on two busy cores.
 LIMIT=${HOSTWARDEN_ZFSVM_BOOT_LIMIT:-600}
@@ -30,7 +34,7 @@ BUILD=$("$HERE/prepare.sh" "$VER" "$Z")
 . "$BUILD/resolved.env"
 t1=$(date +%s)
 "$HERE/initrd.sh" "$BUILD" "$Z/rootfs" "$HERE/guest-init.sh" "$BIN" "$HERE/hostwarden.toml" \
-  "$Z/initrd.cpio"
+  "$STANDIN" "$FIXTURES" "$Z/initrd.cpio"
 t2=$(date +%s)
 CONSOLE=$Z/logs/console.log
 "$HERE/boot.sh" "$BUILD/kroot/boot/vmlinuz-$KABI" "$Z/initrd.cpio" "$Z/out.img" "$CONSOLE" \

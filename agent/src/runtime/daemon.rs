@@ -19,6 +19,7 @@ use crate::rules::Alerting;
 use crate::status::{ActuationReport, AlertReport};
 use crate::sys::systemd;
 use crate::sys::time::wall_ms;
+use crate::tuner::arc::ArcCoordinator;
 use crate::tuner::driver::Tuner;
 use crate::tuner::observe::TunerObserver;
 use crate::view;
@@ -72,6 +73,8 @@ pub(super) struct Daemon {
     path: Option<PathBuf>,
     alerting: Alerting,
     tuner: Option<Tuner>,
+    /// `[tuner.zfs_arc]`: zfs_arc_max lowered to make room for Ollama.
+    arc: ArcCoordinator,
     telemetry: Telemetry,
     snapshots: watch::Sender<Arc<Snapshot>>,
     pub(super) ticker: tokio::time::Interval,
@@ -101,6 +104,11 @@ impl Daemon {
         let alerting = Alerting::new(config.alerting());
         let live = Live::new(config);
         let tuner = start_tuner(&live.config);
+        let arc = ArcCoordinator::new(
+            &live.config.tuner.zfs_arc,
+            &live.config.host.sys_root,
+            &live.config.agent.state_dir,
+        );
         let (snapshots, snapshots_rx) = watch::channel(Arc::new(Snapshot::default()));
         let telemetry = Telemetry::start(
             &live.config.export.otlp,
@@ -117,6 +125,7 @@ impl Daemon {
             path,
             alerting,
             tuner,
+            arc,
             telemetry,
             snapshots,
             ticker,
@@ -153,6 +162,11 @@ impl Daemon {
                 self.alerting.raise(alert);
             }
         }
+        let view = self.live.hooks.view.latest();
+        let points = self
+            .arc
+            .on_tick(snapshot.timestamp_ms, &snapshot, view.as_deref());
+        snapshot.points.extend(points);
         self.alerting.on_tick(Instant::now(), &mut snapshot);
         self.telemetry.finish_snapshot(&mut snapshot);
         debug!(
@@ -179,11 +193,13 @@ impl Daemon {
             if let Some(t) = self.tuner.as_mut() {
                 t.reconfigure(&self.live.config.tuner);
             }
+            self.arc.reconfigure(&self.live.config.tuner.zfs_arc);
         }
     }
 
     /// Saves the rules' state, tells systemd, flushes export.
     pub(super) async fn stop(mut self) {
+        self.arc.stop();
         self.alerting.save_all();
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Stopping]) {
             debug!(error = %e, "sd_notify failed.");
@@ -219,9 +235,18 @@ impl Daemon {
             report.actuations = t
                 .last_actions(10)
                 .iter()
+                // The ARC's entries come from its own handle (below), not twice.
+                .filter(|e| !matches!(e.event, crate::tuner::apply::journal::Event::ZfsArc(_)))
                 .map(ActuationReport::from)
                 .collect();
         }
+        // The ARC coordinator's entries, merged in time order; the newest 10 of both.
+        report
+            .actuations
+            .extend(self.arc.last_actions(10).iter().map(ActuationReport::from));
+        report.actuations.sort_by_key(|a| a.at_ms);
+        let extra = report.actuations.len().saturating_sub(10);
+        report.actuations.drain(..extra);
         self.telemetry.publish_status(report);
     }
 }

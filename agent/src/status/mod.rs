@@ -136,6 +136,7 @@ const KEY_METRICS: &[MetricName] = &[
     MetricName::HwPower,
     MetricName::ZfsPoolUtilization,
     MetricName::ZfsPoolHealth,
+    MetricName::ZfsArcLimit,
     MetricName::OllamaUp,
     MetricName::OllamaModelsLoaded,
 ];

@@ -58,6 +58,8 @@ pub struct TunerConfig {
     /// Per-key pins and bounds, keyed by the OLLAMA_* variable name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ollama: BTreeMap<String, KeyBound>,
+    /// `[tuner.zfs_arc]`: lowering the ZFS ARC's limit to make room for Ollama.
+    pub zfs_arc: crate::tuner::arc::config::ZfsArcConfig,
 }
 
 impl Default for TunerConfig {
@@ -82,6 +84,7 @@ impl Default for TunerConfig {
             window: "03:00-05:00".to_owned(),
             verify_timeout: Duration::from_secs(60),
             ollama,
+            zfs_arc: crate::tuner::arc::config::ZfsArcConfig::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl TunerConfig {
             "ollama",
             crate::tuner::policy::bounds::validate(&self.ollama),
         ));
+        errors.extend(crate::fields::under("zfs_arc", self.zfs_arc.validate()));
         errors
     }
 }

@@ -12,6 +12,7 @@
 //! observe mode; `config` is the `[tuner]` section.
 
 pub mod apply;
+pub mod arc;
 pub mod config;
 pub mod driver;
 pub(crate) mod gate;

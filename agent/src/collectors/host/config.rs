@@ -20,6 +20,8 @@ pub struct HostConfig {
     /// Where the host's `/` is visible (`/host` in a container), as node_exporter's
     /// `--path.rootfs`: filesystems are stat'ed below it, and reported by their own mount point.
     pub root_fs: PathBuf,
+    /// Root of the sys filesystem (`/host/sys` in a container): the ZFS module's parameters.
+    pub sys_root: PathBuf,
     /// Report utilisation per logical CPU as well as for the whole host.
     pub per_cpu: bool,
     pub disk: DiskConfig,
@@ -33,6 +35,7 @@ impl Default for HostConfig {
             enabled: true,
             proc_root: PathBuf::from("/proc"),
             root_fs: PathBuf::from("/"),
+            sys_root: PathBuf::from("/sys"),
             per_cpu: true,
             disk: DiskConfig::default(),
             filesystem: FilesystemConfig::default(),

@@ -89,6 +89,8 @@ pub enum Event {
         restarts: u32,
         timings: Timings,
     },
+    /// The ZFS ARC coordinator set, would set or restored `zfs_arc_max` (tuner/arc.rs).
+    ZfsArc(crate::tuner::arc::ArcRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,6 +275,7 @@ impl From<&Entry> for crate::status::ActuationReport {
                     timings.agent_ms, timings.total_ms
                 ),
             ),
+            Event::ZfsArc(r) => (r.action.clone(), r.summary()),
         };
         crate::status::ActuationReport {
             at_ms: e.at_ms,
