@@ -124,7 +124,9 @@ impl Alertmanager {
         }
         match persist::save(&self.path, &saved) {
             Ok(()) => *last = generation,
-            Err(e) => warn!(error = %e, "Alertmanager queue not saved; it will not survive a restart."),
+            Err(e) => {
+                warn!(error = %e, "Alertmanager queue not saved; it will not survive a restart.")
+            }
         }
     }
 
@@ -192,7 +194,9 @@ mod tests {
             "http://127.0.0.1:9093/api/v2/alerts"
         );
         assert_eq!(
-            endpoint("https://am.example/alertmanager/").unwrap().as_str(),
+            endpoint("https://am.example/alertmanager/")
+                .unwrap()
+                .as_str(),
             "https://am.example/alertmanager/api/v2/alerts"
         );
     }

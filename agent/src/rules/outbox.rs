@@ -205,7 +205,10 @@ mod tests {
         }
         assert_eq!(o.drop_older_than(2000), 1);
         assert_eq!(o.dropped(), 1);
-        assert_eq!(o.peek(10).iter().map(|e| e.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(
+            o.peek(10).iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
         let g = o.generation();
         assert_eq!(o.drop_older_than(2000), 0);
         assert_eq!(o.generation(), g);

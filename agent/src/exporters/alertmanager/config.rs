@@ -136,7 +136,11 @@ impl AlertmanagerConfig {
         }
         self.validate_auth(&mut errors);
         let plaintext = self.urls.iter().find(|u| u.starts_with("http://"));
-        tls::check_files(&mut errors, &self.tls_files(), plaintext.map(String::as_str));
+        tls::check_files(
+            &mut errors,
+            &self.tls_files(),
+            plaintext.map(String::as_str),
+        );
         errors
     }
 
@@ -150,8 +154,8 @@ impl AlertmanagerConfig {
             ));
         }
         match (&self.username, &self.password) {
-            (Some(_), None) => errors.push(FieldError::new("password", "username needs password")),
-            (None, Some(_)) => errors.push(FieldError::new("username", "password needs username")),
+            (Some(_), None) => errors.push(FieldError::new("username", "is set without password")),
+            (None, Some(_)) => errors.push(FieldError::new("password", "is set without username")),
             _ => {}
         }
         if self.bearer_token.is_some() && self.username.is_some() {
@@ -213,13 +217,10 @@ mod tests {
     fn auth_needs_both_halves_and_only_one_kind() {
         let mut c = with_urls(&["http://a:9093"]);
         c.username = Some("u".into());
-        assert_eq!(paths(&c.validate()), vec!["password"]);
+        assert_eq!(paths(&c.validate()), vec!["username"]);
         c.password = Some("p".into());
         c.bearer_token = Some("t\r\nX: y".into());
-        assert_eq!(
-            paths(&c.validate()),
-            vec!["bearer_token", "bearer_token"]
-        );
+        assert_eq!(paths(&c.validate()), vec!["bearer_token", "bearer_token"]);
     }
 
     #[test]

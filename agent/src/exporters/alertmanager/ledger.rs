@@ -70,9 +70,10 @@ impl Ledger {
             .iter()
             .map(|url| Queue {
                 url: url.clone(),
-                outbox: saved_queues
-                    .remove(url)
-                    .map_or_else(|| Outbox::new(capacity), |s| Outbox::from_saved(capacity, s)),
+                outbox: saved_queues.remove(url).map_or_else(
+                    || Outbox::new(capacity),
+                    |s| Outbox::from_saved(capacity, s),
+                ),
                 delivery: Delivery::default(),
             })
             .collect();
@@ -107,9 +108,9 @@ impl Ledger {
 
     /// Changes whenever anything saved changes.
     pub fn generation(&self) -> u64 {
-        self.queues
-            .iter()
-            .fold(self.generation, |g, q| g.wrapping_add(q.outbox.generation()))
+        self.queues.iter().fold(self.generation, |g, q| {
+            g.wrapping_add(q.outbox.generation())
+        })
     }
 
     /// Takes one tick: its events, then what the engine says is firing now (which also
