@@ -255,6 +255,8 @@ mod tests {
             value: 91.0,
             threshold: Some(90.0),
             since_ms: 5,
+            metric: "hw.gpu.temperature".to_owned(),
+            fired_ms: 5,
         };
         let text = render_alerts(&[
             alert("a", AlertState::Pending, Severity::Warning),

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: finding (and building) the real binary, and the
 //! runner of the end-to-end tests that need more of the host (`harness`, `need`).
 
+pub mod alertmanager_server;
 pub mod daemon;
 pub mod harness;
 pub mod need;

@@ -20,6 +20,7 @@ pub use crate::collectors::gpu::GpuConfig;
 pub use crate::collectors::host::HostConfig;
 pub use crate::collectors::ollama::OllamaConfig;
 pub use crate::collectors::zfs::ZfsConfig;
+pub use crate::exporters::alertmanager::config::AlertmanagerConfig;
 pub use crate::exporters::config::OtlpConfig;
 pub use crate::exporters::prometheus::config::PrometheusConfig;
 use crate::fields::check_absolute_dir;
@@ -186,6 +187,7 @@ impl Default for AgentConfig {
 pub struct ExportConfig {
     pub otlp: OtlpConfig,
     pub prometheus: PrometheusConfig,
+    pub alertmanager: AlertmanagerConfig,
 }
 
 impl ExportConfig {
@@ -193,6 +195,7 @@ impl ExportConfig {
     fn validate(&self) -> Vec<FieldError> {
         let mut errors: Vec<FieldError> = under("otlp", self.otlp.validate()).collect();
         errors.extend(under("prometheus", self.prometheus.validate()));
+        errors.extend(under("alertmanager", self.alertmanager.validate()));
         errors
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::tls::{self, TlsFiles};
-use crate::fields::{FieldError, check_absolute_dir};
+use crate::fields::FieldError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
@@ -108,38 +108,12 @@ impl OtlpConfig {
     }
 
     /// The TLS files are read and checked here, so `check-config` and a reload refuse what the
-    /// first handshake would (an unreadable file, a CA that does not parse, a key that does not
-    /// match its certificate) rather than the exporter failing on every export.
+    /// first handshake would, rather than the exporter failing on every export.
     fn validate_tls(&self, errors: &mut Vec<FieldError>) {
-        let files = self.tls_files();
-        let set = [
-            ("certificate", &files.certificate),
-            ("client_certificate", &files.client_certificate),
-            ("client_key", &files.client_key),
-        ];
-        let before = errors.len();
-        for (field, path) in set {
-            if let Some(p) = path {
-                check_absolute_dir(errors, field, p);
-            }
-        }
-        if errors.len() > before {
-            return;
-        }
-        if let Some(e) = self
+        let plaintext = self
             .endpoint
             .as_deref()
-            .filter(|e| e.starts_with("http://"))
-            && let Some((field, _)) = set.iter().find(|(_, p)| p.is_some())
-        {
-            errors.push(FieldError::new(
-                *field,
-                format!("is set, but the endpoint \"{e}\" is plaintext http://; use https:// (or remove it)"),
-            ));
-            return;
-        }
-        if let Err(e) = tls::load(&files) {
-            errors.push(FieldError::new(e.field().as_str(), e.to_string()));
-        }
+            .filter(|e| e.starts_with("http://"));
+        tls::check_files(errors, &self.tls_files(), plaintext);
     }
 }

@@ -1,5 +1,7 @@
-//! Telling the outside world: OTLP metrics and alert log records, and a Prometheus endpoint.
+//! Telling the outside world: OTLP metrics and alert log records, a Prometheus endpoint, and
+//! alerts posted to Alertmanager.
 
+pub mod alertmanager;
 pub mod config;
 pub mod diagnosis;
 pub(crate) mod http_client;

@@ -12,6 +12,8 @@ pub struct SelfCounters {
     pub export_failures: u64,
     /// Failures per TLS cause (every cause, zeros included, once export is configured).
     pub tls_failures: Vec<(Cause, u64)>,
+    /// Failed Alertmanager requests, when the sink is configured.
+    pub alertmanager_failures: Option<u64>,
 }
 
 /// Appends the collector, export and process self-metrics.
@@ -42,6 +44,13 @@ pub fn append(snapshot: &mut Snapshot, counters: SelfCounters, usage: Option<Pro
         add(
             MetricName::HostwardenExportTlsFailures,
             Attrs::new().with(AttrKey::ErrorType, cause.as_str()),
+            n.into(),
+        );
+    }
+    if let Some(n) = counters.alertmanager_failures {
+        add(
+            MetricName::HostwardenAlertmanagerFailures,
+            Attrs::new(),
             n.into(),
         );
     }
@@ -82,6 +91,7 @@ mod tests {
         let counters = SelfCounters {
             export_failures: 3,
             tls_failures: vec![(Cause::UnknownCa, 2)],
+            alertmanager_failures: Some(4),
         };
         let usage = ProcessUsage {
             cpu_seconds: 1.5,
@@ -104,6 +114,10 @@ mod tests {
                 &[(AttrKey::ErrorType, "unknown_ca")]
             ),
             Some(2.0)
+        );
+        assert_eq!(
+            v(MetricName::HostwardenAlertmanagerFailures, &[]),
+            Some(4.0)
         );
         assert_eq!(v(MetricName::ProcessCpuTime, &[]), Some(1.5));
         assert_eq!(v(MetricName::ProcessMemoryUsage, &[]), Some(4096.0));

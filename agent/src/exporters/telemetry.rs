@@ -1,5 +1,5 @@
 //! What the runtime holds for export and status: the OTLP pipeline (when an endpoint is set),
-//! the Prometheus endpoint (when `listen` is set), the counters behind the self-metrics, and
+//! the Prometheus endpoint (when `listen` is set), the Alertmanager sink (when `urls` are set), the counters behind the self-metrics, and
 //! the status socket. The runtime calls
 //! `finish_snapshot` and `publish_status` each tick, and `shutdown` once.
 
@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::alertmanager::Alertmanager;
+use super::alertmanager::config::AlertmanagerConfig;
+use super::alertmanager::payload::Source;
 use super::config::OtlpConfig;
 use super::diagnosis::TlsFailureCounts;
 use super::identity;
@@ -21,6 +24,8 @@ use super::resource::HostFacts;
 use super::selfmetrics::{self, SelfCounters};
 use super::settings;
 use crate::model::Snapshot;
+use crate::rules::ActiveAlert;
+use crate::rules::event::AlertEvent;
 use crate::status::server::StatusServer;
 use crate::status::{ExportReport, StatusReport};
 use crate::sys::proc::ProcReader;
@@ -28,6 +33,7 @@ use crate::sys::proc::ProcReader;
 pub struct Telemetry {
     otlp: Option<Otlp>,
     prometheus: Option<Endpoint>,
+    alertmanager: Option<Alertmanager>,
     failures: Arc<AtomicU64>,
     tls_failures: Arc<TlsFailureCounts>,
     outbox: SharedOutbox,
@@ -41,9 +47,11 @@ impl Telemetry {
     /// `interval` is `[agent] interval` (the default export interval); `status_socket` is
     /// `[agent] status_socket`; `state_dir` is `[agent] state_dir` (where a host without a
     /// machine id keeps its instance id).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         otlp: &OtlpConfig,
         prometheus: &PrometheusConfig,
+        alertmanager: &AlertmanagerConfig,
         interval: std::time::Duration,
         status_socket: &Path,
         state_dir: &Path,
@@ -106,6 +114,10 @@ impl Telemetry {
                 }
             }
         });
+        let alertmanager = alertmanager.is_enabled().then(|| {
+            let attrs = super::resource::attributes(&facts, &env);
+            start_alertmanager(alertmanager, state_dir, source(&attrs))
+        });
         let (reports, reports_rx) = watch::channel(Arc::new(StatusReport::default()));
         let path = status_socket;
         let status = match StatusServer::start(path, reports_rx) {
@@ -118,6 +130,7 @@ impl Telemetry {
         Telemetry {
             otlp,
             prometheus: endpoint,
+            alertmanager: alertmanager.flatten(),
             failures,
             tls_failures,
             outbox,
@@ -133,6 +146,11 @@ impl Telemetry {
             failures: self.failures.load(Ordering::Relaxed),
             outbox_depth: u64::try_from(outbox.depth()).unwrap_or(u64::MAX),
             outbox_dropped: outbox.dropped(),
+            alertmanager: self
+                .alertmanager
+                .as_ref()
+                .map(Alertmanager::report)
+                .unwrap_or_default(),
         }
     }
 
@@ -142,6 +160,7 @@ impl Telemetry {
         let counters = SelfCounters {
             export_failures: e.failures,
             tls_failures: self.tls_failures.snapshot(),
+            alertmanager_failures: self.alertmanager.as_ref().map(Alertmanager::failures),
         };
         selfmetrics::append(snapshot, counters, ProcReader::own().own_usage());
     }
@@ -156,12 +175,53 @@ impl Telemetry {
         self.reports.send_replace(Arc::new(report));
     }
 
+    /// A tick's alert events and the alerts active after it, for the Alertmanager sink.
+    pub fn alerts(&self, events: &[AlertEvent], active: &[ActiveAlert]) {
+        if let Some(a) = &self.alertmanager {
+            a.observe(events, active);
+        }
+    }
+
     /// Removes the status socket and flushes the last metrics.
     pub async fn shutdown(self) {
         drop(self.status);
         drop(self.prometheus);
+        if let Some(a) = self.alertmanager {
+            a.shutdown();
+        }
         if let Some(otlp) = self.otlp {
             otlp.shutdown().await;
         }
+    }
+}
+
+fn start_alertmanager(
+    config: &AlertmanagerConfig,
+    state_dir: &Path,
+    source: Source,
+) -> Option<Alertmanager> {
+    match Alertmanager::start(config, state_dir, source) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            error!(error = %e, "Alertmanager sink not started; fix [export.alertmanager].");
+            None
+        }
+    }
+}
+
+/// Who alerts are about, from the resource (so OTEL_RESOURCE_ATTRIBUTES renames apply here
+/// too): `instance` is service.instance.id, as on the Prometheus endpoint's series; `host` is
+/// host.name.
+fn source(attrs: &[opentelemetry::KeyValue]) -> Source {
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.to_string())
+    };
+    let host = get("host.name").unwrap_or_else(|| "unknown".to_owned());
+    Source {
+        instance: get("service.instance.id").unwrap_or_else(|| host.clone()),
+        host,
     }
 }

@@ -110,7 +110,44 @@ struct ClientIdentity {
     key: PrivateKeyDer<'static>,
 }
 
+use crate::fields::{FieldError, check_absolute_dir};
 use crate::sys::tls::provider;
+
+/// Checks a section's TLS files as `check-config` and a reload must (an unreadable file, a CA
+/// that does not parse, a key that does not match its certificate), so an exporter never fails
+/// every request on them. `plaintext_url` is an http:// URL of the section, if any: TLS files
+/// beside it would be silently unused, so they are refused.
+pub fn check_files(errors: &mut Vec<FieldError>, files: &TlsFiles, plaintext_url: Option<&str>) {
+    let set = [
+        ("certificate", &files.certificate),
+        ("client_certificate", &files.client_certificate),
+        ("client_key", &files.client_key),
+    ];
+    let before = errors.len();
+    for (field, path) in set {
+        if let Some(p) = path {
+            check_absolute_dir(errors, field, p);
+        }
+    }
+    if errors.len() > before {
+        return;
+    }
+    if let Some(url) = plaintext_url
+        && let Some((field, _)) = set.iter().find(|(_, p)| p.is_some())
+    {
+        errors.push(FieldError::new(
+            *field,
+            format!("is set, but the endpoint \"{url}\" is plaintext http://; use https:// (or remove it)"),
+        ));
+        return;
+    }
+    if files == &TlsFiles::default() {
+        return;
+    }
+    if let Err(e) = load(files) {
+        errors.push(FieldError::new(e.field().as_str(), e.to_string()));
+    }
+}
 
 fn read(field: TlsField, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {

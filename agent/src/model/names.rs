@@ -269,6 +269,8 @@ metric_names! {
     /// Failed OTLP exports whose reason is TLS, by `error.type` (unknown_ca,
     /// certificate_expired, certificate_name_mismatch, client_certificate_refused, tls).
     HostwardenExportTlsFailures => "hostwarden.export.tls_failures", "{failure}", Counter;
+    /// Failed requests to Alertmanager (any member of `[export.alertmanager] urls`).
+    HostwardenAlertmanagerFailures => "hostwarden.alertmanager.failures", "{failure}", Counter;
     /// Events waiting in the outbox.
     HostwardenOutboxDepth => "hostwarden.outbox.depth", "{event}", UpDownCounter;
     /// Events dropped because the outbox was full.

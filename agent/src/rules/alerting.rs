@@ -143,12 +143,14 @@ impl Alerting {
     }
 
     /// Sends an event raised outside the rules (a tuner rollback) to the same sinks as rule
-    /// events: the log and the outbox, with an id from the same sequence.
-    pub fn raise(&mut self, mut event: AlertEvent) {
+    /// events: the log and the outbox, with an id from the same sequence. Returns it as queued,
+    /// for the sinks fed outside the outbox (Alertmanager).
+    pub fn raise(&mut self, mut event: AlertEvent) -> AlertEvent {
         event.id = self.engine.allocate_id();
         log_event(&event);
-        self.lock_outbox().push(event);
+        self.lock_outbox().push(event.clone());
         self.save_outbox_if_changed();
+        event
     }
 
     /// Saves everything (shutdown).

@@ -87,6 +87,19 @@ impl Outbox {
         }
     }
 
+    /// Drops (and counts) the events whose transition happened before `cutoff_ms`: a sink
+    /// that bounds age as well as size (a resolve from yesterday pages no one).
+    pub fn drop_older_than(&mut self, cutoff_ms: u64) -> usize {
+        let before = self.queue.len();
+        self.queue.retain(|e| e.at_ms >= cutoff_ms);
+        let gone = before - self.queue.len();
+        if gone > 0 {
+            self.dropped += gone as u64;
+            self.generation += 1;
+        }
+        gone
+    }
+
     pub fn depth(&self) -> usize {
         self.queue.len()
     }
@@ -180,6 +193,25 @@ mod tests {
         assert_eq!(o.dropped(), 5 + 199_990);
         assert_eq!(o.peek(1)[0].id, 199_991);
         assert_eq!(o.last_id(), Some(200_000));
+    }
+
+    #[test]
+    fn old_events_are_dropped_and_counted() {
+        let mut o = Outbox::new(10);
+        for id in 1..=3 {
+            let mut e = ev(id);
+            e.at_ms = id * 1000;
+            o.push(e);
+        }
+        assert_eq!(o.drop_older_than(2000), 1);
+        assert_eq!(o.dropped(), 1);
+        assert_eq!(
+            o.peek(10).iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        let g = o.generation();
+        assert_eq!(o.drop_older_than(2000), 0);
+        assert_eq!(o.generation(), g);
     }
 
     #[test]

@@ -47,6 +47,12 @@ pub struct ActiveAlert {
     pub value: f64,
     pub threshold: Option<f64>,
     pub since_ms: u64,
+    /// The rule's metric (the Alertmanager sink describes an alert it did not see fire).
+    #[serde(default)]
+    pub metric: String,
+    /// When the series started firing (meaningful while firing): Alertmanager's startsAt.
+    #[serde(default)]
+    pub fired_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +283,8 @@ impl RuleRuntime {
                 value: s.value,
                 threshold: s.threshold,
                 since_ms: s.state.since_ms,
+                metric: self.config.metric.clone(),
+                fired_ms: s.state.fired_ms,
             })
         })
     }

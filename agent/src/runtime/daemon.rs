@@ -113,6 +113,7 @@ impl Daemon {
         let telemetry = Telemetry::start(
             &live.config.export.otlp,
             &live.config.export.prometheus,
+            &live.config.export.alertmanager,
             live.config.agent.interval,
             &live.config.agent.status_socket,
             &live.config.agent.state_dir,
@@ -150,6 +151,7 @@ impl Daemon {
             .tuner
             .observe(&snapshot, &self.live.config.tuner)
             .cloned();
+        let mut raised = Vec::new();
         if let Some(t) = self.tuner.as_mut() {
             // Only a unit systemd watches can be changed: advice-only stays advice.
             let decision = advice
@@ -159,7 +161,7 @@ impl Daemon {
             let points = t.on_tick(snapshot.timestamp_ms, &snapshot, decision);
             snapshot.points.extend(points);
             for alert in t.take_alerts() {
-                self.alerting.raise(alert);
+                raised.push(self.alerting.raise(alert));
             }
         }
         let view = self.live.hooks.view.latest();
@@ -167,7 +169,9 @@ impl Daemon {
             .arc
             .on_tick(snapshot.timestamp_ms, &snapshot, view.as_deref());
         snapshot.points.extend(points);
-        self.alerting.on_tick(Instant::now(), &mut snapshot);
+        let mut events = self.alerting.on_tick(Instant::now(), &mut snapshot);
+        events.extend(raised);
+        self.telemetry.alerts(&events, &self.alerting.active());
         self.telemetry.finish_snapshot(&mut snapshot);
         debug!(
             tick = self.ticks,

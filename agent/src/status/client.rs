@@ -142,7 +142,25 @@ pub fn render_table(r: &StatusReport) -> String {
     } else {
         out.push_str("  otlp: no endpoint configured\n");
     }
+    for a in &e.alertmanager {
+        out.push_str(&alertmanager_line(a));
+    }
     out
+}
+
+/// One Alertmanager member: queue, last success, last error.
+fn alertmanager_line(a: &crate::status::AlertmanagerReport) -> String {
+    let ok = a.last_success_ms.map_or_else(|| "never".to_owned(), time);
+    let mut line = format!(
+        "  alertmanager {}: {} firing; {} queued, {} delivered, {} dropped, {} failed; last success {ok}\n",
+        a.url, a.firing, a.pending, a.delivered, a.dropped, a.failures
+    );
+    if let (Some(err), Some(at)) = (&a.last_error, a.last_error_ms)
+        && a.last_success_ms.is_none_or(|ok| at > ok)
+    {
+        line.push_str(&format!("    failing since {}: {err}\n", time(at)));
+    }
+    line
 }
 
 #[cfg(test)]
@@ -205,6 +223,15 @@ mod tests {
                 failures: 2,
                 outbox_depth: 1,
                 outbox_dropped: 0,
+                alertmanager: vec![crate::status::AlertmanagerReport {
+                    url: "http://am:9093".into(),
+                    firing: 1,
+                    pending: 2,
+                    failures: 3,
+                    last_error: Some("connection refused".into()),
+                    last_error_ms: Some(1_700_000_000_000),
+                    ..Default::default()
+                }],
             },
             ..StatusReport::default()
         };
@@ -219,5 +246,13 @@ mod tests {
         );
         assert!(t.contains("2 failed exports; outbox 1 queued"), "{t}");
         assert!(t.contains("Actuations\n  none"), "{t}");
+        assert!(
+            t.contains(
+                "alertmanager http://am:9093: 1 firing; 2 queued, 0 delivered, 0 dropped, \
+                 3 failed; last success never\n    failing since 2023-11-14T22:13:20Z: \
+                 connection refused"
+            ),
+            "{t}"
+        );
     }
 }

@@ -120,6 +120,31 @@ pub struct ExportReport {
     pub failures: u64,
     pub outbox_depth: u64,
     pub outbox_dropped: u64,
+    /// The Alertmanager sink, one entry per configured URL (absent from an older daemon).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alertmanager: Vec<AlertmanagerReport>,
+}
+
+/// One Alertmanager member's delivery state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertmanagerReport {
+    pub url: String,
+    /// Alerts firing now (re-sent to every member each resend interval).
+    pub firing: u64,
+    /// Alert changes waiting for this member.
+    pub pending: u64,
+    /// Changes dropped for this member (queue full or too old).
+    pub dropped: u64,
+    /// Changes this member accepted.
+    pub delivered: u64,
+    /// Failed requests to this member.
+    pub failures: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_ms: Option<u64>,
 }
 
 /// The metrics `key_values` shows.
