@@ -5,12 +5,11 @@
 // Tests wait on real wall-clock time for real processes; tokio's virtual clock does not apply.
 #![allow(clippy::disallowed_types)]
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::prometheus_server::http_get;
+use crate::prometheus_server::{http_get, try_http_get};
 use crate::rotel::free_port;
 
 /// The program Debian installs.
@@ -112,8 +111,7 @@ impl AlertmanagerServer {
     /// Polls until the API answers ready (Alertmanager has no event to wait on).
     pub fn wait_ready(&self) {
         self.wait_until(Duration::from_secs(30), "Alertmanager to be ready", || {
-            TcpStream::connect(&self.addr).is_ok()
-                && http_get(&self.addr, "/-/ready", &[]).status == 200
+            try_http_get(&self.addr, "/-/ready", &[]).is_ok_and(|r| r.status == 200)
         });
     }
 

@@ -36,35 +36,44 @@ impl HttpReply {
 }
 
 /// `GET path` from `addr` over HTTP/1.0 (the server closes after the reply), with `headers`.
+/// Panics when the request fails.
 pub fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> HttpReply {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    try_http_get(addr, path, headers).unwrap_or_else(|e| panic!("GET {path} from {addr}: {e}"))
+}
+
+/// `http_get` that reports a refused, reset or malformed exchange instead of panicking: for
+/// readiness probes of a server that is still starting (it may accept and then reset).
+pub fn try_http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpReply, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+        .map_err(|e| format!("timeout: {e}"))?;
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send request");
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("send request: {e}"))?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read reply");
-    let raw = String::from_utf8(raw).expect("utf-8 reply");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a header/body split");
+    s.read_to_end(&mut raw)
+        .map_err(|e| format!("read reply: {e}"))?;
+    let raw = String::from_utf8(raw).map_err(|e| format!("utf-8 reply: {e}"))?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no header/body split")?;
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
-        .expect("status line");
+        .ok_or("no status line")?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    HttpReply {
+    Ok(HttpReply {
         status,
         headers,
         body: body.to_owned(),
-    }
+    })
 }
 
 /// Percent-encodes a query-string value.
