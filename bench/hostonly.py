@@ -12,7 +12,7 @@ three alike, mostly cancels.
 With --baseline FILE --check it is the regression guard CI runs (bench/run.sh --smoke): it fails
 when a ratio to collectd or an RSS is more than --tolerance above the baseline's, after
 re-measuring up to --attempts times (a busy machine must not fail the build).
-With --baseline FILE --write it records this run as the baseline.
+With --baseline FILE --write it records the median of --attempts runs as the baseline.
 
 usage: hostonly.py --hostwarden BIN [--seconds N] [--json OUT]
                    [--baseline FILE (--check | --write)] [--tolerance 0.5] [--attempts 3]
@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -178,13 +179,22 @@ def main():
         with open(a.json, "w") as f:
             json.dump(r, f, indent=1)
     if a.baseline and a.write:
+        # A baseline from one window inherits that window's noise: take the median of
+        # --attempts windows, key by key.
+        runs = [r]
+        for _ in range(a.attempts - 1):
+            runs.append(measure(a.hostwarden, a.seconds))
+            table(runs[-1])
+        r = {name: {k: statistics.median(x[name][k] for x in runs) for k in r[name]} for name in r}
+        print("\nmedian of the runs:")
+        table(r)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
         with open(a.baseline, "w") as f:
             json.dump({"commit": commit or "unknown", "binary": a.hostwarden,
                        "machine": f"{os.cpu_count()} CPUs, {cpu}, kernel {platform.release()}",
                        "load_average": open("/proc/loadavg").read().split()[:3],
-                       "seconds": a.seconds, "results": r}, f, indent=1)
+                       "seconds": a.seconds, "runs": len(runs), "results": r}, f, indent=1)
             f.write("\n")
         print(f"\nbaseline written to {a.baseline}")
     elif a.baseline and a.check:
