@@ -31,8 +31,10 @@ import tempfile
 import time
 import urllib.request
 
-from overhead import Proc, collectd_conf, own_cpu_seconds, rss_kib, stats
-from ports import free_port
+# Importing overhead.py must not leave a __pycache__ in the checkout.
+sys.dont_write_bytecode = True
+from overhead import Proc, collectd_conf, own_cpu_seconds, rss_kib, stats  # noqa: E402
+from ports import free_port  # noqa: E402
 
 AGENTS = ("hostwarden (no export)", "hostwarden (OTLP gRPC every tick)")
 
