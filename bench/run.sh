@@ -21,9 +21,9 @@ smoke=0
 # the test suite shares: a cold CI machine then compiles the workspace once in dev, not also in
 # release and bench (about 15 minutes of two cores).
 if [ "$smoke" = 1 ]; then
-    overhead_s=5 crossings=2 starts=3 profile=dev outdir=debug
+    overhead_s=5 hostonly_s=10 crossings=2 starts=3 profile=dev outdir=debug
 else
-    overhead_s=60 crossings=30 starts=10 profile=release outdir=release
+    overhead_s=60 hostonly_s=60 crossings=30 starts=10 profile=release outdir=release
 fi
 began=$(date +%s)
 log() { echo ">>> $* ($(($(date +%s) - began))s)" >&2; }
@@ -150,6 +150,20 @@ log "overhead (${overhead_s}s side by side)"
 section "1. Overhead against peers (same ${overhead_s} s window, 1 tick or scrape per second)"
 python3 bench/overhead.py --seconds "$overhead_s" --hostwarden "$hw" \
     --hostwarden-config "$work/full.toml" | tee -a "$out"
+
+# ---- 1c. host collectors only, and the regression guard ----------------------------------
+# Issue 20's fixed per-tick cost: host collectors only, with and without OTLP export, beside
+# collectd. The smoke run (CI, debug build) fails when a ratio to collectd or an RSS is over 50 %
+# above bench/baseline-debug.json (re-measured up to three times first, so one busy window does
+# not fail the build); `bench/hostonly.py --write` records a new baseline.
+log "host collectors only (${hostonly_s}s side by side)"
+section "1c. Host collectors only, beside collectd (same ${hostonly_s} s window)"
+if [ "$smoke" = 1 ]; then
+    python3 bench/hostonly.py --seconds "$hostonly_s" --hostwarden "$hw" \
+        --baseline bench/baseline-debug.json --check | tee -a "$out"
+else
+    python3 bench/hostonly.py --seconds "$hostonly_s" --hostwarden "$hw" | tee -a "$out"
+fi
 
 # ---- 1b. scrape cost ------------------------------------------------------------------------
 log "scrape cost (${overhead_s}s, alternating seconds)"

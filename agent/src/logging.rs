@@ -8,10 +8,12 @@ use std::io::IsTerminal;
 pub mod repeat;
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 struct Journald;
 
@@ -52,24 +54,37 @@ where
 /// Installs the global subscriber. Noisy transport crates are held at `warn` so exporting
 /// telemetry never generates telemetry about itself; the OpenTelemetry SDK's own logs are off
 /// (export failures are counted and logged once per outage by the exporters module).
+///
+/// The filter is `target=level` directives (`Targets`), not `EnvFilter`: its span and field
+/// matching needs the regex engine (regex-automata, regex-syntax, matchers) in the binary for
+/// syntax nobody used (issue 20).
 pub fn init() {
     let spec = std::env::var("HOSTWARDEN_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
-    let filter = EnvFilter::try_new(format!(
+    let filter = format!(
         "{spec},hyper=warn,h2=warn,tonic=warn,reqwest=warn,zbus=warn,\
          opentelemetry=off,opentelemetry_sdk=off,opentelemetry-otlp=off"
-    ))
-    .unwrap_or_else(|_| EnvFilter::new("info"));
+    )
+    .parse::<Targets>()
+    .unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
+    // The builder's own filter would stop at `info`: let everything through to `filter`.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_writer(std::io::stderr);
     let result = if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.with_ansi(false).event_format(Journald).try_init()
+        builder
+            .with_ansi(false)
+            .event_format(Journald)
+            .finish()
+            .with(filter)
+            .try_init()
     } else {
         builder
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(filter)
             .try_init()
     };
     // A second init (tests) keeps the first subscriber; nothing to do.

@@ -27,7 +27,7 @@ use crate::model::Snapshot;
 use crate::rules::ActiveAlert;
 use crate::rules::event::AlertEvent;
 use crate::status::server::StatusServer;
-use crate::status::{ExportReport, StatusReport};
+use crate::status::{ExportReport, StatusSource};
 use crate::sys::proc::ProcReader;
 
 pub struct Telemetry {
@@ -37,7 +37,7 @@ pub struct Telemetry {
     failures: Arc<AtomicU64>,
     tls_failures: Arc<TlsFailureCounts>,
     outbox: SharedOutbox,
-    reports: watch::Sender<Arc<StatusReport>>,
+    sources: watch::Sender<Arc<StatusSource>>,
     status: Option<StatusServer>,
 }
 
@@ -118,9 +118,9 @@ impl Telemetry {
             let attrs = super::resource::attributes(&facts, &env);
             start_alertmanager(alertmanager, state_dir, source(&attrs))
         });
-        let (reports, reports_rx) = watch::channel(Arc::new(StatusReport::default()));
+        let (sources, sources_rx) = watch::channel(Arc::new(StatusSource::default()));
         let path = status_socket;
-        let status = match StatusServer::start(path, reports_rx) {
+        let status = match StatusServer::start(path, sources_rx) {
             Ok(s) => Some(s),
             Err(e) => {
                 warn!(socket = %path.display(), error = %e, "Status socket not served; `hostwarden status` will not reach this daemon.");
@@ -134,7 +134,7 @@ impl Telemetry {
             failures,
             tls_failures,
             outbox,
-            reports,
+            sources,
             status,
         }
     }
@@ -165,14 +165,18 @@ impl Telemetry {
         selfmetrics::append(snapshot, counters, ProcReader::own().own_usage());
     }
 
-    /// The status report for a snapshot; the rules engine and the tuner add their parts before
-    /// `publish_status`.
-    pub fn status_report(&self, snapshot: &Snapshot) -> StatusReport {
-        StatusReport::from_snapshot(snapshot, self.export_report())
+    /// What the status socket reports for a snapshot; the rules engine and the tuner add
+    /// their parts before `publish_status`.
+    pub fn status_source(&self, snapshot: Arc<Snapshot>) -> StatusSource {
+        StatusSource {
+            snapshot,
+            export: self.export_report(),
+            ..StatusSource::default()
+        }
     }
 
-    pub fn publish_status(&self, report: StatusReport) {
-        self.reports.send_replace(Arc::new(report));
+    pub fn publish_status(&self, source: StatusSource) {
+        self.sources.send_replace(Arc::new(source));
     }
 
     /// A tick's alert events and the alerts active after it, for the Alertmanager sink.

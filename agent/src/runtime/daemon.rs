@@ -81,8 +81,7 @@ pub(super) struct Daemon {
     pub(super) ticks: u64,
     /// When the last tick was due: a new interval counts from there.
     last_tick: Option<Instant>,
-    ready: bool,
-    watchdog: bool,
+    notifier: Notifier,
     view: ViewOutput,
 }
 
@@ -100,7 +99,6 @@ impl Daemon {
             show,
             clear_screen: show && std::io::stderr().is_terminal(),
         };
-        let watchdog = sd_notify::watchdog_enabled().is_some();
         let alerting = Alerting::new(config.alerting());
         let live = Live::new(config);
         let tuner = start_tuner(&live.config);
@@ -132,8 +130,7 @@ impl Daemon {
             ticker,
             ticks: 0,
             last_tick: None,
-            ready: false,
-            watchdog,
+            notifier: Notifier::from_env(),
             view,
         }
     }
@@ -180,9 +177,10 @@ impl Daemon {
             "Tick."
         );
         self.show(&snapshot);
-        notify_systemd(&snapshot, &mut self.ready, self.watchdog);
-        self.publish_status(&snapshot);
-        self.snapshots.send_replace(Arc::new(snapshot));
+        self.notifier.on_tick(&snapshot);
+        let snapshot = Arc::new(snapshot);
+        self.publish_status(Arc::clone(&snapshot));
+        self.snapshots.send_replace(snapshot);
     }
 
     /// A reload (file watch or SIGHUP): a new config that loads takes effect everywhere.
@@ -227,16 +225,16 @@ impl Daemon {
     }
 
     /// What `hostwarden status` reads.
-    fn publish_status(&self, snapshot: &Snapshot) {
-        let mut report = self.telemetry.status_report(snapshot);
-        report.alerts = self
+    fn publish_status(&self, snapshot: Arc<Snapshot>) {
+        let mut source = self.telemetry.status_source(snapshot);
+        source.alerts = self
             .alerting
             .active()
             .iter()
             .map(AlertReport::from)
             .collect();
         if let Some(t) = self.tuner.as_ref() {
-            report.actuations = t
+            source.actuations = t
                 .last_actions(10)
                 .iter()
                 // The ARC's entries come from its own handle (below), not twice.
@@ -245,13 +243,13 @@ impl Daemon {
                 .collect();
         }
         // The ARC coordinator's entries, merged in time order; the newest 10 of both.
-        report
+        source
             .actuations
             .extend(self.arc.last_actions(10).iter().map(ActuationReport::from));
-        report.actuations.sort_by_key(|a| a.at_ms);
-        let extra = report.actuations.len().saturating_sub(10);
-        report.actuations.drain(..extra);
-        self.telemetry.publish_status(report);
+        source.actuations.sort_by_key(|a| a.at_ms);
+        let extra = source.actuations.len().saturating_sub(10);
+        source.actuations.drain(..extra);
+        self.telemetry.publish_status(source);
     }
 }
 
@@ -311,25 +309,58 @@ fn reload(live: &mut Live, path: Option<&PathBuf>, source: ReloadSource) -> bool
     }
 }
 
-/// READY=1 after the first complete snapshot, STATUS= with the collectors' states, WATCHDOG=1
-/// every tick when the unit sets WatchdogSec. Outside systemd these are no-ops.
-fn notify_systemd(snapshot: &Snapshot, ready: &mut bool, watchdog: bool) {
-    let status = snapshot
-        .collectors
-        .iter()
-        .map(|c| format!("{} {:?}", c.collector, c.health).to_lowercase())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let status = format!("{} points; {status}", snapshot.points.len());
-    let mut states = vec![sd_notify::NotifyState::Status(&status)];
-    if !*ready {
-        states.push(sd_notify::NotifyState::Ready);
-        *ready = true;
+/// What the daemon tells systemd: READY=1 after the first complete snapshot, STATUS= with the
+/// collectors' states when they change, WATCHDOG=1 every tick when the unit sets WatchdogSec.
+/// Outside systemd (no NOTIFY_SOCKET) nothing is built: every tick formatted the status line
+/// for nobody (issue 20).
+struct Notifier {
+    enabled: bool,
+    ready: bool,
+    watchdog: bool,
+    last_status: String,
+}
+
+impl Notifier {
+    fn from_env() -> Notifier {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            ready: false,
+            watchdog: sd_notify::watchdog_enabled().is_some(),
+            last_status: String::new(),
+        }
     }
-    if watchdog {
-        states.push(sd_notify::NotifyState::Watchdog);
-    }
-    if let Err(e) = sd_notify::notify(&states) {
-        debug!(error = %e, "sd_notify failed.");
+
+    fn on_tick(&mut self, snapshot: &Snapshot) {
+        if !self.enabled {
+            return;
+        }
+        let status = snapshot
+            .collectors
+            .iter()
+            .map(|c| format!("{} {:?}", c.collector, c.health).to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let status = format!("{} points; {status}", snapshot.points.len());
+        let mut states = Vec::with_capacity(3);
+        if status != self.last_status {
+            states.push(sd_notify::NotifyState::Status(&status));
+        }
+        if !self.ready {
+            states.push(sd_notify::NotifyState::Ready);
+        }
+        if self.watchdog {
+            states.push(sd_notify::NotifyState::Watchdog);
+        }
+        if states.is_empty() {
+            return;
+        }
+        match sd_notify::notify(&states) {
+            Ok(()) => {
+                self.ready = true;
+                drop(states);
+                self.last_status = status;
+            }
+            Err(e) => debug!(error = %e, "sd_notify failed."),
+        }
     }
 }

@@ -1,11 +1,13 @@
-//! `hostwarden status`: what the running daemon sees now. The daemon builds a `StatusReport`
-//! each tick and serves it on a Unix socket (server.rs); the CLI reads and prints it
-//! (client.rs). The rules engine fills `alerts`, the tuner fills `actuations`.
+//! `hostwarden status`: what the running daemon sees now. The daemon publishes a `StatusSource`
+//! each tick; the Unix socket (server.rs) builds a `StatusReport` from it for each client, and
+//! the CLI reads and prints it (client.rs). The rules engine fills `alerts`, the tuner fills
+//! `actuations`.
 
 pub mod client;
 pub(crate) mod server;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -204,6 +206,28 @@ impl StatusReport {
             alerts: Vec::new(),
             actuations: Vec::new(),
             export,
+        }
+    }
+}
+
+/// What the daemon publishes each tick: the parts of a `StatusReport` as they are (the
+/// snapshot behind the same `Arc` the exporters read). The report turns every point into owned
+/// strings and renders the summary, so it is built only when a client asks, not every tick
+/// (issue 20: per-tick work nobody consumes).
+#[derive(Debug, Clone, Default)]
+pub struct StatusSource {
+    pub snapshot: Arc<Snapshot>,
+    pub export: ExportReport,
+    pub alerts: Vec<AlertReport>,
+    pub actuations: Vec<ActuationReport>,
+}
+
+impl StatusSource {
+    pub fn report(&self) -> StatusReport {
+        StatusReport {
+            alerts: self.alerts.clone(),
+            actuations: self.actuations.clone(),
+            ..StatusReport::from_snapshot(&self.snapshot, self.export.clone())
         }
     }
 }

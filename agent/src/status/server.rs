@@ -1,5 +1,6 @@
-//! The daemon's side of `hostwarden status`: a Unix socket (mode 0660) that writes the latest
-//! `StatusReport` as one JSON document to each client, then closes. A stale socket left by a
+//! The daemon's side of `hostwarden status`: a Unix socket (mode 0660) that writes a
+//! `StatusReport` of the latest `StatusSource` as one JSON document to each client, then
+//! closes. A stale socket left by a
 //! crashed daemon is replaced; anything else at the path (a file, a directory) is refused and
 //! left alone, since a mistyped path must not cost the operator a file. The socket is removed
 //! when the server is dropped.
@@ -16,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use super::StatusReport;
+use super::StatusSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -43,10 +44,11 @@ pub struct StatusServer {
 }
 
 impl StatusServer {
-    /// Binds `path` and serves `reports` until dropped. Must run inside the tokio runtime.
+    /// Binds `path` and serves reports of `sources` until dropped. Must run inside the tokio
+    /// runtime.
     pub fn start(
         path: &Path,
-        reports: watch::Receiver<Arc<StatusReport>>,
+        sources: watch::Receiver<Arc<StatusSource>>,
     ) -> Result<StatusServer, ServeError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // 0755 exactly: clients of the 0660 socket must be able to reach it.
@@ -86,7 +88,7 @@ impl StatusServer {
         };
         let listener = UnixListener::bind(path).map_err(bind_err)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(bind_err)?;
-        let task = tokio::spawn(serve(listener, reports));
+        let task = tokio::spawn(serve(listener, sources));
         Ok(StatusServer {
             path: path.to_owned(),
             task,
@@ -103,12 +105,12 @@ impl Drop for StatusServer {
     }
 }
 
-async fn serve(listener: UnixListener, reports: watch::Receiver<Arc<StatusReport>>) {
+async fn serve(listener: UnixListener, sources: watch::Receiver<Arc<StatusSource>>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let report = Arc::clone(&reports.borrow());
-                tokio::spawn(answer(stream, report));
+                let source = Arc::clone(&sources.borrow());
+                tokio::spawn(answer(stream, source));
             }
             Err(e) => {
                 debug!(error = %e, "Status accept failed.");
@@ -119,8 +121,8 @@ async fn serve(listener: UnixListener, reports: watch::Receiver<Arc<StatusReport
     }
 }
 
-async fn answer(mut stream: UnixStream, report: Arc<StatusReport>) {
-    let mut body = match serde_json::to_vec(&*report) {
+async fn answer(mut stream: UnixStream, source: Arc<StatusSource>) {
+    let mut body = match serde_json::to_vec(&source.report()) {
         Ok(b) => b,
         Err(e) => {
             debug!(error = %e, "Status report not encodable.");
@@ -148,13 +150,16 @@ mod tests {
     async fn serves_the_latest_report_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/status.sock");
-        let (tx, rx) = watch::channel(Arc::new(StatusReport::default()));
+        let (tx, rx) = watch::channel(Arc::new(StatusSource::default()));
         let server = StatusServer::start(&path, rx).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
-        tx.send_replace(Arc::new(StatusReport {
-            timestamp_ms: 99,
-            ..StatusReport::default()
+        tx.send_replace(Arc::new(StatusSource {
+            snapshot: Arc::new(crate::model::Snapshot {
+                timestamp_ms: 99,
+                ..crate::model::Snapshot::default()
+            }),
+            ..StatusSource::default()
         }));
         let p = path.clone();
         let got = tokio::task::spawn_blocking(move || fetch(&p))
@@ -163,7 +168,7 @@ mod tests {
             .unwrap();
         assert_eq!(got.timestamp_ms, 99);
         // A second daemon on the same socket is refused.
-        let (_tx2, rx2) = watch::channel(Arc::new(StatusReport::default()));
+        let (_tx2, rx2) = watch::channel(Arc::new(StatusSource::default()));
         assert!(matches!(
             StatusServer::start(&path, rx2),
             Err(ServeError::InUse(_))
@@ -191,7 +196,7 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(matches!(err, StatusError::NotRunning(_)), "{err}");
-        let (_tx, rx) = watch::channel(Arc::new(StatusReport::default()));
+        let (_tx, rx) = watch::channel(Arc::new(StatusSource::default()));
         let _server = StatusServer::start(&path, rx).unwrap();
         let p = path.clone();
         assert!(
