@@ -151,13 +151,13 @@ section "1. Overhead against peers (same ${overhead_s} s window, 1 tick or scrap
 python3 bench/overhead.py --seconds "$overhead_s" --hostwarden "$hw" \
     --hostwarden-config "$work/full.toml" | tee -a "$out"
 
-# ---- 1c. host collectors only, and the regression guard ----------------------------------
+# ---- 1a. host collectors only, and the regression guard ----------------------------------
 # Issue 20's fixed per-tick cost: host collectors only, with and without OTLP export, beside
 # collectd. The smoke run (CI, debug build) fails when a ratio to collectd or an RSS is over 50 %
 # above bench/baseline-debug.json (re-measured up to three times first, so one busy window does
 # not fail the build); `bench/hostonly.py --write` records a new baseline.
 log "host collectors only (${hostonly_s}s side by side)"
-section "1c. Host collectors only, beside collectd (same ${hostonly_s} s window)"
+section "1a. Host collectors only, beside collectd (same ${hostonly_s} s window)"
 if [ "$smoke" = 1 ]; then
     python3 bench/hostonly.py --seconds "$hostonly_s" --hostwarden "$hw" \
         --baseline bench/baseline-debug.json --check | tee -a "$out"
