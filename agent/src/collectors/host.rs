@@ -211,19 +211,27 @@ impl HostCollector {
         let Some(fs) = &mut self.filesystem else {
             return;
         };
-        match self.proc.read_optional_into(
-            filesystem::MOUNTINFO,
-            &mut self.buf,
-            filesystem::MOUNTINFO_CAP,
-        ) {
-            Ok(Some(text)) => fs.collect(text, &self.root_fs, points, problems).await,
-            Ok(None) => problems.push(format!(
-                "{}/{} does not exist",
-                self.proc.root().display(),
-                filesystem::MOUNTINFO
-            )),
-            Err(e) => problems.push(e),
+        // PID 1's mount table first, as node_exporter reads it: in a container with the host's
+        // /proc (and under a hardened unit's private mount namespace) our own `self` table lists
+        // the container's mounts, PID 1's the host's. `self` when PID 1's cannot be read.
+        let mut missing = Vec::new();
+        for rel in filesystem::MOUNTINFO {
+            match self
+                .proc
+                .read_optional_into(rel, &mut self.buf, filesystem::MOUNTINFO_CAP)
+            {
+                Ok(Some(text)) => {
+                    fs.collect(text, &self.root_fs, points, problems).await;
+                    return;
+                }
+                Ok(None) => missing.push(format!(
+                    "{}/{rel} does not exist",
+                    self.proc.root().display()
+                )),
+                Err(e) => missing.push(e),
+            }
         }
+        problems.push(missing.join("; "));
     }
 
     fn read(&mut self, rel: &str) -> Result<&str, String> {

@@ -115,7 +115,7 @@ impl Default for DiskConfig {
     }
 }
 
-/// Mounted filesystems from `<proc_root>/self/mountinfo`, measured by statvfs.
+/// Mounted filesystems from `<proc_root>/1/mountinfo` (`self/mountinfo` as a fallback), measured by statvfs.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesystemConfig {

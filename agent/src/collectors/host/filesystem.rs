@@ -1,4 +1,4 @@
-//! Mounted filesystems from `<proc_root>/self/mountinfo` (proc(5)), measured by statvfs below
+//! Mounted filesystems from `<proc_root>/1/mountinfo` (proc(5); `self/mountinfo` as a fallback), measured by statvfs below
 //! `[host] root_fs`. Pseudo filesystems and runtime-private mount points are left out by
 //! node_exporter's default filters; ZFS datasets are mounts like any other.
 
@@ -10,8 +10,9 @@ use super::config::{FilesystemConfig, compile};
 use super::statvfs::{FsStat, StatOutcome};
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
-/// Below the proc root.
-pub const MOUNTINFO: &str = "self/mountinfo";
+/// Below the proc root, in the order tried: PID 1's mount table (the host's, also from inside a
+/// container that has the host's /proc), then our own.
+pub const MOUNTINFO: [&str; 2] = ["1/mountinfo", "self/mountinfo"];
 
 /// ~150 bytes a mount: 64 MiB is ~400,000 mounts, far past `max_mounts`' useful range.
 pub const MOUNTINFO_CAP: u64 = 64 << 20;
