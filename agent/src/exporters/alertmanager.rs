@@ -111,21 +111,22 @@ impl Alertmanager {
     }
 
     fn save_if_changed(&self) {
-        let (generation, saved) = {
-            let l = lock(&self.ledger);
-            (l.generation(), l.to_saved())
-        };
         let mut last = self
             .saved_generation
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *last == generation {
-            return;
-        }
+        // Copied out only when it changed: a tick with nothing new costs no clone.
+        let (generation, saved) = {
+            let l = lock(&self.ledger);
+            if l.generation() == *last {
+                return;
+            }
+            (l.generation(), l.to_saved())
+        };
         match persist::save(&self.path, &saved) {
             Ok(()) => *last = generation,
             Err(e) => {
-                warn!(error = %e, "Alertmanager queue not saved; it will not survive a restart.")
+                warn!(error = %e, "Alertmanager queue not saved; it will not survive a restart.");
             }
         }
     }

@@ -7,6 +7,7 @@
 //! Queued events are normalised for Alertmanager: `since_ms` is `startsAt` (the moment the
 //! alert started firing, not when pending began) and a `Resolved` event's `at_ms` is `endsAt`.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -140,10 +141,9 @@ impl Ledger {
             }
         }
         for a in active.iter().filter(|a| a.state == AlertState::Firing) {
-            let k = key(&a.rule, &a.attributes);
-            if !self.firing.contains_key(&k) {
+            if let Entry::Vacant(slot) = self.firing.entry(key(&a.rule, &a.attributes)) {
                 let e = unseen(a);
-                self.firing.insert(k, e.clone());
+                slot.insert(e.clone());
                 self.queue(e);
             }
         }
