@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::tuner::apply::dropin::Env;
+use crate::tuner::apply::operator::FileStamp;
 
 pub const JOURNAL_NAME: &str = "tuner-journal.jsonl";
 /// Past this size the journal is moved to `.1` (one old generation kept).
@@ -89,6 +90,17 @@ pub enum Event {
         restarts: u32,
         timings: Timings,
     },
+    /// A drop-in sorting after ours sets `key`: the tuner leaves the key alone while it does.
+    /// Journaled once per version of the file (its stamp).
+    OperatorOverride {
+        key: String,
+        path: String,
+        /// The file's value; `null` when it unsets the key or clears `Environment=`.
+        value: Option<String>,
+        file: FileStamp,
+    },
+    /// No later drop-in sets `key` any more: the tuner manages it again.
+    OperatorOverrideGone { key: String, path: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,6 +284,21 @@ impl From<&Entry> for crate::status::ActuationReport {
                     "{detail} (agent {:.0} ms, total {:.0} ms)",
                     timings.agent_ms, timings.total_ms
                 ),
+            ),
+            Event::OperatorOverride {
+                key, path, value, ..
+            } => (
+                "operator_override".to_owned(),
+                format!(
+                    "{key} left alone: {path} sets it after ours ({})",
+                    value
+                        .as_deref()
+                        .map_or("unset".to_owned(), |v| format!("{key}={v}"))
+                ),
+            ),
+            Event::OperatorOverrideGone { key, path } => (
+                "operator_override_gone".to_owned(),
+                format!("{key} managed again: {path} no longer sets it"),
             ),
         };
         crate::status::ActuationReport {
