@@ -58,6 +58,8 @@ pub struct TunerConfig {
     /// Per-key pins and bounds, keyed by the OLLAMA_* variable name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ollama: BTreeMap<String, KeyBound>,
+    /// `[tuner.resources]`: the unit's cgroup limits, set live through systemd.
+    pub resources: crate::tuner::resources::config::ResourcesConfig,
 }
 
 impl Default for TunerConfig {
@@ -82,6 +84,7 @@ impl Default for TunerConfig {
             window: "03:00-05:00".to_owned(),
             verify_timeout: Duration::from_secs(60),
             ollama,
+            resources: crate::tuner::resources::config::ResourcesConfig::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl TunerConfig {
             "ollama",
             crate::tuner::policy::bounds::validate(&self.ollama),
         ));
+        errors.extend(crate::fields::under("resources", self.resources.validate()));
         errors
     }
 }

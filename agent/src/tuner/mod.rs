@@ -17,3 +17,4 @@ pub mod driver;
 pub(crate) mod gate;
 pub mod observe;
 pub mod policy;
+pub mod resources;

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::tuner::apply::dropin::Env;
 use crate::tuner::apply::operator::FileStamp;
+use crate::tuner::resources::apply::LimitsTimings;
+use crate::tuner::resources::limits::{self, Limits};
 
 pub const JOURNAL_NAME: &str = "tuner-journal.jsonl";
 /// Past this size the journal is moved to `.1` (one old generation kept).
@@ -101,6 +103,19 @@ pub enum Event {
     },
     /// No later drop-in sets `key` any more: the tuner manages it again.
     OperatorOverrideGone { key: String, path: String },
+    /// Announced before `SetUnitProperties` changes the unit's resource limits.
+    LimitsStarted {
+        id: u64,
+        before: Limits,
+        after: Limits,
+        why_now: String,
+    },
+    LimitsFinished {
+        id: u64,
+        result: ActionResult,
+        detail: String,
+        timings: LimitsTimings,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -294,6 +309,31 @@ impl From<&Entry> for crate::status::ActuationReport {
                     value
                         .as_deref()
                         .map_or("unset".to_owned(), |v| format!("{key}={v}"))
+                ),
+            ),
+            Event::LimitsStarted {
+                before,
+                after,
+                why_now,
+                ..
+            } => (
+                "started".to_owned(),
+                format!(
+                    "limits {} -> {} ({why_now})",
+                    limits::show(before),
+                    limits::show(after)
+                ),
+            ),
+            Event::LimitsFinished {
+                result,
+                detail,
+                timings,
+                ..
+            } => (
+                result.as_str().to_owned(),
+                format!(
+                    "{detail} (verified {:.0} ms after the decision, systemd {:.1} ms)",
+                    timings.verified_ms, timings.set_ms
                 ),
             ),
             Event::OperatorOverrideGone { key, path } => (
