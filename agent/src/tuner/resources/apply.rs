@@ -178,18 +178,20 @@ impl LimitsApplier {
                 self.unit, s.active_state, s.sub_state
             ));
         }
-        let cg = self.cgroup(s.main_pid)?;
-        let base = Baseline {
-            main_pid: s.main_pid,
-            n_restarts: s.n_restarts,
-            oom_kills: cg.read().oom_kills,
-        };
         let set = Instant::now();
         self.mgr
             .set_properties(&self.unit, true, &limits::properties(after))
             .await
             .map_err(|e| e.to_string())?;
         t.set_ms = ms(set.elapsed());
+        // Resolved after the change: on v1 a unit gets a cgroup of its own in a hierarchy (cpu)
+        // only once it has a setting there, so the directory before may be its parent's.
+        let cg = self.cgroup(s.main_pid)?;
+        let base = Baseline {
+            main_pid: s.main_pid,
+            n_restarts: s.n_restarts,
+            oom_kills: cg.read().oom_kills,
+        };
         let l = self
             .mgr
             .unit_limits(&self.unit)
