@@ -20,6 +20,52 @@ for d in "$@"; do mkdir -p "$d"; echo $$ > "$d/cgroup.procs"; done
 exec systemd --user
 "#;
 
+/// `START` for a manager that also gets the memory, cpu, cpuacct and pids controllers on a
+/// hybrid host (v1 controllers, as on this project's CI machine, whose unified tree has none to
+/// delegate): the shell is moved into a cgroup of its own in every hierarchy, nested below the
+/// test's own memory cgroup so the machine's memory accounting still covers the manager, then
+/// a cgroup namespace and bind mounts of those cgroups over /sys/fs/cgroup/<hierarchy> make them
+/// the manager's root. A root `systemd --user` then writes memory.limit_in_bytes,
+/// cpu.cfs_quota_us, cpu.shares and pids.max for its units as the system manager would.
+const START_CONTROLLED: &str = r#"set -e
+for d in "$@"; do mkdir -p "$d"; echo $$ > "$d/cgroup.procs"; done
+exec unshare --cgroup sh -c '
+set -e
+mkdir -p /run/systemd
+mount -t tmpfs tmpfs /run/systemd
+mkdir -p /run/systemd/system
+for d in "$@"; do h=${d#/sys/fs/cgroup/}; h=${h%%/*}; mount --bind "$d" "/sys/fs/cgroup/$h"; done
+exec systemd --user' sh "$@"
+"#;
+
+/// The hierarchies a controlled manager is given (hybrid host), each nested below the test's
+/// own cgroup there; `None` on a unified host, where `START` already gives the manager the v2
+/// tree and systemd enables the controllers itself.
+fn controlled_dirs(name: &str) -> Option<Vec<PathBuf>> {
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.join("systemd").is_dir() {
+        return None;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut dirs = Vec::new();
+    for h in ["systemd", "unified", "memory", "cpu", "cpuacct", "pids"] {
+        let path = own.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (id, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let hit = match h {
+                "systemd" => ctrl == "name=systemd",
+                "unified" => id == "0",
+                h => ctrl.split(',').any(|c| c == h),
+            };
+            hit.then(|| path.trim_start_matches('/').to_owned())
+        })?;
+        if root.join(h).join("cgroup.procs").exists() {
+            dirs.push(root.join(h).join(path).join(name));
+        }
+    }
+    Some(dirs)
+}
+
 /// What a user manager needs: root for the private mount namespace and cgroups, systemd and
 /// dbus-user-session (tests/ci/install-tuner.sh installs them).
 pub const NEEDS: &[Need] = &[
@@ -57,6 +103,16 @@ pub struct UserManager {
 impl UserManager {
     /// Starts the manager and waits (up to 20 s) for its bus socket.
     pub fn start() -> UserManager {
+        UserManager::start_as(false)
+    }
+
+    /// A manager that enforces MemoryMax, CPUQuota, CPUWeight and TasksMax in real cgroups
+    /// (see `START_CONTROLLED`).
+    pub fn start_with_controllers() -> UserManager {
+        UserManager::start_as(true)
+    }
+
+    fn start_as(controllers: bool) -> UserManager {
         let runtime_dir = tempfile::Builder::new()
             .prefix("hw-xdg-run")
             .tempdir()
@@ -74,7 +130,13 @@ impl UserManager {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         );
-        let cgroups = cgroup_dirs(&name);
+        let controlled = controllers.then(|| controlled_dirs(&name)).flatten();
+        let script = if controlled.is_some() {
+            START_CONTROLLED
+        } else {
+            START
+        };
+        let cgroups = controlled.unwrap_or_else(|| cgroup_dirs(&name));
         fs::create_dir_all(config_home.path().join("systemd/user")).expect("unit dir");
         let child = Command::new("unshare")
             .args([
@@ -83,7 +145,7 @@ impl UserManager {
                 "private",
                 "sh",
                 "-c",
-                START,
+                script,
                 "start",
             ])
             .args(&cgroups)

@@ -56,6 +56,16 @@ fn main() -> ExitCode {
             observe_mode_never_touches_the_unit,
         ),
         h.tokio_test(
+            "an_operator_dropin_is_reported_once_and_never_fought",
+            needs,
+            an_operator_dropin_is_reported_once_and_never_fought,
+        ),
+        h.tokio_test(
+            "the_in_force_check_reads_proc_root",
+            needs,
+            the_in_force_check_reads_proc_root,
+        ),
+        h.tokio_test(
             "bench_decision_to_verified_applied",
             needs,
             bench_decision_to_verified_applied,
@@ -131,8 +141,25 @@ impl Rig {
     }
 
     fn tuner(&self, mode: TunerMode, settle_m: u64, cooldown_m: u64, cap: u32) -> Tuner {
+        self.tuner_with_proc(
+            mode,
+            settle_m,
+            cooldown_m,
+            cap,
+            std::path::Path::new("/proc"),
+        )
+    }
+
+    fn tuner_with_proc(
+        &self,
+        mode: TunerMode,
+        settle_m: u64,
+        cooldown_m: u64,
+        cap: u32,
+        proc_root: &std::path::Path,
+    ) -> Tuner {
         let (t, o) = self.config(mode, settle_m, cooldown_m, cap);
-        Tuner::from_config(&t, &o, self.state.path(), std::path::Path::new("/proc")).expect("tuner")
+        Tuner::from_config(&t, &o, self.state.path(), proc_root).expect("tuner")
     }
 
     fn client(&self) -> SystemdClient {
@@ -430,6 +457,32 @@ fn an_agent_killed_mid_apply_reconciles_on_restart() {
         env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
         Some("2")
     );
+
+    // C: the agent comes back in observe mode: the half-done change is still its own to finish
+    // (a good value: the rolled-back 13 of A is not tried again on the same host).
+    kill_agent_mid_apply(
+        &rig,
+        &decision(&[("OLLAMA_NUM_PARALLEL", "3")]),
+        &fifo,
+        &open,
+    );
+    let report = rt.block_on(async {
+        let mut t = rig.tuner(TunerMode::Observe, 0, 0, 100);
+        t.settle_task().await
+    });
+    let r = report.expect("reconcile ran in observe mode");
+    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    assert!(
+        r.detail.contains("completed after an agent restart"),
+        "{}",
+        r.detail
+    );
+    assert_eq!(rig.mgr.property(UNIT, "ActiveState"), "active");
+    let env = process_env(rig.main_pid());
+    assert_eq!(
+        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
+        Some("3")
+    );
 }
 
 async fn settle_cooldown_and_daily_cap_hold() {
@@ -506,6 +559,155 @@ async fn observe_mode_never_touches_the_unit() {
     assert!(rig.journal().contains("observe mode"), "{}", rig.journal());
     assert_eq!(actions(&points, "skipped"), 1.0);
     assert!(!process_env(pid).contains_key("OLLAMA_NUM_PARALLEL"));
+}
+
+fn count(journal: &str, needle: &str) -> usize {
+    journal.matches(needle).count()
+}
+
+/// An operator's 90-operator.conf sets OLLAMA_NUM_PARALLEL after our 60-hostwarden.conf: the
+/// tuner reports it once, applies the other keys, and never fights the file (no apply of that
+/// key, no failed verification, no rollback) however many ticks pass; a new version of the file
+/// is reported again, and once the file is gone the tuner manages the key again.
+async fn an_operator_dropin_is_reported_once_and_never_fought() {
+    let rig = Rig::start("");
+    let dir = rig.dropin().dir;
+    std::fs::create_dir_all(&dir).expect("drop-in dir");
+    let operator = dir.join("90-operator.conf");
+    std::fs::write(&operator, "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=3\n")
+        .expect("operator drop-in");
+    rig.mgr.systemctl(&["daemon-reload"]);
+    rig.start_unit();
+    let snap = Snapshot::default();
+    let mut tuner = rig.tuner(TunerMode::Apply, 0, 0, 100);
+    let d = decision(&[("OLLAMA_NUM_PARALLEL", "4"), ("OLLAMA_KEEP_ALIVE", "10m")]);
+    let mut alerts = Vec::new();
+    for i in 0..8 {
+        tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
+        if let Some(r) = tuner.settle_task().await {
+            assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+        }
+        tuner.settle_scan().await;
+        alerts.extend(tuner.take_alerts());
+    }
+    let journal = rig.journal();
+    assert_eq!(
+        count(&journal, r#""event":"apply_started""#),
+        1,
+        "{journal}"
+    );
+    assert_eq!(count(&journal, "rolled_back"), 0, "{journal}");
+    assert_eq!(
+        count(&journal, r#""event":"operator_override""#),
+        1,
+        "{journal}"
+    );
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].rule, "tuner_operator_override");
+    assert_eq!(alerts[0].severity, Severity::Warning);
+    let path = operator.display().to_string();
+    assert!(alerts[0].summary.contains(&path), "{}", alerts[0].summary);
+    assert_eq!(tuner.operator_overrides()["OLLAMA_NUM_PARALLEL"].path, path);
+    let env = process_env(rig.main_pid());
+    assert_eq!(
+        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        env.get("OLLAMA_KEEP_ALIVE").map(String::as_str),
+        Some("10m")
+    );
+    let ours = rig.dropin().read().expect("read").expect("our drop-in");
+    assert!(!ours.contains("OLLAMA_NUM_PARALLEL"), "{ours}");
+
+    // The status line of the report.
+    let status: Vec<_> = tuner
+        .last_actions(50)
+        .iter()
+        .map(hostwarden::status::ActuationReport::from)
+        .filter(|a| a.result == "operator_override")
+        .collect();
+    assert_eq!(status.len(), 1);
+    assert!(status[0].summary.contains(&path), "{}", status[0].summary);
+
+    // A new version of the file is reported again, once; an agent restart reports nothing new.
+    std::fs::write(&operator, "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=5\n")
+        .expect("operator drop-in");
+    rig.mgr.systemctl(&["daemon-reload"]);
+    for i in 8..11 {
+        tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
+        tuner.settle_task().await;
+        tuner.settle_scan().await;
+    }
+    drop(tuner);
+    let mut tuner = rig.tuner(TunerMode::Apply, 0, 0, 100);
+    for i in 11..14 {
+        tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
+        tuner.settle_task().await;
+        tuner.settle_scan().await;
+    }
+    let journal = rig.journal();
+    assert_eq!(
+        count(&journal, r#""event":"operator_override""#),
+        2,
+        "{journal}"
+    );
+    assert_eq!(
+        count(&journal, r#""event":"apply_started""#),
+        1,
+        "{journal}"
+    );
+
+    // The operator removes the file: the tuner takes the key back.
+    std::fs::remove_file(&operator).expect("remove");
+    rig.mgr.systemctl(&["daemon-reload"]);
+    for i in 14..17 {
+        tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
+        if let Some(r) = tuner.settle_task().await {
+            assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+        }
+        tuner.settle_scan().await;
+    }
+    let journal = rig.journal();
+    assert_eq!(count(&journal, "operator_override_gone"), 1, "{journal}");
+    assert_eq!(count(&journal, "rolled_back"), 0, "{journal}");
+    let env = process_env(rig.main_pid());
+    assert_eq!(
+        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
+        Some("4")
+    );
+}
+
+/// The "already in force" check reads the main process's environ below `[host] proc_root`:
+/// a proc root whose copy of the process holds the wanted value makes the apply record the
+/// drop-in without a restart, although the process seen in /proc lacks the value.
+async fn the_in_force_check_reads_proc_root() {
+    let rig = Rig::start("");
+    rig.start_unit();
+    let pid = rig.main_pid();
+    let root = tempfile::tempdir().expect("proc root");
+    let proc_dir = root.path().join(pid.to_string());
+    std::fs::create_dir(&proc_dir).expect("pid dir");
+    std::fs::write(
+        proc_dir.join("environ"),
+        b"PATH=/usr/bin\0OLLAMA_NUM_PARALLEL=2\0",
+    )
+    .expect("environ");
+    assert!(!process_env(pid).contains_key("OLLAMA_NUM_PARALLEL"));
+    let mut tuner = rig.tuner_with_proc(TunerMode::Apply, 0, 0, 100, root.path());
+    tuner.on_tick(
+        T0,
+        &Snapshot::default(),
+        Some(&decision(&[("OLLAMA_NUM_PARALLEL", "2")])),
+    );
+    let r = tuner.settle_task().await.expect("apply");
+    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    assert!(r.restarts_ms.is_empty(), "{}", r.detail);
+    assert_eq!(
+        rig.main_pid(),
+        pid,
+        "restarted: /proc was read, not proc_root"
+    );
 }
 
 /// Not an assertion: prints where an apply's time goes, over several runs.

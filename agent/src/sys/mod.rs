@@ -2,6 +2,7 @@
 //! API, the proc filesystem, files written atomically, the clock, and the TLS provider. Collectors, rules, the
 //! tuner and the exporters reach these only through here; nothing here knows about them.
 
+pub mod cgroup;
 pub(crate) mod fs;
 pub(crate) mod ollama;
 pub(crate) mod proc;

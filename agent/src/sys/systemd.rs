@@ -26,6 +26,12 @@ trait Manager {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn subscribe(&self) -> zbus::Result<()>;
+    fn set_unit_properties(
+        &self,
+        name: &str,
+        runtime: bool,
+        properties: &[(&str, zbus::Variant<'_>)],
+    ) -> zbus::Result<()>;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -66,6 +72,57 @@ trait Service {
     fn environment(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+}
+
+/// The cgroup settings and usage systemd reports for a service.
+#[proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait ServiceLimits {
+    #[zbus(property)]
+    fn memory_high(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn memory_max(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn tasks_max(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "CPUQuotaPerSecUSec")]
+    fn cpu_quota_per_sec_usec(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "CPUWeight")]
+    fn cpu_weight(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "AllowedCPUs")]
+    fn allowed_cpus(&self) -> zbus::Result<Vec<u8>>;
+    #[zbus(property)]
+    fn control_group(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn memory_current(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "CPUUsageNSec")]
+    fn cpu_usage_nsec(&self) -> zbus::Result<u64>;
+}
+
+/// A resource-control property as `SetUnitProperties` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropValue {
+    /// `t`: bytes, microseconds per second, a weight or a count; `u64::MAX` is infinity.
+    U64(u64),
+    /// `ay`: a CPU bitmask (AllowedCPUs), CPU 0 the lowest bit of the first byte.
+    Mask(Vec<u8>),
+}
+
+/// The unit's resource-control properties as systemd reports them (`u64::MAX` is infinity or
+/// "not set"; usage figures are `u64::MAX` when accounting is off).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnitLimits {
+    pub memory_high: u64,
+    pub memory_max: u64,
+    pub tasks_max: u64,
+    pub cpu_quota_per_sec_usec: u64,
+    pub cpu_weight: u64,
+    pub allowed_cpus: Vec<u8>,
+    /// `ControlGroup`, as the manager sees it (its own cgroup namespace).
+    pub control_group: String,
+    pub memory_current: u64,
+    pub cpu_usage_nsec: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +218,15 @@ pub trait UnitManager: Send + Sync {
     /// asking, so a fast job cannot be missed).
     async fn restart(&self, unit: &str, timeout: Duration) -> Result<JobOutcome, ActuateError>;
     async fn unit_status(&self, unit: &str) -> Result<UnitStatus, ActuateError>;
+    /// `SetUnitProperties(unit, runtime, props)`: resource control changed live, no restart.
+    async fn set_properties(
+        &self,
+        unit: &str,
+        runtime: bool,
+        props: &[(String, PropValue)],
+    ) -> Result<(), ActuateError>;
+    /// The unit's resource-control properties, read back over D-Bus.
+    async fn unit_limits(&self, unit: &str) -> Result<UnitLimits, ActuateError>;
 }
 
 /// systemd reached over a D-Bus connection made on first use.
@@ -294,6 +360,59 @@ impl UnitManager for SystemdClient {
             n_restarts: s.n_restarts().await.map_err(e("NRestarts"))?,
             environment: s.environment().await.map_err(e("Environment"))?,
             exec_main_status: s.exec_main_status().await.map_err(e("ExecMainStatus"))?,
+        })
+    }
+
+    async fn set_properties(
+        &self,
+        unit: &str,
+        runtime: bool,
+        props: &[(String, PropValue)],
+    ) -> Result<(), ActuateError> {
+        use zbus::Variant as Value;
+        let mgr = self.manager().await?;
+        let args: Vec<(&str, Value<'_>)> = props
+            .iter()
+            .map(|(name, v)| {
+                let value = match v {
+                    PropValue::U64(n) => Value::from(*n),
+                    PropValue::Mask(bytes) => Value::from(bytes.clone()),
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        mgr.set_unit_properties(unit, runtime, &args)
+            .await
+            .map_err(bus_err("SetUnitProperties", unit))
+    }
+
+    async fn unit_limits(&self, unit: &str) -> Result<UnitLimits, ActuateError> {
+        let conn = self.connection().await?.clone();
+        let mgr = self.manager().await?;
+        let path = mgr
+            .load_unit(unit)
+            .await
+            .map_err(bus_err("LoadUnit", unit))?;
+        let p = ServiceLimitsProxy::builder(&conn)
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(bus_err("service proxy", unit))?;
+        let e = |op| bus_err(op, unit);
+        Ok(UnitLimits {
+            memory_high: p.memory_high().await.map_err(e("MemoryHigh"))?,
+            memory_max: p.memory_max().await.map_err(e("MemoryMax"))?,
+            tasks_max: p.tasks_max().await.map_err(e("TasksMax"))?,
+            cpu_quota_per_sec_usec: p
+                .cpu_quota_per_sec_usec()
+                .await
+                .map_err(e("CPUQuotaPerSecUSec"))?,
+            cpu_weight: p.cpu_weight().await.map_err(e("CPUWeight"))?,
+            allowed_cpus: p.allowed_cpus().await.map_err(e("AllowedCPUs"))?,
+            control_group: p.control_group().await.map_err(e("ControlGroup"))?,
+            memory_current: p.memory_current().await.map_err(e("MemoryCurrent"))?,
+            cpu_usage_nsec: p.cpu_usage_nsec().await.map_err(e("CPUUsageNSec"))?,
         })
     }
 }

@@ -60,6 +60,8 @@ pub struct TunerConfig {
     pub ollama: BTreeMap<String, KeyBound>,
     /// `[tuner.zfs_arc]`: lowering the ZFS ARC's limit to make room for Ollama.
     pub zfs_arc: crate::tuner::arc::config::ZfsArcConfig,
+    /// `[tuner.resources]`: the unit's cgroup limits, set live through systemd.
+    pub resources: crate::tuner::resources::config::ResourcesConfig,
 }
 
 impl Default for TunerConfig {
@@ -85,6 +87,7 @@ impl Default for TunerConfig {
             verify_timeout: Duration::from_secs(60),
             ollama,
             zfs_arc: crate::tuner::arc::config::ZfsArcConfig::default(),
+            resources: crate::tuner::resources::config::ResourcesConfig::default(),
         }
     }
 }
@@ -112,6 +115,7 @@ impl TunerConfig {
             crate::tuner::policy::bounds::validate(&self.ollama),
         ));
         errors.extend(crate::fields::under("zfs_arc", self.zfs_arc.validate()));
+        errors.extend(crate::fields::under("resources", self.resources.validate()));
         errors
     }
 }

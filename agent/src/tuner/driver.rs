@@ -3,6 +3,7 @@
 //! minute-long verification never delays collection. Results come back on a later tick.
 
 mod decide;
+mod operator;
 
 pub use decide::fingerprint;
 
@@ -23,8 +24,9 @@ use crate::sys::systemd::{SystemdClient, UnitManager};
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::dropin::{self, DropinPath, Env};
 use crate::tuner::apply::journal::{self, ActionResult, Entry, Event, Journal};
+use crate::tuner::apply::operator::{Overrides, Scan};
 use crate::tuner::apply::{Applier, ApplyReport, show};
-use crate::tuner::config::{TunerConfig, TunerMode};
+use crate::tuner::config::TunerConfig;
 use crate::tuner::gate::idle::PsObservation;
 use crate::tuner::gate::{Gate, HostFingerprint, RestartWindow};
 use crate::tuner::policy::decision::Decision;
@@ -38,6 +40,14 @@ pub enum TunerError {
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     Ollama(#[from] ApiError),
+}
+
+/// What a spawned apply (or reconcile) brings back: its report, and the drop-in scan an apply
+/// makes first.
+#[derive(Default)]
+struct TaskOutcome {
+    scan: Option<Scan>,
+    report: Option<ApplyReport>,
 }
 
 #[derive(Default)]
@@ -54,7 +64,7 @@ pub struct Tuner {
     gate: Gate,
     /// What our drop-in holds (adopted at start, then what the last apply left in force).
     current: Env,
-    task: Option<JoinHandle<Option<ApplyReport>>>,
+    task: Option<JoinHandle<TaskOutcome>>,
     /// The tick time the running task started at: its restarts count from then (the injected
     /// clock, so tests can drive cooldown and the cap).
     task_started_ms: u64,
@@ -70,6 +80,11 @@ pub struct Tuner {
     last_journaled: Option<(Env, String)>,
     counts: Counts,
     alerts: Vec<AlertEvent>,
+    /// Keys a drop-in sorting after ours sets, as last reported.
+    overrides: Overrides,
+    scan_task: Option<JoinHandle<Option<Scan>>>,
+    /// Scan problems already logged (each once).
+    scan_problems: std::collections::BTreeSet<String>,
 }
 
 impl Tuner {
@@ -90,7 +105,7 @@ impl Tuner {
     }
 
     /// Opens the journal, adopts an existing drop-in, restores cooldown and cap history, and (in
-    /// apply mode) starts reconciling an apply the agent died in. Call inside a tokio runtime.
+    /// either mode) starts reconciling an apply the agent died in. Call inside a tokio runtime.
     pub fn new(
         tuner: &TunerConfig,
         ollama: &OllamaConfig,
@@ -126,18 +141,27 @@ impl Tuner {
             last_journaled: None,
             counts: Counts::default(),
             alerts: Vec::new(),
+            overrides: Overrides::new(),
+            scan_task: None,
+            scan_problems: std::collections::BTreeSet::new(),
         };
         t.restore_history(&entries);
+        t.restore_overrides(&entries);
         t.adopt();
-        if tuner.mode == TunerMode::Apply
-            && let Some(started) = journal::unfinished(&entries).cloned()
-        {
+        // In observe mode too: the half-done change is the agent's own, from when it applied,
+        // and leaving it half done is worse than either finishing or undoing it.
+        if let Some(started) = journal::unfinished(&entries).cloned() {
             warn!(unit = %t.applier.unit, "The journal shows an apply the agent did not finish; reconciling.");
             if let Event::ApplyStarted { after, .. } = &started.event {
                 t.task_env = after.clone();
             }
             let a = Arc::clone(&t.applier);
-            t.task = Some(tokio::spawn(async move { a.reconcile(&started).await }));
+            t.task = Some(tokio::spawn(async move {
+                TaskOutcome {
+                    scan: None,
+                    report: a.reconcile(&started).await,
+                }
+            }));
         }
         Ok(t)
     }
@@ -219,7 +243,11 @@ impl Tuner {
     /// Waits for a running apply to end and takes its report (tests and shutdown).
     pub async fn settle_task(&mut self) -> Option<ApplyReport> {
         let task = self.task.take()?;
-        let report = task.await.ok().flatten();
+        let outcome = task.await.unwrap_or_default();
+        if let Some(scan) = outcome.scan {
+            self.note_scan(scan);
+        }
+        let report = outcome.report;
         if let Some(r) = &report {
             let host = self.last_host.clone();
             self.absorb(r.clone(), Some(&host), self.task_started_ms);
@@ -257,9 +285,12 @@ impl Tuner {
         if let Some(task) = self.task.as_mut()
             && task.is_finished()
         {
-            let report = task.now_or_never().and_then(Result::ok).flatten();
+            let outcome = task.now_or_never().and_then(Result::ok).unwrap_or_default();
             self.task = None;
-            if let Some(r) = report {
+            if let Some(scan) = outcome.scan {
+                self.note_scan(scan);
+            }
+            if let Some(r) = outcome.report {
                 let started_host = self.last_host.clone();
                 self.absorb(r, Some(&started_host), self.task_started_ms);
             }
@@ -271,6 +302,17 @@ impl Tuner {
                 self.ps = (self.ps.1.take(), Some(obs));
             }
             self.ps_task = None;
+        }
+        if let Some(p) = self.scan_task.as_mut()
+            && p.is_finished()
+        {
+            if let Some(Ok(Some(scan))) = p.now_or_never() {
+                self.note_scan(scan);
+            }
+            self.scan_task = None;
+        }
+        if self.task.is_none() {
+            self.start_scan();
         }
         let cpu = self.ollama_cpu(now_ms, snap);
         if let (Some(d), None) = (decision, &self.task) {

@@ -18,3 +18,4 @@ pub mod driver;
 pub(crate) mod gate;
 pub mod observe;
 pub mod policy;
+pub mod resources;

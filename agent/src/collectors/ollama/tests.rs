@@ -94,6 +94,20 @@ impl UnitManager for FakeUnit {
             source: zbus::Error::Failure(why),
         })
     }
+    async fn set_properties(
+        &self,
+        _unit: &str,
+        _runtime: bool,
+        _props: &[(String, crate::sys::systemd::PropValue)],
+    ) -> Result<(), ActuateError> {
+        unreachable!("the collector never sets properties")
+    }
+    async fn unit_limits(
+        &self,
+        _unit: &str,
+    ) -> Result<crate::sys::systemd::UnitLimits, ActuateError> {
+        unreachable!("the collector reads no limits")
+    }
 }
 
 #[tokio::test]

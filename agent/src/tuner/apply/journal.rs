@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::tuner::apply::dropin::Env;
+use crate::tuner::apply::operator::FileStamp;
+use crate::tuner::resources::apply::LimitsTimings;
+use crate::tuner::resources::limits::{self, Limits};
 
 pub const JOURNAL_NAME: &str = "tuner-journal.jsonl";
 /// Past this size the journal is moved to `.1` (one old generation kept).
@@ -91,6 +94,30 @@ pub enum Event {
     },
     /// The ZFS ARC coordinator set, would set or restored `zfs_arc_max` (tuner/arc.rs).
     ZfsArc(crate::tuner::arc::ArcRecord),
+    /// A drop-in sorting after ours sets `key`: the tuner leaves the key alone while it does.
+    /// Journaled once per version of the file (its stamp).
+    OperatorOverride {
+        key: String,
+        path: String,
+        /// The file's value; `null` when it unsets the key or clears `Environment=`.
+        value: Option<String>,
+        file: FileStamp,
+    },
+    /// No later drop-in sets `key` any more: the tuner manages it again.
+    OperatorOverrideGone { key: String, path: String },
+    /// Announced before `SetUnitProperties` changes the unit's resource limits.
+    LimitsStarted {
+        id: u64,
+        before: Limits,
+        after: Limits,
+        why_now: String,
+    },
+    LimitsFinished {
+        id: u64,
+        result: ActionResult,
+        detail: String,
+        timings: LimitsTimings,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +303,46 @@ impl From<&Entry> for crate::status::ActuationReport {
                 ),
             ),
             Event::ZfsArc(r) => (r.action.clone(), r.summary()),
+            Event::OperatorOverride {
+                key, path, value, ..
+            } => (
+                "operator_override".to_owned(),
+                format!(
+                    "{key} left alone: {path} sets it after ours ({})",
+                    value
+                        .as_deref()
+                        .map_or("unset".to_owned(), |v| format!("{key}={v}"))
+                ),
+            ),
+            Event::LimitsStarted {
+                before,
+                after,
+                why_now,
+                ..
+            } => (
+                "started".to_owned(),
+                format!(
+                    "limits {} -> {} ({why_now})",
+                    limits::show(before),
+                    limits::show(after)
+                ),
+            ),
+            Event::LimitsFinished {
+                result,
+                detail,
+                timings,
+                ..
+            } => (
+                result.as_str().to_owned(),
+                format!(
+                    "{detail} (verified {:.0} ms after the decision, systemd {:.1} ms)",
+                    timings.verified_ms, timings.set_ms
+                ),
+            ),
+            Event::OperatorOverrideGone { key, path } => (
+                "operator_override_gone".to_owned(),
+                format!("{key} managed again: {path} no longer sets it"),
+            ),
         };
         crate::status::ActuationReport {
             at_ms: e.at_ms,

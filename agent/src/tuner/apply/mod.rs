@@ -5,6 +5,7 @@
 pub mod dropin;
 mod error;
 pub mod journal;
+pub mod operator;
 mod reconcile;
 
 use std::collections::BTreeMap;
@@ -98,11 +99,19 @@ impl Applier {
                 }
                 Ok(s) => {
                     let env = s.env_map();
-                    let missing: Vec<String> = want
+                    let mut missing: Vec<String> = want
                         .iter()
                         .filter(|(k, v)| env.get(*k) != Some(*v))
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
+                    if !missing.is_empty() {
+                        // A key a later drop-in sets is the operator's, not ours to verify.
+                        let theirs = operator::scan(&s.drop_in_paths).overrides;
+                        missing.retain(|kv| {
+                            kv.split_once('=')
+                                .is_none_or(|(k, _)| !theirs.contains_key(k))
+                        });
+                    }
                     if !missing.is_empty() {
                         last = format!("Environment of {} lacks {}", self.unit, missing.join(" "));
                     } else {
@@ -131,7 +140,7 @@ impl Applier {
     }
 
     /// Whether the running main process already has exactly `want` for every allowlisted key
-    /// (read from PROC_ROOT/MAINPID/environ; unreadable means no).
+    /// no later drop-in overrides (read from PROC_ROOT/MAINPID/environ; unreadable means no).
     async fn running_has(&self, want: &Env) -> bool {
         let Ok(s) = self.mgr.unit_status(&self.unit).await else {
             return false;
@@ -147,8 +156,10 @@ impl Applier {
             .filter_map(|kv| std::str::from_utf8(kv).ok()?.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
+        let theirs = operator::scan(&s.drop_in_paths).overrides;
         dropin::ALLOWED_KEYS
             .iter()
+            .filter(|k| !theirs.contains_key(**k))
             .all(|k| env.get(*k) == want.get(*k))
     }
 

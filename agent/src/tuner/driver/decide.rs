@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::{PS_POLL_TIMEOUT, Tuner};
+use super::{PS_POLL_TIMEOUT, TaskOutcome, Tuner, operator};
 use crate::model::{MetricName, Snapshot};
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::dropin::{ALLOWED_KEYS, Env};
@@ -27,13 +27,21 @@ impl Tuner {
         host: &HostFingerprint,
         cpu: Option<f64>,
     ) {
-        let desired: Env = d
+        let mut desired: Env = d
             .env()
             .into_iter()
             .filter(|(k, _)| ALLOWED_KEYS.contains(&k.as_str()))
             .collect();
+        operator::hold(&mut desired, &self.current, &self.overrides);
+        let mut d = d.clone();
+        for (key, o) in &self.overrides {
+            if let Some(k) = d.keys.get_mut(key) {
+                k.reasons
+                    .push(format!("left alone: {} sets it after ours", o.path));
+            }
+        }
         let verdict = self.verdict(now_ms, snap, &desired, host, cpu);
-        self.journal_decision(d, &desired, &verdict);
+        self.journal_decision(&d, &desired, &verdict);
         if let Verdict::Go(why) = verdict {
             self.start_apply(now_ms, host, desired, why);
         }
@@ -120,7 +128,19 @@ impl Tuner {
         self.last_host = host.clone();
         self.task_env = desired.clone();
         self.task = Some(tokio::spawn(async move {
-            Some(a.apply(id, before, desired, why).await)
+            // A drop-in added since the last scan: its keys are held too, and when nothing is
+            // left to change, nothing is applied.
+            let scan = operator::scan_unit(Arc::clone(&a)).await;
+            let mut after = desired;
+            if let Some(s) = &scan {
+                operator::hold(&mut after, &before, &s.overrides);
+            }
+            let report = if after == before {
+                None
+            } else {
+                Some(a.apply(id, before, after, why).await)
+            };
+            TaskOutcome { scan, report }
         }));
     }
 
