@@ -134,6 +134,11 @@ metric_names! {
     HwGpuThrottled => "hw.gpu.throttled", "1", Gauge;
     /// Device state: 1 for the current state (ok, degraded, failed).
     HwStatus => "hw.status", "1", UpDownCounter;
+    /// XID error events by XID number, since the agent registered for them (custom; NVML
+    /// events are not historical).
+    HwGpuXidErrors => "hw.gpu.xid.errors", "{error}", Counter;
+    /// The most recent XID the device reported (custom; absent until one arrives).
+    HwGpuXidLast => "hw.gpu.xid.last", "1", Gauge;
     /// GPU memory held by a process (custom).
     ProcessGpuMemoryUsage => "process.gpu.memory.usage", "By", UpDownCounter;
 

@@ -2,6 +2,7 @@
 //! here: the conversions (percent to ratio, mW to W, mJ to J, MHz to Hz, throttle bits to a
 //! bounded reason set) are tested on their own.
 
+use super::events::XidCounts;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
 /// The device's condition this tick (`hw.status`).
@@ -38,6 +39,10 @@ pub struct GpuProcess {
 pub struct DeviceReading {
     pub uuid: String,
     pub name: String,
+    /// `nvmlDeviceGetSerial`; None where NotSupported.
+    pub serial: Option<String>,
+    /// `nvmlSystemGetDriverVersion`, the same for every device.
+    pub driver_version: Option<String>,
     pub state: Option<DeviceState>,
     pub memory: Option<Memory>,
     /// Percent busy over the driver's sample period: (gpu, memory controller).
@@ -55,6 +60,8 @@ pub struct DeviceReading {
     pub clock_sm_mhz: Option<u32>,
     pub clock_mem_mhz: Option<u32>,
     pub processes: Option<Vec<GpuProcess>>,
+    /// XID events since registration (empty where none came or events are unsupported).
+    pub xids: XidCounts,
 }
 
 /// The fixed set of `hw.gpu.throttle_reason` values and their NVML bits
@@ -111,15 +118,28 @@ pub fn memory_utilization(m: &Memory) -> Option<f64> {
     Some(share)
 }
 
-/// Appends this device's points. `hw.id` (UUID), `hw.name` (model) and `hw.type` = gpu are on
-/// every device point; processes carry `hw.id`, `process.pid` and the executable name.
+/// The vendor of every device NVML reports (`hw.vendor`).
+pub const VENDOR: &str = "NVIDIA";
+
+/// Appends this device's points. Every device point carries `hw.id` (UUID), `hw.type` = gpu,
+/// `hw.vendor`, the model in `hw.model` and (as before, for existing dashboards) in `hw.name`,
+/// and `hw.driver_version` and `hw.serial_number` where NVML gives them; processes carry
+/// `hw.id`, `process.pid` and the executable name.
 pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
     let mut base = Attrs::new()
         .with(AttrKey::HwId, d.uuid.as_str())
-        .with(AttrKey::HwType, "gpu");
+        .with(AttrKey::HwType, "gpu")
+        .with(AttrKey::HwVendor, VENDOR);
     // Unknown only for a device lost before it could be identified.
     if !d.name.is_empty() {
         base.set(AttrKey::HwName, d.name.as_str());
+        base.set(AttrKey::HwModel, d.name.as_str());
+    }
+    if let Some(v) = &d.driver_version {
+        base.set(AttrKey::HwDriverVersion, v.as_str());
+    }
+    if let Some(s) = &d.serial {
+        base.set(AttrKey::HwSerialNumber, s.as_str());
     }
     let state = d.state.unwrap_or(DeviceState::Ok);
     for (name, s) in [
@@ -134,10 +154,12 @@ pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
             u32::from(state == s),
         ));
     }
+    let mut points = DevicePoints { base, out };
+    // Before the early return: XID 79 comes with the device falling off the bus.
+    points.xids(d);
     if state == DeviceState::Failed {
         return;
     }
-    let mut points = DevicePoints { base, out };
     points.memory(d);
     points.thermal(d);
     points.power(d);
@@ -261,6 +283,18 @@ impl DevicePoints<'_> {
                 let attrs = self.with(AttrKey::HwGpuThrottleReason, reason);
                 self.push(MetricName::HwGpuThrottled, attrs, on.into());
             }
+        }
+    }
+
+    /// XID counts by XID number, and the last XID seen.
+    fn xids(&mut self, d: &DeviceReading) {
+        for &(xid, n) in &d.xids.counts {
+            let attrs = self.base.clone().with(AttrKey::HwGpuXid, xid);
+            self.push(MetricName::HwGpuXidErrors, attrs, n.into());
+        }
+        if let Some(xid) = d.xids.last {
+            let base = self.base.clone();
+            self.push(MetricName::HwGpuXidLast, base, xid.into());
         }
     }
 

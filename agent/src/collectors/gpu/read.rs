@@ -3,6 +3,7 @@
 //! the first tick: NotSupported per device, a missing symbol for the whole library.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::sys::proc::ProcReader;
 
@@ -13,6 +14,7 @@ use nvml_wrapper::enum_wrappers::device::{
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
+use super::events::{WatchError, Xid, XidCounts, XidWatch};
 use super::points::{DeviceReading, DeviceState, GpuProcess, Memory};
 use crate::model::MetricName;
 
@@ -93,11 +95,35 @@ impl Fields {
 /// What is known about one device across ticks.
 #[derive(Debug, Default)]
 struct DeviceMemo {
-    /// UUID and model name, read once (they cannot change while the driver is loaded).
-    identity: Option<(String, String)>,
+    /// UUID, model name and serial, read once (they cannot change while the driver is loaded).
+    identity: Option<Identity>,
     unsupported: Fields,
     /// Fell off the bus: never queried again (it needs a reset and a driver reload).
     lost: bool,
+    /// XIDs seen since the event set was registered.
+    xids: XidCounts,
+}
+
+/// The XID event set and what is known about it.
+#[derive(Debug, Default)]
+struct XidState {
+    watch: Option<XidWatch>,
+    /// The device count the set was built for; None = build (again) next pass.
+    built_for: Option<u32>,
+    /// No events on this library or platform: never tried again.
+    unavailable: bool,
+    /// Devices that cannot report XIDs (by index).
+    skip: Vec<bool>,
+    /// Reused each pass, so that draining allocates nothing.
+    drained: Vec<Xid>,
+}
+
+/// What names a device; the serial is absent where NVML answers NotSupported (GeForce boards).
+#[derive(Debug, Clone, Default)]
+struct Identity {
+    uuid: String,
+    name: String,
+    serial: Option<String>,
 }
 
 /// State the blocking reader keeps between ticks.
@@ -110,6 +136,10 @@ pub struct ReaderState {
     /// survive exec, so the name cannot change underneath), with the pass that last saw it.
     names: HashMap<u32, (Option<String>, u64)>,
     pass: u64,
+    /// The driver version (`hw.driver_version`), read on the first pass: it cannot change
+    /// while this NVML instance is loaded.
+    driver: Option<Option<String>>,
+    xid: XidState,
 }
 
 impl ReaderState {
@@ -130,8 +160,28 @@ impl ReaderState {
 /// Something the async side should log once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    SymbolMissing { field: Field, error: String },
-    DeviceLost { index: u32, uuid: Option<String> },
+    SymbolMissing {
+        field: Field,
+        error: String,
+    },
+    DeviceLost {
+        index: u32,
+        uuid: Option<String>,
+    },
+    /// An XID error event (each is logged: an operator reads them beside the alert).
+    Xid {
+        index: u32,
+        xid: u32,
+    },
+    /// No XID events on this host (said once).
+    XidUnavailable {
+        error: String,
+    },
+    /// Device `index` refused registration for XID events (said once; it is skipped).
+    XidDeviceSkipped {
+        index: u32,
+        error: String,
+    },
 }
 
 /// One pass over every device.
@@ -152,7 +202,7 @@ pub struct ReadOptions<'a> {
 
 /// Reads every device. Fails only when the device count cannot be read.
 pub fn read_all(
-    nvml: &Nvml,
+    nvml: &Arc<Nvml>,
     state: &mut ReaderState,
     opts: &ReadOptions<'_>,
 ) -> Result<ReadOutcome, String> {
@@ -166,11 +216,18 @@ pub fn read_all(
         ..ReadOutcome::default()
     };
     state.pass += 1;
+    let driver = state
+        .driver
+        .get_or_insert_with(|| nvml.sys_driver_version().ok())
+        .clone();
+    poll_xids(nvml, count, state, &mut out);
     for index in 0..count {
         let memo = &mut state.devices[index as usize];
         if let Some(mut reading) =
             read_device(nvml, index, memo, &mut state.missing, opts, &mut out)
         {
+            reading.driver_version.clone_from(&driver);
+            reading.xids.clone_from(&state.devices[index as usize].xids);
             state.name_processes(&mut reading, opts.proc);
             out.devices.push(reading);
         }
@@ -178,6 +235,44 @@ pub fn read_all(
     let pass = state.pass;
     state.names.retain(|_, (_, seen)| *seen == pass);
     Ok(out)
+}
+
+/// Builds the XID event set when the device count is new, then takes what is pending without
+/// waiting, crediting each XID to its device.
+fn poll_xids(nvml: &Arc<Nvml>, count: u32, state: &mut ReaderState, out: &mut ReadOutcome) {
+    let x = &mut state.xid;
+    if x.unavailable {
+        return;
+    }
+    if x.built_for != Some(count) {
+        // The old set is freed before a new one is made.
+        x.watch = None;
+        match XidWatch::build(nvml, count, &mut x.skip) {
+            Ok(watch) => {
+                x.watch = watch;
+                x.built_for = Some(count);
+            }
+            Err(WatchError::Unavailable(error)) => {
+                x.unavailable = true;
+                out.events.push(Event::XidUnavailable { error });
+            }
+            Err(WatchError::Device { index, error }) => {
+                out.events.push(Event::XidDeviceSkipped { index, error });
+            }
+        }
+    }
+    let Some(watch) = &x.watch else {
+        return;
+    };
+    if let Some(problem) = watch.drain(&mut x.drained) {
+        out.problems.push(problem);
+    }
+    for Xid { index, xid } in state.xid.drained.drain(..) {
+        if let Some(memo) = state.devices.get_mut(index as usize) {
+            memo.xids.record(xid);
+        }
+        out.events.push(Event::Xid { index, xid });
+    }
 }
 
 /// Reads one device; `None` when it cannot even be identified this tick (already noted).
@@ -194,7 +289,12 @@ fn read_device(
     }
     let identified = nvml.device_by_index(index).and_then(|dev| {
         if memo.identity.is_none() {
-            memo.identity = Some((dev.uuid()?, dev.name()?));
+            memo.identity = Some(Identity {
+                uuid: dev.uuid()?,
+                name: dev.name()?,
+                // Absent when NotSupported (consumer boards) or unreadable: never a made-up one.
+                serial: dev.serial().ok(),
+            });
         }
         Ok(dev)
     });
@@ -204,7 +304,7 @@ fn read_device(
             memo.lost = true;
             out.events.push(Event::DeviceLost {
                 index,
-                uuid: memo.identity.as_ref().map(|(u, _)| u.clone()),
+                uuid: memo.identity.as_ref().map(|i| i.uuid.clone()),
             });
             return Some(lost_reading(index, memo, out));
         }
@@ -214,7 +314,7 @@ fn read_device(
             return None;
         }
     };
-    let (uuid, name) = memo.identity.clone().unwrap_or_default();
+    let Identity { uuid, name, serial } = memo.identity.clone().unwrap_or_default();
     let mut q = Query {
         index,
         uuid: &uuid,
@@ -226,6 +326,7 @@ fn read_device(
     let mut r = DeviceReading {
         uuid: uuid.clone(),
         name,
+        serial,
         ..DeviceReading::default()
     };
     let lost = read_fields(&dev, &mut q, &mut r, opts).is_err();
@@ -248,16 +349,17 @@ fn read_device(
 
 /// The reading of a lost device, and the problem that names it.
 fn lost_reading(index: u32, memo: &DeviceMemo, out: &mut ReadOutcome) -> DeviceReading {
-    let (uuid, name) = memo
-        .identity
-        .clone()
-        .unwrap_or_else(|| (format!("gpu-index-{index}"), String::new()));
+    let Identity { uuid, name, serial } = memo.identity.clone().unwrap_or_else(|| Identity {
+        uuid: format!("gpu-index-{index}"),
+        ..Identity::default()
+    });
     out.problems.push(format!(
         "GPU {index} ({uuid}) lost: fell off the bus (NVML GpuLost); other GPUs keep reporting"
     ));
     DeviceReading {
         uuid,
         name,
+        serial,
         state: Some(DeviceState::Failed),
         ..DeviceReading::default()
     }
