@@ -41,6 +41,8 @@ attr_keys! {
     HwGpuClock => "hw.gpu.clock",
     HwGpuThrottleReason => "hw.gpu.throttle_reason",
     HwGpuXid => "hw.gpu.xid",
+    HwGpuEccCounter => "hw.gpu.ecc.counter",
+    NetworkIoDirection => "network.io.direction",
     ErrorType => "error.type",
     ProcessPid => "process.pid",
     ProcessExecutableName => "process.executable.name",

@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enums::event::XidError;
-use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::error::{NvmlError, nvml_try};
 use nvml_wrapper::event::EventSet;
+use nvml_wrapper::{Device, Nvml};
 
 /// Events taken per tick: an XID storm costs at most this many calls, and what is left waits
 /// in the driver's queue.
@@ -30,25 +30,16 @@ pub struct XidWatch {
     // borrow never leaves this struct.
     set: EventSet<'static>,
     _nvml: Arc<Nvml>,
-    /// How many devices the set was built for (rebuilt when the count changes).
-    pub devices: u32,
+    /// Devices registered so far (draining is skipped while none is).
+    registered: usize,
 }
 
 impl std::fmt::Debug for XidWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XidWatch")
-            .field("devices", &self.devices)
+            .field("registered", &self.registered)
             .finish_non_exhaustive()
     }
-}
-
-/// Why no set could be built this time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchError {
-    /// The library or platform has no events (WSL2, an old driver): never tried again.
-    Unavailable(String),
-    /// Registering device `index` failed; NVML freed the set. Skip it and build again.
-    Device { index: u32, error: String },
 }
 
 /// One XID seen on device `index`.
@@ -59,69 +50,55 @@ pub struct Xid {
 }
 
 impl XidWatch {
-    /// Creates the set and registers every device `0..count` not in `skip` whose supported
-    /// events include XIDs; `skip` gains the devices that cannot report them. `Ok(None)` when
-    /// no device can.
-    pub fn build(
-        nvml: &Arc<Nvml>,
-        count: u32,
-        skip: &mut Vec<bool>,
-    ) -> Result<Option<XidWatch>, WatchError> {
-        skip.resize(count as usize, false);
-        // SAFETY: see the field comment on `XidWatch::set`; `owner` moves into the struct.
+    /// Creates the (empty) event set; Err when this library or platform has no events (WSL2,
+    /// an old driver), which is not tried again.
+    pub fn create(nvml: &Arc<Nvml>) -> Result<XidWatch, String> {
         let owner = Arc::clone(nvml);
+        // SAFETY: see the field comment on `XidWatch::set`; `owner` moves into the struct.
         let nvml: &'static Nvml = unsafe { &*Arc::as_ptr(&owner) };
-        let mut set = match nvml.create_event_set() {
-            Ok(set) => set,
-            Err(e @ (NvmlError::NotSupported | NvmlError::FailedToLoadSymbol(_))) => {
-                return Err(WatchError::Unavailable(e.to_string()));
-            }
-            Err(e) => return Err(WatchError::Unavailable(format!("nvmlEventSetCreate: {e}"))),
-        };
-        let mut registered = 0;
-        for index in 0..count {
-            if skip[index as usize] {
-                continue;
-            }
-            let Ok(dev) = nvml.device_by_index(index) else {
-                continue;
-            };
-            match dev.supported_event_types() {
-                Ok(types) if types.contains(EventTypes::CRITICAL_XID_ERROR) => {}
-                Err(NvmlError::FailedToLoadSymbol(e)) => {
-                    return Err(WatchError::Unavailable(e));
-                }
-                // NotSupported, no XID bit, or lost: this device reports no XIDs.
-                _ => {
-                    skip[index as usize] = true;
-                    continue;
-                }
-            }
-            set = match dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
-                Ok(set) => set,
-                Err(e) => {
-                    skip[index as usize] = true;
-                    return Err(WatchError::Device {
-                        index,
-                        error: e.error.to_string(),
-                    });
-                }
-            };
-            registered += 1;
-        }
-        if registered == 0 {
-            return Ok(None);
-        }
-        Ok(Some(XidWatch {
+        let set = nvml.create_event_set().map_err(|e| e.to_string())?;
+        Ok(XidWatch {
             set,
             _nvml: owner,
-            devices: count,
-        }))
+            registered: 0,
+        })
+    }
+
+    /// Registers `dev` (a handle the tick already holds: no extra lookup) for XID events.
+    /// Ok(false) when the device does not offer them (NotSupported, or no XID bit).
+    pub fn register(&mut self, dev: &Device<'_>) -> Result<bool, NvmlError> {
+        match dev.supported_event_types() {
+            Ok(types) if types.contains(EventTypes::CRITICAL_XID_ERROR) => {}
+            Ok(_) | Err(NvmlError::NotSupported) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        // The raw call: nvml-wrapper's `register_events` takes the set by value and frees it on
+        // any error, which would drop every device registered before this one.
+        let sym = dev
+            .nvml()
+            .lib()
+            .nvmlDeviceRegisterEvents
+            .as_ref()
+            .map_err(|e| NvmlError::FailedToLoadSymbol(e.to_string()))?;
+        let types = EventTypes::CRITICAL_XID_ERROR.bits();
+        // SAFETY: both handles are live (the device from this tick's lookup, the set owned by
+        // self) and come from the same loaded library as the symbol.
+        match nvml_try(unsafe { sym(dev.handle(), types, self.set.handle()) }) {
+            Ok(()) => {
+                self.registered += 1;
+                Ok(true)
+            }
+            Err(NvmlError::NotSupported) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Takes the pending XID events without waiting, at most `MAX_EVENTS_PER_TICK`. An error
     /// other than Timeout (nothing pending) ends the drain and is returned beside what came.
     pub fn drain(&self, out: &mut Vec<Xid>) -> Option<String> {
+        if self.registered == 0 {
+            return None;
+        }
         for _ in 0..MAX_EVENTS_PER_TICK {
             match self.set.wait(0) {
                 Ok(ev) => {

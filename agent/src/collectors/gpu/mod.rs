@@ -12,6 +12,8 @@ mod config;
 #[cfg(feature = "nvml")]
 mod events;
 #[cfg(feature = "nvml")]
+mod health;
+#[cfg(feature = "nvml")]
 mod load;
 #[cfg(feature = "nvml")]
 mod points;

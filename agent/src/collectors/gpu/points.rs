@@ -3,6 +3,7 @@
 //! bounded reason set) are tested on their own.
 
 use super::events::XidCounts;
+use super::health::Health;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
 /// The device's condition this tick (`hw.status`).
@@ -62,6 +63,7 @@ pub struct DeviceReading {
     pub processes: Option<Vec<GpuProcess>>,
     /// XID events since registration (empty where none came or events are unsupported).
     pub xids: XidCounts,
+    pub health: Health,
 }
 
 /// The fixed set of `hw.gpu.throttle_reason` values and their NVML bits
@@ -101,6 +103,11 @@ pub fn mj_to_j(mj: u64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let j = mj as f64 / 1000.0;
     j
+}
+
+/// NVML's PCIe KB/s (1 KB = 1024 bytes, as nvidia-smi prints it) to bytes per second.
+pub fn kib_to_bytes(kbps: u32) -> u64 {
+    u64::from(kbps) * 1024
 }
 
 /// Megahertz to hertz.
@@ -164,6 +171,7 @@ pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
     points.thermal(d);
     points.power(d);
     points.errors_fan_clocks(d);
+    points.health(&d.health);
     points.processes(d);
 }
 
@@ -251,12 +259,17 @@ impl DevicePoints<'_> {
 
     /// ECC errors, fan, clocks and throttle reasons.
     fn errors_fan_clocks(&mut self, d: &DeviceReading) {
-        for (count, kind) in [
-            (d.ecc_corrected, "corrected"),
-            (d.ecc_uncorrected, "uncorrected"),
+        let (agg_c, agg_u) = d.health.ecc_aggregate.unzip();
+        for (count, kind, counter) in [
+            (d.ecc_corrected, "corrected", "volatile"),
+            (d.ecc_uncorrected, "uncorrected", "volatile"),
+            (agg_c, "corrected", "aggregate"),
+            (agg_u, "uncorrected", "aggregate"),
         ] {
             if let Some(n) = count {
-                let attrs = self.with(AttrKey::ErrorType, kind);
+                let attrs = self
+                    .with(AttrKey::ErrorType, kind)
+                    .with(AttrKey::HwGpuEccCounter, counter);
                 self.push(MetricName::HwErrors, attrs, n.into());
             }
         }
@@ -283,6 +296,68 @@ impl DevicePoints<'_> {
                 let attrs = self.with(AttrKey::HwGpuThrottleReason, reason);
                 self.push(MetricName::HwGpuThrottled, attrs, on.into());
             }
+        }
+    }
+
+    /// PCIe, codecs, remapped rows and retired pages.
+    fn health(&mut self, h: &Health) {
+        let base = self.base.clone();
+        if let Some(n) = h.pcie_replays {
+            self.push(MetricName::HwGpuPcieReplays, base.clone(), n.into());
+        }
+        if let Some((tx, rx)) = h.pcie_kbps {
+            for (kbps, direction) in [(tx, "transmit"), (rx, "receive")] {
+                let attrs = self.with(AttrKey::NetworkIoDirection, direction);
+                self.push(
+                    MetricName::HwGpuPcieThroughput,
+                    attrs,
+                    kib_to_bytes(kbps).into(),
+                );
+            }
+        }
+        for (pct, task) in [
+            (h.encoder_percent, "encoder"),
+            (h.decoder_percent, "decoder"),
+        ] {
+            if let Some(pct) = pct {
+                let attrs = self.with(AttrKey::HwGpuTask, task);
+                self.push(
+                    MetricName::HwGpuUtilization,
+                    attrs,
+                    percent_to_ratio(pct).into(),
+                );
+            }
+        }
+        if let Some(r) = h.remapped {
+            for (n, kind) in [(r.corrected, "corrected"), (r.uncorrected, "uncorrected")] {
+                let attrs = self.with(AttrKey::ErrorType, kind);
+                self.push(MetricName::HwGpuMemoryRemappedRows, attrs, n.into());
+            }
+            let pending = u32::from(r.pending);
+            self.push(
+                MetricName::HwGpuMemoryRemapPending,
+                base.clone(),
+                pending.into(),
+            );
+            let failed = u32::from(r.failure);
+            self.push(
+                MetricName::HwGpuMemoryRemapFailed,
+                base.clone(),
+                failed.into(),
+            );
+        }
+        if let Some(p) = h.retired {
+            for (n, kind) in [
+                (p.multiple_single_bit, "multiple_single_bit"),
+                (p.double_bit, "double_bit"),
+            ] {
+                let attrs = self.with(AttrKey::ErrorType, kind);
+                self.push(MetricName::HwGpuMemoryRetiredPages, attrs, n.into());
+            }
+        }
+        if let Some(pending) = h.retired_pending {
+            let v = u32::from(pending);
+            self.push(MetricName::HwGpuMemoryRetiredPagesPending, base, v.into());
         }
     }
 

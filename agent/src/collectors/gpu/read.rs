@@ -14,7 +14,8 @@ use nvml_wrapper::enum_wrappers::device::{
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
-use super::events::{WatchError, Xid, XidCounts, XidWatch};
+use super::events::{Xid, XidCounts, XidWatch};
+use super::health::{self, Health};
 use super::points::{DeviceReading, DeviceState, GpuProcess, Memory};
 use crate::model::MetricName;
 
@@ -36,6 +37,14 @@ pub enum Field {
     ClockSm = 1 << 12,
     ClockMem = 1 << 13,
     Processes = 1 << 14,
+    PcieReplays = 1 << 15,
+    PcieThroughput = 1 << 16,
+    Encoder = 1 << 17,
+    Decoder = 1 << 18,
+    EccAggregate = 1 << 19,
+    RemappedRows = 1 << 20,
+    RetiredPages = 1 << 21,
+    RetiredPending = 1 << 22,
 }
 
 impl Field {
@@ -61,6 +70,17 @@ impl Field {
             Field::Fan => &[M::HwFanSpeedRatio],
             Field::ClockSm | Field::ClockMem => &[M::HwGpuClockFrequency],
             Field::Processes => &[M::ProcessGpuMemoryUsage],
+            Field::PcieReplays => &[M::HwGpuPcieReplays],
+            Field::PcieThroughput => &[M::HwGpuPcieThroughput],
+            Field::Encoder | Field::Decoder => &[M::HwGpuUtilization],
+            Field::EccAggregate => &[M::HwErrors],
+            Field::RemappedRows => &[
+                M::HwGpuMemoryRemappedRows,
+                M::HwGpuMemoryRemapPending,
+                M::HwGpuMemoryRemapFailed,
+            ],
+            Field::RetiredPages => &[M::HwGpuMemoryRetiredPages],
+            Field::RetiredPending => &[M::HwGpuMemoryRetiredPagesPending],
         }
     }
 
@@ -102,18 +122,16 @@ struct DeviceMemo {
     lost: bool,
     /// XIDs seen since the event set was registered.
     xids: XidCounts,
+    /// Registered for XID events, or known not to offer them: not asked again.
+    xid_settled: bool,
 }
 
 /// The XID event set and what is known about it.
 #[derive(Debug, Default)]
 struct XidState {
     watch: Option<XidWatch>,
-    /// The device count the set was built for; None = build (again) next pass.
-    built_for: Option<u32>,
     /// No events on this library or platform: never tried again.
     unavailable: bool,
-    /// Devices that cannot report XIDs (by index).
-    skip: Vec<bool>,
     /// Reused each pass, so that draining allocates nothing.
     drained: Vec<Xid>,
 }
@@ -220,12 +238,18 @@ pub fn read_all(
         .driver
         .get_or_insert_with(|| nvml.sys_driver_version().ok())
         .clone();
-    poll_xids(nvml, count, state, &mut out);
+    poll_xids(nvml, state, &mut out);
     for index in 0..count {
         let memo = &mut state.devices[index as usize];
-        if let Some(mut reading) =
-            read_device(nvml, index, memo, &mut state.missing, opts, &mut out)
-        {
+        if let Some(mut reading) = read_device(
+            nvml,
+            index,
+            memo,
+            &mut state.missing,
+            opts,
+            &mut out,
+            state.xid.watch.as_mut(),
+        ) {
             reading.driver_version.clone_from(&driver);
             reading.xids.clone_from(&state.devices[index as usize].xids);
             state.name_processes(&mut reading, opts.proc);
@@ -237,27 +261,20 @@ pub fn read_all(
     Ok(out)
 }
 
-/// Builds the XID event set when the device count is new, then takes what is pending without
-/// waiting, crediting each XID to its device.
-fn poll_xids(nvml: &Arc<Nvml>, count: u32, state: &mut ReaderState, out: &mut ReadOutcome) {
+/// Creates the XID event set on the first pass, then takes what is pending without waiting,
+/// crediting each XID to its device. Devices register as the pass reaches them.
+fn poll_xids(nvml: &Arc<Nvml>, state: &mut ReaderState, out: &mut ReadOutcome) {
     let x = &mut state.xid;
     if x.unavailable {
         return;
     }
-    if x.built_for != Some(count) {
-        // The old set is freed before a new one is made.
-        x.watch = None;
-        match XidWatch::build(nvml, count, &mut x.skip) {
-            Ok(watch) => {
-                x.watch = watch;
-                x.built_for = Some(count);
-            }
-            Err(WatchError::Unavailable(error)) => {
+    if x.watch.is_none() {
+        match XidWatch::create(nvml) {
+            Ok(watch) => x.watch = Some(watch),
+            Err(error) => {
                 x.unavailable = true;
                 out.events.push(Event::XidUnavailable { error });
-            }
-            Err(WatchError::Device { index, error }) => {
-                out.events.push(Event::XidDeviceSkipped { index, error });
+                return;
             }
         }
     }
@@ -275,6 +292,30 @@ fn poll_xids(nvml: &Arc<Nvml>, count: u32, state: &mut ReaderState, out: &mut Re
     }
 }
 
+/// Registers a device for XID events once, with the handle this pass already holds (a lookup
+/// of its own would cost a call per device).
+fn register_xids(
+    watch: Option<&mut XidWatch>,
+    dev: &nvml_wrapper::Device<'_>,
+    index: u32,
+    memo: &mut DeviceMemo,
+    out: &mut ReadOutcome,
+) {
+    let Some(watch) = watch else {
+        return;
+    };
+    if memo.xid_settled {
+        return;
+    }
+    memo.xid_settled = true;
+    if let Err(e) = watch.register(dev) {
+        out.events.push(Event::XidDeviceSkipped {
+            index,
+            error: e.to_string(),
+        });
+    }
+}
+
 /// Reads one device; `None` when it cannot even be identified this tick (already noted).
 fn read_device(
     nvml: &Nvml,
@@ -283,6 +324,7 @@ fn read_device(
     missing: &mut Fields,
     opts: &ReadOptions<'_>,
     out: &mut ReadOutcome,
+    xid_watch: Option<&mut XidWatch>,
 ) -> Option<DeviceReading> {
     if memo.lost {
         return Some(lost_reading(index, memo, out));
@@ -314,6 +356,7 @@ fn read_device(
             return None;
         }
     };
+    register_xids(xid_watch, &dev, index, memo, out);
     let Identity { uuid, name, serial } = memo.identity.clone().unwrap_or_default();
     let mut q = Query {
         index,
@@ -456,6 +499,7 @@ fn read_fields(
     r.fan_percent = q.get(Field::Fan, || dev.fan_speed(0))?;
     r.clock_sm_mhz = q.get(Field::ClockSm, || dev.clock_info(Clock::SM))?;
     r.clock_mem_mhz = q.get(Field::ClockMem, || dev.clock_info(Clock::Memory))?;
+    read_health(dev, q, &mut r.health)?;
     if opts.processes {
         r.processes = q
             .get(Field::Processes, || dev.running_compute_processes())?
@@ -472,6 +516,27 @@ fn read_fields(
                     .collect()
             });
     }
+    Ok(())
+}
+
+/// PCIe, memory health, codecs and lifetime ECC (health.rs).
+fn read_health(
+    dev: &nvml_wrapper::Device<'_>,
+    q: &mut Query<'_>,
+    h: &mut Health,
+) -> Result<(), Lost> {
+    h.pcie_replays = q.get(Field::PcieReplays, || dev.pcie_replay_counter())?;
+    h.pcie_kbps = q.get(Field::PcieThroughput, || health::pcie_throughput(dev))?;
+    h.encoder_percent = q
+        .get(Field::Encoder, || dev.encoder_utilization())?
+        .map(|u| u.utilization);
+    h.decoder_percent = q
+        .get(Field::Decoder, || dev.decoder_utilization())?
+        .map(|u| u.utilization);
+    h.ecc_aggregate = q.get(Field::EccAggregate, || health::ecc_aggregate(dev))?;
+    h.remapped = q.get(Field::RemappedRows, || health::remapped_rows(dev))?;
+    h.retired = q.get(Field::RetiredPages, || health::retired_pages(dev))?;
+    h.retired_pending = q.get(Field::RetiredPending, || dev.are_pages_pending_retired())?;
     Ok(())
 }
 
