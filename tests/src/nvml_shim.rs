@@ -75,6 +75,8 @@ pub fn have_cc() -> bool {
 pub struct ShimGpu {
     pub uuid: Option<String>,
     pub name: Option<String>,
+    /// `None` answers NotSupported (a GeForce board).
+    pub serial: Option<String>,
     pub memory_total: Option<u64>,
     pub memory_reserved: Option<u64>,
     pub memory_free: Vec<u64>,
@@ -99,6 +101,14 @@ pub struct ShimGpu {
     pub lost_after: Option<u64>,
     /// Per tick: how long the memory query blocks first (a hung driver call), in ms.
     pub delay_ms: Vec<u64>,
+    /// Supported NVML event mask; `None` = NotSupported (as under WSL2).
+    pub events: Option<u64>,
+    /// XID history: each entry the shim has not yet seen becomes one XID event when the state
+    /// file is read again (append one and rewrite the file to deliver one mid-run).
+    pub xids: Vec<u64>,
+    /// Further shim keys with one value each (`pcie.replay`, `util.encoder`,
+    /// `remap.corrected`, `retired.sbe`, ...; see the shim's header); unset = NotSupported.
+    pub health: Vec<(&'static str, u64)>,
 }
 
 impl ShimGpu {
@@ -107,6 +117,7 @@ impl ShimGpu {
         ShimGpu {
             uuid: Some(uuid(index)),
             name: Some("NVIDIA A100-SXM4-80GB".to_owned()),
+            serial: Some(format!("13211200{index:05}")),
             memory_total: Some(85_899_345_920),
             memory_reserved: Some(536_870_912),
             memory_free: vec![64_424_509_440],
@@ -128,6 +139,23 @@ impl ShimGpu {
             procs: Some(vec![]),
             lost_after: None,
             delay_ms: vec![],
+            // Single- and double-bit ECC, P-state, XID and clock events, as a datacenter GPU.
+            events: Some(0x1f),
+            xids: vec![],
+            // As an A100: rows are remapped (retired pages are NotSupported since Ampere).
+            health: vec![
+                ("pcie.replay", 2),
+                ("pcie.tx", 1200),
+                ("pcie.rx", 3400),
+                ("util.encoder", 0),
+                ("util.decoder", 5),
+                ("ecc.corrected.aggregate", 10),
+                ("ecc.uncorrected.aggregate", 1),
+                ("remap.corrected", 1),
+                ("remap.uncorrected", 2),
+                ("remap.pending", 0),
+                ("remap.failure", 1),
+            ],
         }
     }
 }
@@ -176,6 +204,9 @@ impl ShimState {
             if let Some(n) = &g.name {
                 kv("name", n.clone());
             }
+            if let Some(n) = &g.serial {
+                kv("serial", n.clone());
+            }
             let singles = [
                 ("memory.total", g.memory_total),
                 ("memory.reserved", g.memory_reserved),
@@ -188,14 +219,16 @@ impl ShimState {
                 ("clock.sm", g.clock_sm_mhz),
                 ("clock.mem", g.clock_mem_mhz),
                 ("lost_after", g.lost_after),
+                ("events", g.events),
             ];
-            for (key, v) in singles {
+            for (key, v) in g.health.iter().map(|(k, v)| (*k, Some(*v))).chain(singles) {
                 if let Some(v) = v {
                     kv(key, v.to_string());
                 }
             }
-            let lists: [(&str, &[u64]); 9] = [
+            let lists: [(&str, &[u64]); 10] = [
                 ("delay_ms", &g.delay_ms),
+                ("xid", &g.xids),
                 ("memory.free", &g.memory_free),
                 ("memory.used", &g.memory_used),
                 ("util.gpu", &g.util_gpu),

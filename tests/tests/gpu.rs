@@ -86,8 +86,8 @@ fn one_gpu_reports_every_metric_exactly_with_its_processes() {
         gone[0]["attributes"],
         json!({"hw.id": id, "process.pid": 777})
     );
-    assert_eq!(snap.points().len(), 30 + 2);
-    assert_eq!(snap.gpu_status()["points"], 32);
+    assert_eq!(snap.points().len(), 41 + 2);
+    assert_eq!(snap.gpu_status()["points"], 43);
 }
 
 fn eight_gpus_each_report_their_own_values() {
@@ -109,7 +109,7 @@ fn eight_gpus_each_report_their_own_values() {
     for g in &gpus {
         assert_full_device(&snap, g);
     }
-    assert_eq!(snap.points().len(), 8 * 30);
+    assert_eq!(snap.points().len(), 8 * 41);
 }
 
 fn wsl2_like_not_supported_fields_are_absent_and_the_collector_stays_ok() {
@@ -163,6 +163,19 @@ fn wsl2_like_not_supported_fields_are_absent_and_the_collector_stays_ok() {
     assert_eq!(
         snap.values("hw.status", &[("hw.state", json!("ok"))]),
         vec![&json!(1)]
+    );
+    // A GeForce board has no serial: the attribute is absent, never empty.
+    assert!(
+        snap.points()
+            .iter()
+            .all(|p| p["attributes"].get("hw.serial_number").is_none())
+    );
+    assert_eq!(
+        snap.values(
+            "hw.power",
+            &[("hw.model", json!("NVIDIA GeForce RTX 4090"))]
+        ),
+        vec![&json!(35.5)]
     );
     assert!(!snap.stderr.contains("WARN"), "{}", snap.stderr);
 }

@@ -47,6 +47,7 @@ mod tests {
                 "zfs_scrub_errors",
                 "gpu_hot",
                 "gpu_vram_full",
+                "gpu_xid",
                 "ollama_restarting",
                 "ollama_down",
                 "ollama_cpu_spill"
@@ -145,5 +146,84 @@ mod tests {
             e.active().iter().any(|a| a.state == AlertState::Firing),
             fires
         );
+    }
+
+    /// The XID rule, fed per tick the XID counts of one GPU (each XID a series, born at its
+    /// first event): it pages in the tick a listed XID first arrives, with the XID in the
+    /// event's attributes and summary, and ignores the others.
+    #[rstest]
+    #[case::off_the_bus(79, true)]
+    #[case::double_bit_ecc(48, true)]
+    #[case::row_remap_failure(64, true)]
+    #[case::uncontained_ecc(95, true)]
+    #[case::app_fault_not_paged(32, false)]
+    #[case::not_listed(119, false)]
+    fn gpu_xid_pages_in_the_tick_a_listed_xid_arrives(#[case] xid: u32, #[case] pages: bool) {
+        let rules: Vec<_> = default_rules()
+            .into_iter()
+            .filter(|r| r.name.as_str() == "gpu_xid")
+            .collect();
+        let mut e = Engine::new(&rules);
+        let gpu = || Attrs::new().with(AttrKey::HwId, "GPU-1");
+        // Two quiet ticks (no XID series yet), then the XID arrives.
+        for i in 0..2 {
+            assert!(
+                e.evaluate_at(1_000_000 + i * 5000, &Snapshot::default())
+                    .is_empty()
+            );
+        }
+        let snap = Snapshot {
+            points: vec![MetricPoint::new(
+                MetricName::HwGpuXidErrors,
+                gpu().with(AttrKey::HwGpuXid, xid),
+                1u64,
+            )],
+            ..Snapshot::default()
+        };
+        let events = e.evaluate_at(1_010_000, &snap);
+        if !pages {
+            assert!(events.is_empty(), "{events:?}");
+            return;
+        }
+        assert_eq!(events.len(), 1, "{events:?}");
+        let ev = &events[0];
+        assert_eq!(
+            (ev.state, ev.severity),
+            (AlertState::Firing, Severity::Critical)
+        );
+        assert_eq!(ev.attributes["hw.gpu.xid"], xid.to_string());
+        assert!(
+            ev.summary.contains(&format!("hw.gpu.xid={xid}")),
+            "{}",
+            ev.summary
+        );
+        // The same count next tick: still firing (within the window), no new event.
+        assert!(e.evaluate_at(1_015_000, &snap).is_empty());
+        // Half an hour without another: resolved.
+        let later = e.evaluate_at(1_010_000 + 30 * 60_000 + 5000, &snap);
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].state, AlertState::Resolved);
+    }
+
+    /// At the first evaluation after a start every series is new: an XID count the agent had
+    /// before (restored state aside) does not page again.
+    #[test]
+    fn gpu_xid_does_not_fire_on_the_first_evaluation() {
+        let rules: Vec<_> = default_rules()
+            .into_iter()
+            .filter(|r| r.name.as_str() == "gpu_xid")
+            .collect();
+        let mut e = Engine::new(&rules);
+        let snap = Snapshot {
+            points: vec![MetricPoint::new(
+                MetricName::HwGpuXidErrors,
+                Attrs::new()
+                    .with(AttrKey::HwId, "GPU-1")
+                    .with(AttrKey::HwGpuXid, 79u32),
+                3u64,
+            )],
+            ..Snapshot::default()
+        };
+        assert!(e.evaluate_at(1_000_000, &snap).is_empty());
     }
 }

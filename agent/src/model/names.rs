@@ -166,6 +166,26 @@ metric_names! {
     HwGpuThrottled => "hw.gpu.throttled", "1", Gauge;
     /// Device state: 1 for the current state (ok, degraded, failed).
     HwStatus => "hw.status", "1", UpDownCounter;
+    /// PCIe replays (link-level retransmissions) since the driver loaded (custom).
+    HwGpuPcieReplays => "hw.gpu.pcie.replays", "{replay}", Counter;
+    /// PCIe throughput over the driver's 20 ms sample, by `network.io.direction` (custom).
+    HwGpuPcieThroughput => "hw.gpu.pcie.throughput", "By/s", Gauge;
+    /// Memory rows remapped, by `error.type` (corrected, uncorrected) (custom; Ampere and newer).
+    HwGpuMemoryRemappedRows => "hw.gpu.memory.remapped_rows", "{row}", UpDownCounter;
+    /// 1 while a row remap waits for a GPU reset (custom).
+    HwGpuMemoryRemapPending => "hw.gpu.memory.remap.pending", "1", Gauge;
+    /// 1 when a row remap failed: the board needs service (custom).
+    HwGpuMemoryRemapFailed => "hw.gpu.memory.remap.failed", "1", Gauge;
+    /// Retired memory pages by `error.type` (multiple_single_bit, double_bit) (custom; before
+    /// Ampere).
+    HwGpuMemoryRetiredPages => "hw.gpu.memory.retired_pages", "{page}", UpDownCounter;
+    /// 1 while retired pages wait for a reboot or GPU reset to take effect (custom).
+    HwGpuMemoryRetiredPagesPending => "hw.gpu.memory.retired_pages.pending", "1", Gauge;
+    /// XID error events by XID number, since the agent registered for them (custom; NVML
+    /// events are not historical).
+    HwGpuXidErrors => "hw.gpu.xid.errors", "{error}", Counter;
+    /// The most recent XID the device reported (custom; absent until one arrives).
+    HwGpuXidLast => "hw.gpu.xid.last", "1", Gauge;
     /// GPU memory held by a process (custom).
     ProcessGpuMemoryUsage => "process.gpu.memory.usage", "By", UpDownCounter;
 

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::baseline::Baseline;
-use super::config::RuleConfig;
+use super::config::{OverFn, RuleConfig};
 use super::event::{AlertEvent, AlertState, Severity};
 use super::matcher::{Matcher, all_match};
 use super::state::{Phase, Reading, SeriesState, Timing, Transition};
 use super::window::Window;
-use crate::model::{Attrs, MetricName, MetricPoint, Snapshot};
+use crate::model::{Attrs, InstrumentKind, MetricName, MetricPoint, Snapshot};
 use crate::sys::time::millis;
 
 /// A series is named by its attributes, as exported text (stable across restarts).
@@ -69,6 +69,9 @@ pub struct RuleRuntime {
     /// computed on the first tick after a start, and a firing alert must not resolve (and fire
     /// again) because of that.
     pub hold_absent_once: bool,
+    /// When this rule last evaluated a snapshot (None before its first since the start):
+    /// a counter series first seen after that was born in between, from zero.
+    last_eval_ms: Option<u64>,
 }
 
 impl RuleRuntime {
@@ -89,6 +92,7 @@ impl RuleRuntime {
             series: BTreeMap::new(),
             quiet: false,
             hold_absent_once: false,
+            last_eval_ms: None,
         }
     }
 
@@ -124,6 +128,7 @@ impl RuleRuntime {
             return events;
         }
         self.quiet = snap.points_named(metric).next().is_none();
+        let born_after = self.last_eval_ms.replace(t);
         let timing = self.timing();
         let mut seen = BTreeSet::new();
         for p in snap.points_named(metric) {
@@ -133,7 +138,10 @@ impl RuleRuntime {
             let key = series_key(&p.attributes);
             seen.insert(key.clone());
             let critical = self.critical_for(p, snap);
-            let mut series = self.series.remove(&key).unwrap_or_default();
+            let mut series = match self.series.remove(&key) {
+                Some(series) => series,
+                None => self.born(metric, born_after),
+            };
             let reading = self.read(t, p.value.as_f64(), critical, &mut series);
             if let Some(tr) = series.state.observe(t, reading, timing) {
                 events.push(self.event(t, &key, &series, tr, next_id));
@@ -157,12 +165,31 @@ impl RuleRuntime {
             if let Some(tr) = series.state.observe(t, None, timing) {
                 events.push(self.event(t, &key, &series, tr, next_id));
             }
-            // Keep what must be remembered: an alert still firing, a learned baseline.
-            if series.state.phase != Phase::Inactive || series.baseline.is_some() {
+            // Keep what must be remembered: an alert still firing, a learned baseline, and a
+            // window still in reach (so a series back after a missed tick is not "born").
+            let window_ms = self.config.over.as_ref().map_or(0, |o| millis(o.window));
+            let recent = series.window.newest().is_some_and(|at| at + window_ms >= t);
+            if series.state.phase != Phase::Inactive || series.baseline.is_some() || recent {
                 self.series.insert(key, series);
             }
         }
         events
+    }
+
+    /// A new series. A counter judged by `increase` or `rate` that first appears after this
+    /// rule's previous evaluation started from zero since then (a GPU's first XID of a kind
+    /// arrives as a new series at 1), so its window starts with a 0 at that evaluation: the
+    /// first rise counts, as Prometheus counts it from a series' created timestamp. Never on
+    /// the first evaluation after a start, when every series is new.
+    fn born(&self, metric: MetricName, born_after: Option<u64>) -> Series {
+        let mut series = Series::default();
+        if let (Some(prev), Some(over)) = (born_after, &self.config.over)
+            && metric.kind() == InstrumentKind::Counter
+            && matches!(over.func, OverFn::Increase | OverFn::Rate)
+        {
+            series.window.push(prev, 0.0, millis(over.window));
+        }
+        series
     }
 
     /// The critical threshold of this series: fixed, or read from the matching point of

@@ -68,9 +68,13 @@ fn check_matchers(
     field: &str,
     err: &mut impl FnMut(&str, String),
 ) {
-    for key in table.keys() {
+    for (key, value) in table {
         if AttrKey::from_name(key).is_none() {
             err(field, format!("unknown attribute \"{key}\""));
+        }
+        let set = value.strip_prefix('!').unwrap_or(value);
+        if let Some(Err(e)) = super::matcher::IntSet::parse(set) {
+            err(field, format!("\"{key}\": {e}"));
         }
     }
 }

@@ -29,6 +29,11 @@ impl Window {
         }
     }
 
+    /// When the newest sample was taken.
+    pub fn newest(&self) -> Option<u64> {
+        self.samples.back().map(|(t, _)| *t)
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.samples.len()

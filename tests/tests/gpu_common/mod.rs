@@ -256,13 +256,19 @@ pub fn expected_full(g: &ShimGpu) -> Vec<Expected> {
         (
             "hw.errors",
             "{error}",
-            vec![("error.type", json!("corrected"))],
+            vec![
+                ("error.type", json!("corrected")),
+                ("hw.gpu.ecc.counter", json!("volatile")),
+            ],
             json!(g.ecc_corrected.unwrap()),
         ),
         (
             "hw.errors",
             "{error}",
-            vec![("error.type", json!("uncorrected"))],
+            vec![
+                ("error.type", json!("uncorrected")),
+                ("hw.gpu.ecc.counter", json!("volatile")),
+            ],
             json!(g.ecc_uncorrected.unwrap()),
         ),
         (
@@ -284,6 +290,72 @@ pub fn expected_full(g: &ShimGpu) -> Vec<Expected> {
             json!(g.clock_mem_mhz.unwrap() * 1_000_000),
         ),
     ];
+    let h = |key: &str| {
+        g.health
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap()
+    };
+    for (kind, key) in [
+        ("corrected", "ecc.corrected.aggregate"),
+        ("uncorrected", "ecc.uncorrected.aggregate"),
+    ] {
+        e.push((
+            "hw.errors",
+            "{error}",
+            vec![
+                ("error.type", json!(kind)),
+                ("hw.gpu.ecc.counter", json!("aggregate")),
+            ],
+            json!(h(key)),
+        ));
+    }
+    e.push((
+        "hw.gpu.pcie.replays",
+        "{replay}",
+        vec![],
+        json!(h("pcie.replay")),
+    ));
+    for (dir, key) in [("transmit", "pcie.tx"), ("receive", "pcie.rx")] {
+        e.push((
+            "hw.gpu.pcie.throughput",
+            "By/s",
+            vec![("network.io.direction", json!(dir))],
+            json!(h(key) * 1024),
+        ));
+    }
+    for (task, key) in [("encoder", "util.encoder"), ("decoder", "util.decoder")] {
+        e.push((
+            "hw.gpu.utilization",
+            "1",
+            vec![("hw.gpu.task", json!(task))],
+            json!(h(key) as f64 / 100.0),
+        ));
+    }
+    for (kind, key) in [
+        ("corrected", "remap.corrected"),
+        ("uncorrected", "remap.uncorrected"),
+    ] {
+        e.push((
+            "hw.gpu.memory.remapped_rows",
+            "{row}",
+            vec![("error.type", json!(kind))],
+            json!(h(key)),
+        ));
+    }
+    e.push((
+        "hw.gpu.memory.remap.pending",
+        "1",
+        vec![],
+        json!(h("remap.pending")),
+    ));
+    e.push((
+        "hw.gpu.memory.remap.failed",
+        "1",
+        vec![],
+        json!(h("remap.failure")),
+    ));
     let bits = last(&g.throttle);
     for (i, reason) in [
         "gpu_idle",
@@ -310,8 +382,25 @@ pub fn expected_full(g: &ShimGpu) -> Vec<Expected> {
     e
 }
 
-/// Asserts that device `g` reported exactly `expected_full(g)`, each point once, with hw.id,
-/// hw.name and hw.type on every one.
+/// The identity attributes every point of device `g` carries (driver as the shim's default).
+pub fn identity(g: &ShimGpu) -> Vec<(&'static str, Value)> {
+    let mut with = vec![
+        ("hw.id", json!(g.uuid.clone().unwrap())),
+        ("hw.name", json!(g.name.clone().unwrap())),
+        ("hw.model", json!(g.name.clone().unwrap())),
+        ("hw.vendor", json!("NVIDIA")),
+        ("hw.driver_version", json!("550.54.15")),
+        ("hw.type", json!("gpu")),
+    ];
+    if let Some(serial) = &g.serial {
+        with.push(("hw.serial_number", json!(serial)));
+    }
+    with
+}
+
+/// Asserts that device `g` reported exactly `expected_full(g)`, each point once, with its
+/// identity (hw.id, hw.name, hw.model, hw.vendor, hw.driver_version, hw.serial_number, hw.type)
+/// on every one.
 pub fn assert_full_device(snap: &Snapshot, g: &ShimGpu) {
     let id = g.uuid.clone().unwrap();
     let device: Vec<_> = snap
@@ -322,11 +411,7 @@ pub fn assert_full_device(snap: &Snapshot, g: &ShimGpu) {
     let expected = expected_full(g);
     assert_eq!(device.len(), expected.len(), "points of {id}: {device:#?}");
     for (name, unit, extra, value) in expected {
-        let mut with = vec![
-            ("hw.id", json!(id)),
-            ("hw.name", json!(g.name.clone().unwrap())),
-            ("hw.type", json!("gpu")),
-        ];
+        let mut with = identity(g);
         with.extend(extra.clone());
         let found: Vec<_> = device
             .iter()

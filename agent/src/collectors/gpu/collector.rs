@@ -162,6 +162,20 @@ impl GpuCollector {
                     collector = "gpu", metrics = %field.metric(), %error,
                     "NVML library lacks a function (older driver); these metrics are off."
                 ),
+                Event::Xid { index, xid } => error!(
+                    collector = "gpu",
+                    index,
+                    xid,
+                    "GPU reported an XID error (NVIDIA's XID catalogue says what it means)."
+                ),
+                Event::XidUnavailable { error } => info!(
+                    collector = "gpu", %error,
+                    "NVML offers no XID events here; hw.gpu.xid.* stay absent."
+                ),
+                Event::XidDeviceSkipped { index, error } => warn!(
+                    collector = "gpu", index, %error,
+                    "GPU refused registration for XID events; its XIDs are not counted."
+                ),
                 Event::DeviceLost { index, uuid } => error!(
                     collector = "gpu",
                     index,

@@ -1,5 +1,6 @@
 //! NVIDIA GPUs through NVML (nvml-wrapper): memory, utilisation, temperature and its limits,
-//! power, energy, throttle reasons, ECC errors, fan, clocks and per-process memory, with the
+//! power, energy, throttle reasons, ECC errors, fan, clocks, per-process memory and XID error
+//! events, with the
 //! OpenTelemetry hardware conventions (`hw.*`). Without the `nvml` feature a stand-in reports
 //! why it reads nothing.
 
@@ -8,6 +9,10 @@ mod backoff;
 #[cfg(feature = "nvml")]
 mod collector;
 mod config;
+#[cfg(feature = "nvml")]
+mod events;
+#[cfg(feature = "nvml")]
+mod health;
 #[cfg(feature = "nvml")]
 mod load;
 #[cfg(feature = "nvml")]

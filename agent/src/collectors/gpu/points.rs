@@ -2,6 +2,8 @@
 //! here: the conversions (percent to ratio, mW to W, mJ to J, MHz to Hz, throttle bits to a
 //! bounded reason set) are tested on their own.
 
+use super::events::XidCounts;
+use super::health::Health;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
 /// The device's condition this tick (`hw.status`).
@@ -38,6 +40,10 @@ pub struct GpuProcess {
 pub struct DeviceReading {
     pub uuid: String,
     pub name: String,
+    /// `nvmlDeviceGetSerial`; None where NotSupported.
+    pub serial: Option<String>,
+    /// `nvmlSystemGetDriverVersion`, the same for every device.
+    pub driver_version: Option<String>,
     pub state: Option<DeviceState>,
     pub memory: Option<Memory>,
     /// Percent busy over the driver's sample period: (gpu, memory controller).
@@ -55,6 +61,9 @@ pub struct DeviceReading {
     pub clock_sm_mhz: Option<u32>,
     pub clock_mem_mhz: Option<u32>,
     pub processes: Option<Vec<GpuProcess>>,
+    /// XID events since registration (empty where none came or events are unsupported).
+    pub xids: XidCounts,
+    pub health: Health,
 }
 
 /// The fixed set of `hw.gpu.throttle_reason` values and their NVML bits
@@ -96,6 +105,11 @@ pub fn mj_to_j(mj: u64) -> f64 {
     j
 }
 
+/// NVML's PCIe KB/s (1 KB = 1024 bytes, as nvidia-smi prints it) to bytes per second.
+pub fn kib_to_bytes(kbps: u32) -> u64 {
+    u64::from(kbps) * 1024
+}
+
 /// Megahertz to hertz.
 pub fn mhz_to_hz(mhz: u32) -> u64 {
     u64::from(mhz) * 1_000_000
@@ -111,15 +125,28 @@ pub fn memory_utilization(m: &Memory) -> Option<f64> {
     Some(share)
 }
 
-/// Appends this device's points. `hw.id` (UUID), `hw.name` (model) and `hw.type` = gpu are on
-/// every device point; processes carry `hw.id`, `process.pid` and the executable name.
+/// The vendor of every device NVML reports (`hw.vendor`).
+pub const VENDOR: &str = "NVIDIA";
+
+/// Appends this device's points. Every device point carries `hw.id` (UUID), `hw.type` = gpu,
+/// `hw.vendor`, the model in `hw.model` and (as before, for existing dashboards) in `hw.name`,
+/// and `hw.driver_version` and `hw.serial_number` where NVML gives them; processes carry
+/// `hw.id`, `process.pid` and the executable name.
 pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
     let mut base = Attrs::new()
         .with(AttrKey::HwId, d.uuid.as_str())
-        .with(AttrKey::HwType, "gpu");
+        .with(AttrKey::HwType, "gpu")
+        .with(AttrKey::HwVendor, VENDOR);
     // Unknown only for a device lost before it could be identified.
     if !d.name.is_empty() {
         base.set(AttrKey::HwName, d.name.as_str());
+        base.set(AttrKey::HwModel, d.name.as_str());
+    }
+    if let Some(v) = &d.driver_version {
+        base.set(AttrKey::HwDriverVersion, v.as_str());
+    }
+    if let Some(s) = &d.serial {
+        base.set(AttrKey::HwSerialNumber, s.as_str());
     }
     let state = d.state.unwrap_or(DeviceState::Ok);
     for (name, s) in [
@@ -134,14 +161,17 @@ pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
             u32::from(state == s),
         ));
     }
+    let mut points = DevicePoints { base, out };
+    // Before the early return: XID 79 comes with the device falling off the bus.
+    points.xids(d);
     if state == DeviceState::Failed {
         return;
     }
-    let mut points = DevicePoints { base, out };
     points.memory(d);
     points.thermal(d);
     points.power(d);
     points.errors_fan_clocks(d);
+    points.health(&d.health);
     points.processes(d);
 }
 
@@ -229,12 +259,17 @@ impl DevicePoints<'_> {
 
     /// ECC errors, fan, clocks and throttle reasons.
     fn errors_fan_clocks(&mut self, d: &DeviceReading) {
-        for (count, kind) in [
-            (d.ecc_corrected, "corrected"),
-            (d.ecc_uncorrected, "uncorrected"),
+        let (agg_c, agg_u) = d.health.ecc_aggregate.unzip();
+        for (count, kind, counter) in [
+            (d.ecc_corrected, "corrected", "volatile"),
+            (d.ecc_uncorrected, "uncorrected", "volatile"),
+            (agg_c, "corrected", "aggregate"),
+            (agg_u, "uncorrected", "aggregate"),
         ] {
             if let Some(n) = count {
-                let attrs = self.with(AttrKey::ErrorType, kind);
+                let attrs = self
+                    .with(AttrKey::ErrorType, kind)
+                    .with(AttrKey::HwGpuEccCounter, counter);
                 self.push(MetricName::HwErrors, attrs, n.into());
             }
         }
@@ -261,6 +296,80 @@ impl DevicePoints<'_> {
                 let attrs = self.with(AttrKey::HwGpuThrottleReason, reason);
                 self.push(MetricName::HwGpuThrottled, attrs, on.into());
             }
+        }
+    }
+
+    /// PCIe, codecs, remapped rows and retired pages.
+    fn health(&mut self, h: &Health) {
+        let base = self.base.clone();
+        if let Some(n) = h.pcie_replays {
+            self.push(MetricName::HwGpuPcieReplays, base.clone(), n.into());
+        }
+        if let Some((tx, rx)) = h.pcie_kbps {
+            for (kbps, direction) in [(tx, "transmit"), (rx, "receive")] {
+                let attrs = self.with(AttrKey::NetworkIoDirection, direction);
+                self.push(
+                    MetricName::HwGpuPcieThroughput,
+                    attrs,
+                    kib_to_bytes(kbps).into(),
+                );
+            }
+        }
+        for (pct, task) in [
+            (h.encoder_percent, "encoder"),
+            (h.decoder_percent, "decoder"),
+        ] {
+            if let Some(pct) = pct {
+                let attrs = self.with(AttrKey::HwGpuTask, task);
+                self.push(
+                    MetricName::HwGpuUtilization,
+                    attrs,
+                    percent_to_ratio(pct).into(),
+                );
+            }
+        }
+        if let Some(r) = h.remapped {
+            for (n, kind) in [(r.corrected, "corrected"), (r.uncorrected, "uncorrected")] {
+                let attrs = self.with(AttrKey::ErrorType, kind);
+                self.push(MetricName::HwGpuMemoryRemappedRows, attrs, n.into());
+            }
+            let pending = u32::from(r.pending);
+            self.push(
+                MetricName::HwGpuMemoryRemapPending,
+                base.clone(),
+                pending.into(),
+            );
+            let failed = u32::from(r.failure);
+            self.push(
+                MetricName::HwGpuMemoryRemapFailed,
+                base.clone(),
+                failed.into(),
+            );
+        }
+        if let Some(p) = h.retired {
+            for (n, kind) in [
+                (p.multiple_single_bit, "multiple_single_bit"),
+                (p.double_bit, "double_bit"),
+            ] {
+                let attrs = self.with(AttrKey::ErrorType, kind);
+                self.push(MetricName::HwGpuMemoryRetiredPages, attrs, n.into());
+            }
+        }
+        if let Some(pending) = h.retired_pending {
+            let v = u32::from(pending);
+            self.push(MetricName::HwGpuMemoryRetiredPagesPending, base, v.into());
+        }
+    }
+
+    /// XID counts by XID number, and the last XID seen.
+    fn xids(&mut self, d: &DeviceReading) {
+        for &(xid, n) in &d.xids.counts {
+            let attrs = self.base.clone().with(AttrKey::HwGpuXid, xid);
+            self.push(MetricName::HwGpuXidErrors, attrs, n.into());
+        }
+        if let Some(xid) = d.xids.last {
+            let base = self.base.clone();
+            self.push(MetricName::HwGpuXidLast, base, xid.into());
         }
     }
 

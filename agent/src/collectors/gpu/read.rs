@@ -3,6 +3,7 @@
 //! the first tick: NotSupported per device, a missing symbol for the whole library.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::sys::proc::ProcReader;
 
@@ -13,6 +14,8 @@ use nvml_wrapper::enum_wrappers::device::{
 use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
+use super::events::{Xid, XidCounts, XidWatch};
+use super::health::{self, Health};
 use super::points::{DeviceReading, DeviceState, GpuProcess, Memory};
 use crate::model::MetricName;
 
@@ -34,6 +37,14 @@ pub enum Field {
     ClockSm = 1 << 12,
     ClockMem = 1 << 13,
     Processes = 1 << 14,
+    PcieReplays = 1 << 15,
+    PcieThroughput = 1 << 16,
+    Encoder = 1 << 17,
+    Decoder = 1 << 18,
+    EccAggregate = 1 << 19,
+    RemappedRows = 1 << 20,
+    RetiredPages = 1 << 21,
+    RetiredPending = 1 << 22,
 }
 
 impl Field {
@@ -59,6 +70,17 @@ impl Field {
             Field::Fan => &[M::HwFanSpeedRatio],
             Field::ClockSm | Field::ClockMem => &[M::HwGpuClockFrequency],
             Field::Processes => &[M::ProcessGpuMemoryUsage],
+            Field::PcieReplays => &[M::HwGpuPcieReplays],
+            Field::PcieThroughput => &[M::HwGpuPcieThroughput],
+            Field::Encoder | Field::Decoder => &[M::HwGpuUtilization],
+            Field::EccAggregate => &[M::HwErrors],
+            Field::RemappedRows => &[
+                M::HwGpuMemoryRemappedRows,
+                M::HwGpuMemoryRemapPending,
+                M::HwGpuMemoryRemapFailed,
+            ],
+            Field::RetiredPages => &[M::HwGpuMemoryRetiredPages],
+            Field::RetiredPending => &[M::HwGpuMemoryRetiredPagesPending],
         }
     }
 
@@ -93,11 +115,33 @@ impl Fields {
 /// What is known about one device across ticks.
 #[derive(Debug, Default)]
 struct DeviceMemo {
-    /// UUID and model name, read once (they cannot change while the driver is loaded).
-    identity: Option<(String, String)>,
+    /// UUID, model name and serial, read once (they cannot change while the driver is loaded).
+    identity: Option<Identity>,
     unsupported: Fields,
     /// Fell off the bus: never queried again (it needs a reset and a driver reload).
     lost: bool,
+    /// XIDs seen since the event set was registered.
+    xids: XidCounts,
+    /// Registered for XID events, or known not to offer them: not asked again.
+    xid_settled: bool,
+}
+
+/// The XID event set and what is known about it.
+#[derive(Debug, Default)]
+struct XidState {
+    watch: Option<XidWatch>,
+    /// No events on this library or platform: never tried again.
+    unavailable: bool,
+    /// Reused each pass, so that draining allocates nothing.
+    drained: Vec<Xid>,
+}
+
+/// What names a device; the serial is absent where NVML answers NotSupported (GeForce boards).
+#[derive(Debug, Clone, Default)]
+struct Identity {
+    uuid: String,
+    name: String,
+    serial: Option<String>,
 }
 
 /// State the blocking reader keeps between ticks.
@@ -110,6 +154,10 @@ pub struct ReaderState {
     /// survive exec, so the name cannot change underneath), with the pass that last saw it.
     names: HashMap<u32, (Option<String>, u64)>,
     pass: u64,
+    /// The driver version (`hw.driver_version`), read on the first pass: it cannot change
+    /// while this NVML instance is loaded.
+    driver: Option<Option<String>>,
+    xid: XidState,
 }
 
 impl ReaderState {
@@ -130,8 +178,28 @@ impl ReaderState {
 /// Something the async side should log once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    SymbolMissing { field: Field, error: String },
-    DeviceLost { index: u32, uuid: Option<String> },
+    SymbolMissing {
+        field: Field,
+        error: String,
+    },
+    DeviceLost {
+        index: u32,
+        uuid: Option<String>,
+    },
+    /// An XID error event (each is logged: an operator reads them beside the alert).
+    Xid {
+        index: u32,
+        xid: u32,
+    },
+    /// No XID events on this host (said once).
+    XidUnavailable {
+        error: String,
+    },
+    /// Device `index` refused registration for XID events (said once; it is skipped).
+    XidDeviceSkipped {
+        index: u32,
+        error: String,
+    },
 }
 
 /// One pass over every device.
@@ -152,7 +220,7 @@ pub struct ReadOptions<'a> {
 
 /// Reads every device. Fails only when the device count cannot be read.
 pub fn read_all(
-    nvml: &Nvml,
+    nvml: &Arc<Nvml>,
     state: &mut ReaderState,
     opts: &ReadOptions<'_>,
 ) -> Result<ReadOutcome, String> {
@@ -166,11 +234,24 @@ pub fn read_all(
         ..ReadOutcome::default()
     };
     state.pass += 1;
+    let driver = state
+        .driver
+        .get_or_insert_with(|| nvml.sys_driver_version().ok())
+        .clone();
+    poll_xids(nvml, state, &mut out);
     for index in 0..count {
         let memo = &mut state.devices[index as usize];
-        if let Some(mut reading) =
-            read_device(nvml, index, memo, &mut state.missing, opts, &mut out)
-        {
+        if let Some(mut reading) = read_device(
+            nvml,
+            index,
+            memo,
+            &mut state.missing,
+            opts,
+            &mut out,
+            state.xid.watch.as_mut(),
+        ) {
+            reading.driver_version.clone_from(&driver);
+            reading.xids.clone_from(&state.devices[index as usize].xids);
             state.name_processes(&mut reading, opts.proc);
             out.devices.push(reading);
         }
@@ -178,6 +259,61 @@ pub fn read_all(
     let pass = state.pass;
     state.names.retain(|_, (_, seen)| *seen == pass);
     Ok(out)
+}
+
+/// Creates the XID event set on the first pass, then takes what is pending without waiting,
+/// crediting each XID to its device. Devices register as the pass reaches them.
+fn poll_xids(nvml: &Arc<Nvml>, state: &mut ReaderState, out: &mut ReadOutcome) {
+    let x = &mut state.xid;
+    if x.unavailable {
+        return;
+    }
+    if x.watch.is_none() {
+        match XidWatch::create(nvml) {
+            Ok(watch) => x.watch = Some(watch),
+            Err(error) => {
+                x.unavailable = true;
+                out.events.push(Event::XidUnavailable { error });
+                return;
+            }
+        }
+    }
+    let Some(watch) = &x.watch else {
+        return;
+    };
+    if let Some(problem) = watch.drain(&mut x.drained) {
+        out.problems.push(problem);
+    }
+    for Xid { index, xid } in state.xid.drained.drain(..) {
+        if let Some(memo) = state.devices.get_mut(index as usize) {
+            memo.xids.record(xid);
+        }
+        out.events.push(Event::Xid { index, xid });
+    }
+}
+
+/// Registers a device for XID events once, with the handle this pass already holds (a lookup
+/// of its own would cost a call per device).
+fn register_xids(
+    watch: Option<&mut XidWatch>,
+    dev: &nvml_wrapper::Device<'_>,
+    index: u32,
+    memo: &mut DeviceMemo,
+    out: &mut ReadOutcome,
+) {
+    let Some(watch) = watch else {
+        return;
+    };
+    if memo.xid_settled {
+        return;
+    }
+    memo.xid_settled = true;
+    if let Err(e) = watch.register(dev) {
+        out.events.push(Event::XidDeviceSkipped {
+            index,
+            error: e.to_string(),
+        });
+    }
 }
 
 /// Reads one device; `None` when it cannot even be identified this tick (already noted).
@@ -188,13 +324,19 @@ fn read_device(
     missing: &mut Fields,
     opts: &ReadOptions<'_>,
     out: &mut ReadOutcome,
+    xid_watch: Option<&mut XidWatch>,
 ) -> Option<DeviceReading> {
     if memo.lost {
         return Some(lost_reading(index, memo, out));
     }
     let identified = nvml.device_by_index(index).and_then(|dev| {
         if memo.identity.is_none() {
-            memo.identity = Some((dev.uuid()?, dev.name()?));
+            memo.identity = Some(Identity {
+                uuid: dev.uuid()?,
+                name: dev.name()?,
+                // Absent when NotSupported (consumer boards) or unreadable: never a made-up one.
+                serial: dev.serial().ok(),
+            });
         }
         Ok(dev)
     });
@@ -204,7 +346,7 @@ fn read_device(
             memo.lost = true;
             out.events.push(Event::DeviceLost {
                 index,
-                uuid: memo.identity.as_ref().map(|(u, _)| u.clone()),
+                uuid: memo.identity.as_ref().map(|i| i.uuid.clone()),
             });
             return Some(lost_reading(index, memo, out));
         }
@@ -214,7 +356,8 @@ fn read_device(
             return None;
         }
     };
-    let (uuid, name) = memo.identity.clone().unwrap_or_default();
+    register_xids(xid_watch, &dev, index, memo, out);
+    let Identity { uuid, name, serial } = memo.identity.clone().unwrap_or_default();
     let mut q = Query {
         index,
         uuid: &uuid,
@@ -226,6 +369,7 @@ fn read_device(
     let mut r = DeviceReading {
         uuid: uuid.clone(),
         name,
+        serial,
         ..DeviceReading::default()
     };
     let lost = read_fields(&dev, &mut q, &mut r, opts).is_err();
@@ -248,16 +392,17 @@ fn read_device(
 
 /// The reading of a lost device, and the problem that names it.
 fn lost_reading(index: u32, memo: &DeviceMemo, out: &mut ReadOutcome) -> DeviceReading {
-    let (uuid, name) = memo
-        .identity
-        .clone()
-        .unwrap_or_else(|| (format!("gpu-index-{index}"), String::new()));
+    let Identity { uuid, name, serial } = memo.identity.clone().unwrap_or_else(|| Identity {
+        uuid: format!("gpu-index-{index}"),
+        ..Identity::default()
+    });
     out.problems.push(format!(
         "GPU {index} ({uuid}) lost: fell off the bus (NVML GpuLost); other GPUs keep reporting"
     ));
     DeviceReading {
         uuid,
         name,
+        serial,
         state: Some(DeviceState::Failed),
         ..DeviceReading::default()
     }
@@ -354,6 +499,7 @@ fn read_fields(
     r.fan_percent = q.get(Field::Fan, || dev.fan_speed(0))?;
     r.clock_sm_mhz = q.get(Field::ClockSm, || dev.clock_info(Clock::SM))?;
     r.clock_mem_mhz = q.get(Field::ClockMem, || dev.clock_info(Clock::Memory))?;
+    read_health(dev, q, &mut r.health)?;
     if opts.processes {
         r.processes = q
             .get(Field::Processes, || dev.running_compute_processes())?
@@ -370,6 +516,27 @@ fn read_fields(
                     .collect()
             });
     }
+    Ok(())
+}
+
+/// PCIe, memory health, codecs and lifetime ECC (health.rs).
+fn read_health(
+    dev: &nvml_wrapper::Device<'_>,
+    q: &mut Query<'_>,
+    h: &mut Health,
+) -> Result<(), Lost> {
+    h.pcie_replays = q.get(Field::PcieReplays, || dev.pcie_replay_counter())?;
+    h.pcie_kbps = q.get(Field::PcieThroughput, || health::pcie_throughput(dev))?;
+    h.encoder_percent = q
+        .get(Field::Encoder, || dev.encoder_utilization())?
+        .map(|u| u.utilization);
+    h.decoder_percent = q
+        .get(Field::Decoder, || dev.decoder_utilization())?
+        .map(|u| u.utilization);
+    h.ecc_aggregate = q.get(Field::EccAggregate, || health::ecc_aggregate(dev))?;
+    h.remapped = q.get(Field::RemappedRows, || health::remapped_rows(dev))?;
+    h.retired = q.get(Field::RetiredPages, || health::retired_pages(dev))?;
+    h.retired_pending = q.get(Field::RetiredPending, || dev.are_pages_pending_retired())?;
     Ok(())
 }
 

@@ -115,7 +115,52 @@ fn a_device_with_nothing_supported_reports_only_its_status() {
             p.attributes.get(AttrKey::HwName),
             Some(&AttrValue::from("Test"))
         );
+        assert_eq!(
+            p.attributes.get(AttrKey::HwModel),
+            Some(&AttrValue::from("Test"))
+        );
+        assert_eq!(
+            p.attributes.get(AttrKey::HwVendor),
+            Some(&AttrValue::from("NVIDIA"))
+        );
+        // Neither was given: absent, not empty.
+        assert_eq!(p.attributes.get(AttrKey::HwSerialNumber), None);
+        assert_eq!(p.attributes.get(AttrKey::HwDriverVersion), None);
     }
+}
+
+#[test]
+fn serial_and_driver_version_are_on_every_device_point_but_not_on_processes() {
+    let mut d = reading();
+    d.serial = Some("1321120021234".into());
+    d.driver_version = Some("535.183.01".into());
+    d.temperature_c = Some(50);
+    d.processes = Some(vec![GpuProcess {
+        pid: 7,
+        used_bytes: 1,
+        name: None,
+    }]);
+    let mut pts = Vec::new();
+    device_points(&d, &mut pts);
+    for p in pts
+        .iter()
+        .filter(|p| p.name != MetricName::ProcessGpuMemoryUsage)
+    {
+        let text = |k| p.attributes.get(k).map(AttrValue::as_text);
+        assert_eq!(
+            text(AttrKey::HwSerialNumber).as_deref(),
+            Some("1321120021234")
+        );
+        assert_eq!(
+            text(AttrKey::HwDriverVersion).as_deref(),
+            Some("535.183.01")
+        );
+    }
+    let process = pts
+        .iter()
+        .find(|p| p.name == MetricName::ProcessGpuMemoryUsage)
+        .unwrap();
+    assert_eq!(process.attributes.get(AttrKey::HwSerialNumber), None);
 }
 
 #[test]
