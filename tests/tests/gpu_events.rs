@@ -3,6 +3,9 @@
 //! mid-run, and the shipped `gpu_xid` rule must page within one tick, with the XID in the
 //! event. The latency from the write to the alert line is printed for the record.
 
+// The test times a real process on the wall clock; tokio's virtual clock does not apply.
+#![allow(clippy::disallowed_types)]
+
 #[path = "gpu_common/mod.rs"]
 mod common;
 
