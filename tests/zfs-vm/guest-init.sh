@@ -163,7 +163,8 @@ kill $hog 2>/dev/null
 # 75 s (the shrink curve, arc-curve.txt: unix-time size c c_max MemAvailable-KiB), then the agent
 # is stopped and zfs_arc_max read back: the boot value again. ---
 log "phase arc-coordination"
-wait $hog 2>/dev/null; sleep 2
+# No `wait $hog`: dash waits for the whole pipeline, whose `sleep 600` outlives the kill.
+sleep 2
 # The guest has no `ip`: bring lo up (SIOCSIFFLAGS, IFF_UP|IFF_LOOPBACK|IFF_RUNNING) with perl;
 # the kernel gives a loopback device 127.0.0.1 when it comes up.
 cap coord-lo perl -e 'use Socket; socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
