@@ -316,6 +316,20 @@ mod tests {
             ..ResourcesConfig::default()
         };
         let paths: Vec<String> = cfg.validate().into_iter().map(|e| e.path).collect();
-        assert_eq!(paths, ["reserve", "allowed_cpus"]);
+        // The first limit set is refused as not applied yet (below), then both together.
+        assert_eq!(paths, ["reserve", "cpu_quota", "allowed_cpus"]);
+    }
+
+    #[test]
+    fn a_limit_is_refused_while_the_tuner_does_not_apply_it() {
+        let cfg = ResourcesConfig {
+            memory_high: Some(t("20G")),
+            ..ResourcesConfig::default()
+        };
+        let errors = cfg.validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "memory_high");
+        assert!(errors[0].message.contains("not applied yet"), "{errors:?}");
+        assert!(ResourcesConfig::default().validate().is_empty());
     }
 }
