@@ -10,6 +10,7 @@
 #![allow(clippy::disallowed_types)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -148,17 +149,23 @@ fn parse_sample(line: &str) -> Option<Sample> {
 }
 
 /// `once --format json` with the host collector alone.
-fn hostwarden_once() -> Value {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("hostwarden.toml");
+/// The config `once` reads, written before the first scrape: a file made between the two
+/// scrapes would itself be on `/` (a directory and a file: 2 inodes and 8 KiB that node_exporter
+/// never sees) and make the space figures disagree.
+fn write_config(dir: &Path) -> PathBuf {
+    let path = dir.join("hostwarden.toml");
     std::fs::write(
         &path,
         "[gpu]\nenabled = false\n[zfs]\nenabled = false\n[ollama]\nenabled = false\n",
     )
     .expect("write config");
+    path
+}
+
+fn hostwarden_once(path: &Path) -> Value {
     let out = Command::new(bin())
         .args(["once", "--format", "json", "--config"])
-        .arg(&path)
+        .arg(path)
         .output()
         .expect("run hostwarden once");
     assert!(
@@ -327,13 +334,15 @@ fn check(
 fn every_disk_filesystem_and_interface_agrees_with_node_exporter() {
     // Built (if stale) now, not between the two scrapes, which must be a second apart.
     bin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
     let ne = NodeExporter::start();
     // The first scrape warms node_exporter up (it reads udev data and builds its collectors).
     ne.scrape();
     // A filesystem written by other jobs can move and move back between the two scrapes (a
     // temp file made and removed): only such a space figure earns another round, at most two.
     for round in 1..=3 {
-        let failures = one_round(&ne);
+        let failures = one_round(&ne, &config);
         if failures.is_empty() {
             return;
         }
@@ -351,10 +360,10 @@ fn every_disk_filesystem_and_interface_agrees_with_node_exporter() {
 }
 
 /// One scrape, `once`, scrape; what disagreed.
-fn one_round(ne: &NodeExporter) -> Vec<String> {
+fn one_round(ne: &NodeExporter, config: &Path) -> Vec<String> {
     let started = Instant::now();
     let before = ne.scrape();
-    let snap = hostwarden_once();
+    let snap = hostwarden_once(config);
     let after = ne.scrape();
     println!(
         "node_exporter scraped, hostwarden once, scraped again: {:.2}s",
