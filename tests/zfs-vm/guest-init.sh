@@ -168,7 +168,7 @@ sleep 2
 # The guest has no `ip`: bring lo up (SIOCSIFFLAGS, IFF_UP|IFF_LOOPBACK|IFF_RUNNING) with perl;
 # the kernel gives a loopback device 127.0.0.1 when it comes up.
 cap coord-lo perl -e 'use Socket; socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
-  ioctl($s, 0x8914, pack("a16 s x22", "lo", 0x49)) or die "lo up: $!"'
+  my $req = pack("a16 s x22", "lo", 0x49); ioctl($s, 0x8914, $req) or die "lo up: $!"'
 avail_b=$(( $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo) * 1024 ))
 # The agent's reserve is 256 MiB: a model of MemAvailable + 768 MiB - 256 MiB asks the ARC
 # for 768 MiB.
