@@ -272,6 +272,19 @@ impl SystemdClient {
                 source,
             })
     }
+
+    /// The connection and the unit's object path (LoadUnit), for the property proxies that
+    /// `unit_status` and `unit_limits` build on it.
+    async fn unit_object(&self, unit: &str) -> Result<(Connection, OwnedObjectPath), ActuateError> {
+        let conn = self.connection().await?.clone();
+        let path = self
+            .manager()
+            .await?
+            .load_unit(unit)
+            .await
+            .map_err(bus_err("LoadUnit", unit))?;
+        Ok((conn, path))
+    }
 }
 
 fn bus_err<'a>(op: &'static str, unit: &'a str) -> impl FnOnce(zbus::Error) -> ActuateError + 'a {
@@ -327,12 +340,7 @@ impl UnitManager for SystemdClient {
     }
 
     async fn unit_status(&self, unit: &str) -> Result<UnitStatus, ActuateError> {
-        let conn = self.connection().await?.clone();
-        let mgr = self.manager().await?;
-        let path = mgr
-            .load_unit(unit)
-            .await
-            .map_err(bus_err("LoadUnit", unit))?;
+        let (conn, path) = self.unit_object(unit).await?;
         // Uncached: every read asks systemd, so a status never lags behind a restart.
         let u = UnitProxy::builder(&conn)
             .path(path.clone())
@@ -387,12 +395,7 @@ impl UnitManager for SystemdClient {
     }
 
     async fn unit_limits(&self, unit: &str) -> Result<UnitLimits, ActuateError> {
-        let conn = self.connection().await?.clone();
-        let mgr = self.manager().await?;
-        let path = mgr
-            .load_unit(unit)
-            .await
-            .map_err(bus_err("LoadUnit", unit))?;
+        let (conn, path) = self.unit_object(unit).await?;
         let p = ServiceLimitsProxy::builder(&conn)
             .path(path)
             .cache_properties(CacheProperties::No)
