@@ -45,6 +45,15 @@ impl Daemon {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        Daemon::spawn(cmd)
+    }
+
+    /// Spawns `cmd` (a `hostwarden run` the caller set up) with its stdout and stderr lines on
+    /// one channel.
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn hostwarden run");
         let (tx, lines) = channel();
         let out = child.stdout.take().expect("stdout");

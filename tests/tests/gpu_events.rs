@@ -9,10 +9,9 @@
 #[path = "gpu_common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
+
+use hostwarden_tests::daemon::{Daemon, Line};
 
 use common::*;
 
@@ -32,66 +31,15 @@ fn main() -> ExitCode {
     ])
 }
 
-/// The agent under `run --view always`, its stderr lines on a channel; killed when dropped.
-struct Agent {
-    child: Child,
-    lines: Receiver<(std::time::Instant, String)>,
-    seen: Vec<String>,
+/// The agent under `run --view always`, its output lines waited on as events (a 60 s guard).
+fn start_agent(setup: &Setup) -> Daemon {
+    let mut cmd = setup.command(&["run", "--view", "always"]);
+    cmd.env("NO_COLOR", "1")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    Daemon::spawn(cmd)
 }
 
-impl Agent {
-    fn start(setup: &Setup) -> Agent {
-        let mut child = setup
-            .command(&["run", "--view", "always"])
-            .env("NO_COLOR", "1")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start hostwarden");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send((std::time::Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next line satisfying `pred` and when it arrived (a 60 s failure guard, not a sleep).
-    fn wait_for(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&str) -> bool,
-    ) -> (std::time::Instant, String) {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok((at, line)) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return (at, line);
-                    }
-                }
-                Err(_) => panic!("no {what} line; output so far:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Err(e) = self.child.kill().and_then(|()| self.child.wait().map(drop)) {
-            eprintln!("hostwarden not stopped: {e}");
-        }
-    }
-}
+const GUARD: Duration = Duration::from_secs(60);
 
 fn is_tick(line: &str) -> bool {
     line.starts_with("gpu ")
@@ -100,15 +48,15 @@ fn is_tick(line: &str) -> bool {
 fn an_xid_delivered_mid_run_pages_within_one_tick() {
     let mut state = ShimState::with_gpus(vec![ShimGpu::full(0), ShimGpu::full(1)]);
     let setup = Setup::new(&nvml_shim::build(), &state);
-    let mut agent = Agent::start(&setup);
+    let mut agent = start_agent(&setup);
     // Two ticks with the set registered and nothing pending.
-    agent.wait_for("first tick", is_tick);
-    agent.wait_for("second tick", is_tick);
+    agent.wait_for(GUARD, "first tick", is_tick);
+    agent.wait_for(GUARD, "second tick", is_tick);
     state.gpus[1].xids = vec![79];
     let mark = agent.seen.len();
     let written = std::time::Instant::now();
     state.write(setup.state.parent().unwrap());
-    let (at, firing) = agent.wait_for("gpu_xid firing", |l| {
+    let Line { at, text: firing } = agent.wait_for(GUARD, "gpu_xid firing", |l| {
         l.contains("rule=gpu_xid") && l.contains("state=\"firing\"")
     });
     let latency = at.duration_since(written);
@@ -139,14 +87,14 @@ fn an_xid_delivered_mid_run_pages_within_one_tick() {
 fn xids_outside_the_paged_families_are_counted_but_do_not_page() {
     let mut state = ShimState::with_gpus(vec![ShimGpu::full(0)]);
     let setup = Setup::new(&nvml_shim::build(), &state);
-    let mut agent = Agent::start(&setup);
-    agent.wait_for("first tick", is_tick);
+    let mut agent = start_agent(&setup);
+    agent.wait_for(GUARD, "first tick", is_tick);
     // XID 32 (a push-buffer stream error, an application fault): counted, not paged.
     state.gpus[0].xids = vec![32];
     state.write(setup.state.parent().unwrap());
-    agent.wait_for("the XID log line", |l| l.contains("xid=32"));
+    agent.wait_for(GUARD, "the XID log line", |l| l.contains("xid=32"));
     for _ in 0..3 {
-        agent.wait_for("tick", is_tick);
+        agent.wait_for(GUARD, "tick", is_tick);
     }
     assert!(
         !agent
