@@ -3,6 +3,7 @@
 
 pub mod alertmanager_server;
 pub mod daemon;
+pub mod fake_proc;
 pub mod harness;
 pub mod need;
 pub mod nvml_shim;

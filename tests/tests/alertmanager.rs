@@ -11,13 +11,14 @@
 // Tests wait on real wall-clock time for real processes; tokio's virtual clock does not apply.
 #![allow(clippy::disallowed_types)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use hostwarden::exporters::identity;
 use hostwarden_tests::alertmanager_server::{AlertmanagerServer, PROGRAM};
 use hostwarden_tests::daemon::Daemon;
+use hostwarden_tests::fake_proc::{copy_proc, host_only_sections, memory_rule, set_memory_use};
 use hostwarden_tests::harness::Harness;
 use hostwarden_tests::need::Need;
 use hostwarden_tests::strip_ansi;
@@ -48,50 +49,6 @@ fn main() -> ExitCode {
     ])
 }
 
-/// A copy of this host's /proc files the host collector reads.
-fn copy_proc(dst: &Path) {
-    std::fs::create_dir_all(dst.join("pressure")).expect("create proc copy");
-    for f in [
-        "stat",
-        "meminfo",
-        "loadavg",
-        "vmstat",
-        "pressure/cpu",
-        "pressure/memory",
-        "pressure/io",
-    ] {
-        // PSI may be missing (kernel without CONFIG_PSI); the collector copes, so do we.
-        if let Ok(text) = std::fs::read(Path::new("/proc").join(f)) {
-            std::fs::write(dst.join(f), text).expect("write proc copy");
-        }
-    }
-}
-
-/// Rewrites meminfo so that used memory is `used_share` of the total, atomically.
-fn set_memory_use(proc_root: &Path, used_share: f64) {
-    let path = proc_root.join("meminfo");
-    let text = std::fs::read_to_string(&path).expect("read meminfo copy");
-    let total: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("MemTotal in meminfo");
-    let free = ((1.0 - used_share) * total as f64) as u64;
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| match l.split(':').next().unwrap_or("") {
-            "MemFree" => format!("MemFree:        {free} kB"),
-            "MemAvailable" => format!("MemAvailable:        {free} kB"),
-            k @ ("Buffers" | "Cached" | "SReclaimable") => format!("{k}:        0 kB"),
-            _ => l.to_owned(),
-        })
-        .collect();
-    let tmp = proc_root.join("meminfo.tmp");
-    std::fs::write(&tmp, out.join("\n") + "\n").expect("write meminfo");
-    std::fs::rename(&tmp, &path).expect("replace meminfo");
-}
-
 /// The agent with a rule on its (rewritable) memory use and the Alertmanager sink.
 struct Agent {
     daemon: Daemon,
@@ -114,35 +71,17 @@ interval = "500ms"
 state_dir = "{d}/state"
 status_socket = "{d}/status.sock"
 
-[host]
-proc_root = "{p}"
-per_cpu = false
-
-[gpu]
-enabled = false
-
-[zfs]
-enabled = false
-
-[ollama]
-enabled = false
-
+{host}
 [export.alertmanager]
 urls = [{urls}]
 resend_interval = "2s"
 timeout = "1s"
 
-[[rules]]
-name = "{RULE}"
-metric = "system.memory.utilization"
-op = ">"
-warning = 0.5
-for = "{for_}"
-summary = "memory use above half"
-"#,
+{rule}"#,
             d = dir.path().display(),
-            p = proc_root.display(),
+            host = host_only_sections(&proc_root),
             urls = urls.join(", "),
+            rule = memory_rule(RULE, for_, "memory use above half"),
         );
         let path = dir.path().join("hostwarden.toml");
         std::fs::write(&path, config).expect("write config");

@@ -11,54 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hostwarden_tests::fake_proc::{copy_proc, host_only_sections, memory_rule, set_memory_use};
 use hostwarden_tests::strip_ansi;
-
-/// A copy of this host's /proc files the host collector reads.
-fn copy_proc(dst: &Path) {
-    std::fs::create_dir_all(dst.join("pressure")).expect("create proc copy");
-    for f in [
-        "stat",
-        "meminfo",
-        "loadavg",
-        "vmstat",
-        "pressure/cpu",
-        "pressure/memory",
-        "pressure/io",
-    ] {
-        // PSI may be missing (kernel without CONFIG_PSI); the collector copes, so do we.
-        if let Ok(text) = std::fs::read(Path::new("/proc").join(f)) {
-            std::fs::write(dst.join(f), text).expect("write proc copy");
-        }
-    }
-}
-
-/// Rewrites meminfo so that used memory (total − free − buffers − cached) is `used_share`
-/// of the total, atomically so the agent never reads half a file.
-fn set_memory_use(proc_root: &Path, used_share: f64) {
-    let path = proc_root.join("meminfo");
-    let text = std::fs::read_to_string(&path).expect("read meminfo copy");
-    let total: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("MemTotal in meminfo");
-    let free = ((1.0 - used_share) * total as f64) as u64;
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            let key = l.split(':').next().unwrap_or("");
-            match key {
-                "MemFree" => format!("MemFree:        {free} kB"),
-                "Buffers" | "Cached" | "SReclaimable" => format!("{key}:        0 kB"),
-                _ => l.to_owned(),
-            }
-        })
-        .collect();
-    let tmp = proc_root.join("meminfo.tmp");
-    std::fs::write(&tmp, out.join("\n") + "\n").expect("write meminfo");
-    std::fs::rename(&tmp, &path).expect("replace meminfo");
-}
 
 fn write_config(dir: &Path, proc_root: &Path, state_dir: &Path, for_: &str) -> PathBuf {
     let text = format!(
@@ -66,29 +20,11 @@ fn write_config(dir: &Path, proc_root: &Path, state_dir: &Path, for_: &str) -> P
 interval = "500ms"
 state_dir = "{state}"
 
-[host]
-proc_root = "{proc}"
-per_cpu = false
-
-[gpu]
-enabled = false
-
-[zfs]
-enabled = false
-
-[ollama]
-enabled = false
-
-[[rules]]
-name = "mem_test"
-metric = "system.memory.utilization"
-op = ">"
-warning = 0.5
-for = "{for_}"
-summary = "test rule on a rewritten meminfo"
-"#,
+{host}
+{rule}"#,
         state = state_dir.display(),
-        proc = proc_root.display(),
+        host = host_only_sections(proc_root),
+        rule = memory_rule("mem_test", for_, "test rule on a rewritten meminfo"),
     );
     let path = dir.join("hostwarden.toml");
     std::fs::write(&path, text).expect("write config");

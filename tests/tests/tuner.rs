@@ -11,6 +11,7 @@ use hostwarden::config::OllamaConfig;
 use hostwarden::model::{AttrKey, MetricName, MetricPoint, Snapshot};
 use hostwarden::rules::event::Severity;
 use hostwarden::sys::systemd::{SystemdClient, UnitManager};
+use hostwarden::tuner::apply::ApplyReport;
 use hostwarden::tuner::apply::dropin::DropinPath;
 use hostwarden::tuner::apply::journal::{ActionResult, JOURNAL_NAME, Timings};
 use hostwarden::tuner::config::{RestartWhen, TunerConfig, TunerMode};
@@ -174,6 +175,16 @@ impl Rig {
         DropinPath::new(&self.mgr.unit_dir(), UNIT)
     }
 
+    /// Writes an operator's drop-in `name` with `body` beside ours and reloads the manager.
+    fn write_operator_dropin(&self, name: &str, body: &str) -> std::path::PathBuf {
+        let dir = self.dropin().dir;
+        std::fs::create_dir_all(&dir).expect("drop-in dir");
+        let path = dir.join(name);
+        std::fs::write(&path, body).expect("operator drop-in");
+        self.mgr.systemctl(&["daemon-reload"]);
+        path
+    }
+
     fn journal(&self) -> String {
         std::fs::read_to_string(self.state.path().join(JOURNAL_NAME)).unwrap_or_default()
     }
@@ -195,6 +206,33 @@ fn decision(pairs: &[(&str, &str)]) -> Decision {
             })
             .collect(),
     }
+}
+
+/// Checks the value of `key` in the environment of the process `pid`, as systemd started it.
+fn assert_env(pid: u32, key: &str, want: &str) {
+    let env = process_env(pid);
+    assert_eq!(
+        env.get(key).map(String::as_str),
+        Some(want),
+        "{key} of {pid}"
+    );
+}
+
+/// Waits for the apply `tuner` started and checks it was applied.
+async fn applied(tuner: &mut Tuner) -> ApplyReport {
+    let r = tuner.settle_task().await.expect("an apply ran");
+    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    r
+}
+
+/// Decides OLLAMA_NUM_PARALLEL=2, which is already in force: the drop-in is recorded and
+/// `pid` goes on, not restarted (`why` says what a restart would mean).
+async fn applied_without_restart(rig: &Rig, tuner: &mut Tuner, pid: u32, why: &str) {
+    let d = decision(&[("OLLAMA_NUM_PARALLEL", "2")]);
+    tuner.on_tick(T0, &Snapshot::default(), Some(&d));
+    let r = applied(tuner).await;
+    assert!(r.restarts_ms.is_empty(), "{}", r.detail);
+    assert_eq!(rig.main_pid(), pid, "{why}");
 }
 
 fn actions(points: &[MetricPoint], result: &str) -> f64 {
@@ -225,24 +263,13 @@ async fn a_decided_change_is_applied_to_the_restarted_process() {
     ]);
     let mut tuner = rig.tuner(TunerMode::Apply, 0, 0, 100);
     tuner.on_tick(T0, &snap, Some(&d));
-    let r = tuner.settle_task().await.expect("an apply ran");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    applied(&mut tuner).await;
 
     let pid1 = rig.main_pid();
     assert_ne!(pid1, pid0, "the unit was restarted");
-    let env = process_env(pid1);
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("2")
-    );
-    assert_eq!(
-        env.get("OLLAMA_KEEP_ALIVE").map(String::as_str),
-        Some("10m")
-    );
-    assert_eq!(
-        env.get("OLLAMA_MAX_QUEUE").map(String::as_str),
-        Some(tricky)
-    );
+    assert_env(pid1, "OLLAMA_NUM_PARALLEL", "2");
+    assert_env(pid1, "OLLAMA_KEEP_ALIVE", "10m");
+    assert_env(pid1, "OLLAMA_MAX_QUEUE", tricky);
     let status = rig.client().unit_status(UNIT).await.expect("status");
     assert!(status.is_active());
     assert_eq!(status.main_pid, pid1);
@@ -277,8 +304,7 @@ async fn a_change_that_fails_to_start_is_rolled_back() {
     let mut tuner = rig.tuner(TunerMode::Apply, 0, 0, 100);
     let good = decision(&[("OLLAMA_NUM_PARALLEL", "2")]);
     tuner.on_tick(T0, &snap, Some(&good));
-    let r = tuner.settle_task().await.expect("apply");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    applied(&mut tuner).await;
     let good_text = rig.dropin().read().expect("read").expect("drop-in");
 
     // The stand-in refuses to start with OLLAMA_NUM_PARALLEL=13.
@@ -290,11 +316,7 @@ async fn a_change_that_fails_to_start_is_rolled_back() {
 
     let status = rig.client().unit_status(UNIT).await.expect("status");
     assert!(status.is_active(), "{status:?}");
-    let env = process_env(status.main_pid);
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("2")
-    );
+    assert_env(status.main_pid, "OLLAMA_NUM_PARALLEL", "2");
     assert_eq!(rig.dropin().read().expect("read"), Some(good_text));
 
     let alerts = tuner.take_alerts();
@@ -325,19 +347,13 @@ async fn values_already_in_force_are_recorded_without_a_restart() {
     rig.start_unit();
     let pid = rig.main_pid();
     let mut tuner = rig.tuner(TunerMode::Apply, 0, 0, 100);
-    tuner.on_tick(
-        T0,
-        &Snapshot::default(),
-        Some(&decision(&[("OLLAMA_NUM_PARALLEL", "2")])),
-    );
-    let r = tuner.settle_task().await.expect("apply");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
-    assert!(r.restarts_ms.is_empty(), "{}", r.detail);
-    assert_eq!(
-        rig.main_pid(),
+    applied_without_restart(
+        &rig,
+        &mut tuner,
         pid,
-        "restarted although nothing would change"
-    );
+        "restarted although nothing would change",
+    )
+    .await;
     assert!(rig.dropin().read().expect("read").is_some());
 }
 
@@ -399,6 +415,17 @@ fn release_gate(fifo: &std::path::Path) {
     }
 }
 
+/// Checks that the agent back after a kill finished the apply it found half done.
+fn assert_completed_after_restart(report: Option<ApplyReport>) {
+    let r = report.expect("reconcile ran");
+    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    assert!(
+        r.detail.contains("completed after an agent restart"),
+        "{}",
+        r.detail
+    );
+}
+
 fn an_agent_killed_mid_apply_reconciles_on_restart() {
     let probe_dir = tempfile::tempdir().expect("dir");
     let fifo = probe_dir.path().join("gate.fifo");
@@ -444,19 +471,9 @@ fn an_agent_killed_mid_apply_reconciles_on_restart() {
         let r = t.settle_task().await;
         (r, t.last_actions(1))
     });
-    let r = report.expect("reconcile ran");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
-    assert!(
-        r.detail.contains("completed after an agent restart"),
-        "{}",
-        r.detail
-    );
+    assert_completed_after_restart(report);
     assert_eq!(journal_tail.len(), 1);
-    let env = process_env(rig.main_pid());
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("2")
-    );
+    assert_env(rig.main_pid(), "OLLAMA_NUM_PARALLEL", "2");
 
     // C: the agent comes back in observe mode: the half-done change is still its own to finish
     // (a good value: the rolled-back 13 of A is not tried again on the same host).
@@ -470,19 +487,9 @@ fn an_agent_killed_mid_apply_reconciles_on_restart() {
         let mut t = rig.tuner(TunerMode::Observe, 0, 0, 100);
         t.settle_task().await
     });
-    let r = report.expect("reconcile ran in observe mode");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
-    assert!(
-        r.detail.contains("completed after an agent restart"),
-        "{}",
-        r.detail
-    );
+    assert_completed_after_restart(report);
     assert_eq!(rig.mgr.property(UNIT, "ActiveState"), "active");
-    let env = process_env(rig.main_pid());
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("3")
-    );
+    assert_env(rig.main_pid(), "OLLAMA_NUM_PARALLEL", "3");
 }
 
 async fn settle_cooldown_and_daily_cap_hold() {
@@ -506,8 +513,7 @@ async fn settle_cooldown_and_daily_cap_hold() {
     );
     tuner.on_tick(t(10), &snap, Some(&two));
     assert!(tuner.busy(), "settled after 10m");
-    let r = tuner.settle_task().await.expect("apply");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    applied(&mut tuner).await;
     pids.push(rig.main_pid());
 
     let three = decision(&[("OLLAMA_NUM_PARALLEL", "3")]);
@@ -516,8 +522,7 @@ async fn settle_cooldown_and_daily_cap_hold() {
     assert!(!tuner.busy(), "restarted inside the 30m cooldown");
     assert!(rig.journal().contains("cooldown"), "{}", rig.journal());
     tuner.on_tick(t(40), &snap, Some(&three));
-    let r = tuner.settle_task().await.expect("apply after cooldown");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+    applied(&mut tuner).await;
     pids.push(rig.main_pid());
 
     let four = decision(&[("OLLAMA_NUM_PARALLEL", "4")]);
@@ -532,11 +537,7 @@ async fn settle_cooldown_and_daily_cap_hold() {
     pids.dedup();
     assert_eq!(pids.len(), 3);
     assert_eq!(rig.main_pid(), pids[2]);
-    let env = process_env(pids[2]);
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("3")
-    );
+    assert_env(pids[2], "OLLAMA_NUM_PARALLEL", "3");
 }
 
 async fn observe_mode_never_touches_the_unit() {
@@ -571,12 +572,10 @@ fn count(journal: &str, needle: &str) -> usize {
 /// is reported again, and once the file is gone the tuner manages the key again.
 async fn an_operator_dropin_is_reported_once_and_never_fought() {
     let rig = Rig::start("");
-    let dir = rig.dropin().dir;
-    std::fs::create_dir_all(&dir).expect("drop-in dir");
-    let operator = dir.join("90-operator.conf");
-    std::fs::write(&operator, "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=3\n")
-        .expect("operator drop-in");
-    rig.mgr.systemctl(&["daemon-reload"]);
+    let operator = rig.write_operator_dropin(
+        "90-operator.conf",
+        "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=3\n",
+    );
     rig.start_unit();
     let snap = Snapshot::default();
     let mut tuner = rig.tuner(TunerMode::Apply, 0, 0, 100);
@@ -608,15 +607,8 @@ async fn an_operator_dropin_is_reported_once_and_never_fought() {
     let path = operator.display().to_string();
     assert!(alerts[0].summary.contains(&path), "{}", alerts[0].summary);
     assert_eq!(tuner.operator_overrides()["OLLAMA_NUM_PARALLEL"].path, path);
-    let env = process_env(rig.main_pid());
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("3")
-    );
-    assert_eq!(
-        env.get("OLLAMA_KEEP_ALIVE").map(String::as_str),
-        Some("10m")
-    );
+    assert_env(rig.main_pid(), "OLLAMA_NUM_PARALLEL", "3");
+    assert_env(rig.main_pid(), "OLLAMA_KEEP_ALIVE", "10m");
     let ours = rig.dropin().read().expect("read").expect("our drop-in");
     assert!(!ours.contains("OLLAMA_NUM_PARALLEL"), "{ours}");
 
@@ -631,9 +623,10 @@ async fn an_operator_dropin_is_reported_once_and_never_fought() {
     assert!(status[0].summary.contains(&path), "{}", status[0].summary);
 
     // A new version of the file is reported again, once; an agent restart reports nothing new.
-    std::fs::write(&operator, "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=5\n")
-        .expect("operator drop-in");
-    rig.mgr.systemctl(&["daemon-reload"]);
+    rig.write_operator_dropin(
+        "90-operator.conf",
+        "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=5\n",
+    );
     for i in 8..11 {
         tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
         tuner.settle_task().await;
@@ -671,11 +664,7 @@ async fn an_operator_dropin_is_reported_once_and_never_fought() {
     let journal = rig.journal();
     assert_eq!(count(&journal, "operator_override_gone"), 1, "{journal}");
     assert_eq!(count(&journal, "rolled_back"), 0, "{journal}");
-    let env = process_env(rig.main_pid());
-    assert_eq!(
-        env.get("OLLAMA_NUM_PARALLEL").map(String::as_str),
-        Some("4")
-    );
+    assert_env(rig.main_pid(), "OLLAMA_NUM_PARALLEL", "4");
 }
 
 /// The "already in force" check reads the main process's environ below `[host] proc_root`:
@@ -695,19 +684,13 @@ async fn the_in_force_check_reads_proc_root() {
     .expect("environ");
     assert!(!process_env(pid).contains_key("OLLAMA_NUM_PARALLEL"));
     let mut tuner = rig.tuner_with_proc(TunerMode::Apply, 0, 0, 100, root.path());
-    tuner.on_tick(
-        T0,
-        &Snapshot::default(),
-        Some(&decision(&[("OLLAMA_NUM_PARALLEL", "2")])),
-    );
-    let r = tuner.settle_task().await.expect("apply");
-    assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
-    assert!(r.restarts_ms.is_empty(), "{}", r.detail);
-    assert_eq!(
-        rig.main_pid(),
+    applied_without_restart(
+        &rig,
+        &mut tuner,
         pid,
-        "restarted: /proc was read, not proc_root"
-    );
+        "restarted: /proc was read, not proc_root",
+    )
+    .await;
 }
 
 /// Not an assertion: prints where an apply's time goes, over several runs.
@@ -724,8 +707,7 @@ async fn bench_decision_to_verified_applied() {
             &snap,
             Some(&decision(&[("OLLAMA_NUM_PARALLEL", &n)])),
         );
-        let r = tuner.settle_task().await.expect("apply");
-        assert_eq!(r.result, ActionResult::Applied, "{}", r.detail);
+        let r = applied(&mut tuner).await;
         rows.push(r.timings);
     }
     println!("\ntuner apply, decision to verified (ms), systemd --user + stand-in Ollama:");

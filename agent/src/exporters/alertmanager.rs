@@ -47,8 +47,8 @@ impl Alertmanager {
         state_dir: &Path,
         source: Source,
     ) -> Result<Self, TlsError> {
-        let files = config.tls_files();
-        let loaded = if files == tls::TlsFiles::default() {
+        let files = config.tls();
+        let loaded = if files.is_empty() {
             None
         } else {
             Some(tls::load(&files)?)

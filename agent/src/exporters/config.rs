@@ -2,12 +2,11 @@
 //! file leaves unset; the file wins when both are set.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::tls::{self, TlsFiles};
+use super::tls::{self, tls_client_section};
 use crate::fields::FieldError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +25,7 @@ pub enum Compression {
     Gzip,
 }
 
+tls_client_section! {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpConfig {
@@ -47,16 +47,7 @@ pub struct OtlpConfig {
     /// Request body compression, "none" or "gzip".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
-    /// CA certificate file (PEM) the collector's certificate must chain to, instead of the
-    /// system's trust store. https:// endpoints only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<PathBuf>,
-    /// Client certificate file (PEM) for mTLS; needs client_key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_certificate: Option<PathBuf>,
-    /// The client certificate's private key (PEM, PKCS#8, PKCS#1 or SEC1).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_key: Option<PathBuf>,
+}
 }
 
 impl OtlpConfig {
@@ -95,25 +86,13 @@ impl OtlpConfig {
                 ));
             }
         }
-        self.validate_tls(&mut errors);
-        errors
-    }
-
-    pub fn tls_files(&self) -> TlsFiles {
-        TlsFiles {
-            certificate: self.certificate.clone(),
-            client_certificate: self.client_certificate.clone(),
-            client_key: self.client_key.clone(),
-        }
-    }
-
-    /// The TLS files are read and checked here, so `check-config` and a reload refuse what the
-    /// first handshake would, rather than the exporter failing on every export.
-    fn validate_tls(&self, errors: &mut Vec<FieldError>) {
+        // The TLS files are read and checked here, so `check-config` and a reload refuse what
+        // the first handshake would, rather than the exporter failing on every export.
         let plaintext = self
             .endpoint
             .as_deref()
             .filter(|e| e.starts_with("http://"));
-        tls::check_files(errors, &self.tls_files(), plaintext);
+        tls::check_files(&mut errors, &self.tls(), plaintext);
+        errors
     }
 }

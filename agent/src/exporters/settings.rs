@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::config::{Compression, OtlpConfig, Protocol};
-use super::tls::TlsFiles;
+use super::tls::TlsClientConfig;
 
 /// Export request timeout when neither the file nor the environment sets one (the spec's).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +36,7 @@ pub struct SignalTarget {
     /// `None`: no compression.
     pub compression: Option<Compression>,
     /// Used for https:// URLs only.
-    pub tls: TlsFiles,
+    pub tls: TlsClientConfig,
 }
 
 /// The resolved export settings. A signal with no endpoint anywhere is `None`: not exported.
@@ -159,7 +159,7 @@ fn resolve_signal(
                 .map(PathBuf::from)
         })
     };
-    let tls = TlsFiles {
+    let tls = TlsClientConfig {
         certificate: path(&file.certificate, "CERTIFICATE"),
         client_certificate: path(&file.client_certificate, "CLIENT_CERTIFICATE"),
         client_key: path(&file.client_key, "CLIENT_KEY"),
@@ -375,7 +375,7 @@ mod tests {
         let l = s.logs.unwrap();
         assert_eq!(l.protocol, Protocol::HttpProtobuf);
         assert_eq!(l.compression, None);
-        assert_eq!(l.tls, TlsFiles::default());
+        assert_eq!(l.tls, TlsClientConfig::default());
     }
 
     #[test]

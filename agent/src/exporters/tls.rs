@@ -16,17 +16,10 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-/// The PEM files one signal's TLS uses; all unset means the system's trust store and no
-/// client certificate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// CA certificate(s) the collector's certificate must chain to.
-    pub certificate: Option<PathBuf>,
-    /// Client certificate (chain) for mTLS.
-    pub client_certificate: Option<PathBuf>,
-    /// The client certificate's private key.
-    pub client_key: Option<PathBuf>,
-}
+mod client_config;
+
+pub use client_config::TlsClientConfig;
+pub(crate) use client_config::tls_client_section;
 
 /// Which file a problem is in, by its config field name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +110,11 @@ use crate::sys::tls::provider;
 /// that does not parse, a key that does not match its certificate), so an exporter never fails
 /// every request on them. `plaintext_url` is an http:// URL of the section, if any: TLS files
 /// beside it would be silently unused, so they are refused.
-pub fn check_files(errors: &mut Vec<FieldError>, files: &TlsFiles, plaintext_url: Option<&str>) {
+pub fn check_files(
+    errors: &mut Vec<FieldError>,
+    files: &TlsClientConfig,
+    plaintext_url: Option<&str>,
+) {
     let set = [
         ("certificate", &files.certificate),
         ("client_certificate", &files.client_certificate),
@@ -141,7 +138,7 @@ pub fn check_files(errors: &mut Vec<FieldError>, files: &TlsFiles, plaintext_url
         ));
         return;
     }
-    if files == &TlsFiles::default() {
+    if files.is_empty() {
         return;
     }
     if let Err(e) = load(files) {
@@ -181,7 +178,7 @@ fn certificates(
 
 /// Reads and checks the files: each parses, every CA certificate is one rustls accepts as a
 /// trust anchor, the client key is one ring can sign with and matches the certificate.
-pub fn load(files: &TlsFiles) -> Result<Loaded, TlsError> {
+pub fn load(files: &TlsClientConfig) -> Result<Loaded, TlsError> {
     let ca = match &files.certificate {
         Some(path) => {
             let (pem, certs) = certificates(TlsField::Certificate, path)?;
@@ -334,8 +331,8 @@ mod tests {
             .join(name)
     }
 
-    fn files(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> TlsFiles {
-        TlsFiles {
+    fn files(ca: Option<&str>, cert: Option<&str>, key: Option<&str>) -> TlsClientConfig {
+        TlsClientConfig {
             certificate: ca.map(fixture),
             client_certificate: cert.map(fixture),
             client_key: key.map(fixture),

@@ -325,11 +325,25 @@ static int is_lost(nvmlDevice_t d) {
     return f->n > 0 && d->lookups > f->v[0];
 }
 
+/* What every call on a device answers first, in NVML's order: not initialised, a null handle
+ * or out-pointer (`args_ok` false), then a device that has fallen off the bus. */
+static nvmlReturn_t check_device(nvmlDevice_t d, int args_ok) {
+    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
+    if (!d || !args_ok) return NVML_ERROR_INVALID_ARGUMENT;
+    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    return NVML_SUCCESS;
+}
+
+/* Returns check_device's error from the calling getter. */
+#define CHECK_DEVICE(d, args_ok)                                    \
+    do {                                                            \
+        nvmlReturn_t check_ = check_device((d), (args_ok) != 0);    \
+        if (check_ != NVML_SUCCESS) return check_;                  \
+    } while (0)
+
 /* The value of a field at the device's current tick, or the NVML error to answer. */
 static nvmlReturn_t get(nvmlDevice_t d, int field, unsigned long long *out) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d || !out) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, out);
     const field_t *f = &d->f[field];
     if (f->n == 0) return NVML_ERROR_NOT_SUPPORTED;
     unsigned long long t = d->lookups ? d->lookups - 1 : 0;
@@ -406,24 +420,18 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t d, char *uuid, unsigned int len) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, 1);
     return copy_str(d->uuid, uuid, len);
 }
 
 EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *name, unsigned int len) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, 1);
     return copy_str(d->name, name, len);
 }
 
 #ifndef OMIT_nvmlDeviceGetSerial
 EXPORT nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t d, char *serial, unsigned int len) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, 1);
     if (!d->serial_set) return NVML_ERROR_NOT_SUPPORTED;
     return copy_str(d->serial, serial, len);
 }
@@ -543,9 +551,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t d, int type, unsigned in
 #ifndef OMIT_nvmlDeviceGetComputeRunningProcesses_v3
 EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t d, unsigned int *count,
                                                             nvmlProcessInfo_t *infos) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d || !count) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, count);
     if (!d->procs_set) return NVML_ERROR_NOT_SUPPORTED;
     unsigned int need = (unsigned int)d->nprocs;
     if (*count < need || (need > 0 && !infos)) {
@@ -588,9 +594,7 @@ EXPORT nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set) {
 
 #ifndef OMIT_nvmlDeviceGetSupportedEventTypes
 EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t d, unsigned long long *types) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d || !types) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, types);
     if (!d->events_set) return NVML_ERROR_NOT_SUPPORTED;
     *types = d->events;
     return NVML_SUCCESS;
@@ -602,9 +606,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t d, unsigned lo
  * an undefined state only for UNKNOWN. */
 EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t d, unsigned long long types,
                                              nvmlEventSet_t set) {
-    if (!S.initialized) return NVML_ERROR_UNINITIALIZED;
-    if (!d || !set || !set->used || (types & ~NVML_EVENT_TYPE_ALL)) return NVML_ERROR_INVALID_ARGUMENT;
-    if (is_lost(d)) return NVML_ERROR_GPU_IS_LOST;
+    CHECK_DEVICE(d, set && set->used && !(types & ~NVML_EVENT_TYPE_ALL));
     if (!d->events_set || (types & ~d->events)) return NVML_ERROR_NOT_SUPPORTED;
     set->types[d->index] |= types;
     return NVML_SUCCESS;

@@ -2,12 +2,11 @@
 //! `urls` means no sink. Several URLs are the members of one HA cluster: each gets every alert,
 //! as Prometheus sends to every member, and the cluster deduplicates the notifications.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exporters::tls::{self, TlsFiles};
+use crate::exporters::tls::{self, tls_client_section};
 use crate::fields::{FieldError, check_duration};
 
 /// Firing alerts are re-sent this often unless set: well inside Alertmanager's default
@@ -21,6 +20,7 @@ pub const DEFAULT_QUEUE: usize = 1_000;
 /// Queued changes older than this are dropped (counted): a resolve from yesterday pages no one.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
+tls_client_section! {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertmanagerConfig {
@@ -47,14 +47,7 @@ pub struct AlertmanagerConfig {
     /// Sent as `Authorization: Bearer <token>`; not together with basic authentication.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_token: Option<String>,
-    /// CA certificate file (PEM) the server's certificate must chain to. https:// only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<PathBuf>,
-    /// Client certificate file (PEM) for mTLS; needs client_key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_certificate: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_key: Option<PathBuf>,
+}
 }
 
 impl AlertmanagerConfig {
@@ -76,14 +69,6 @@ impl AlertmanagerConfig {
 
     pub fn age_limit(&self) -> Duration {
         self.max_age.unwrap_or(DEFAULT_MAX_AGE)
-    }
-
-    pub fn tls_files(&self) -> TlsFiles {
-        TlsFiles {
-            certificate: self.certificate.clone(),
-            client_certificate: self.client_certificate.clone(),
-            client_key: self.client_key.clone(),
-        }
     }
 
     /// Checks relative to `[export.alertmanager]`.
@@ -136,11 +121,7 @@ impl AlertmanagerConfig {
         }
         self.validate_auth(&mut errors);
         let plaintext = self.urls.iter().find(|u| u.starts_with("http://"));
-        tls::check_files(
-            &mut errors,
-            &self.tls_files(),
-            plaintext.map(String::as_str),
-        );
+        tls::check_files(&mut errors, &self.tls(), plaintext.map(String::as_str));
         errors
     }
 
