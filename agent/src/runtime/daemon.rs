@@ -256,6 +256,15 @@ impl Daemon {
         source.actuations.sort_by_key(|a| a.at_ms);
         let extra = source.actuations.len().saturating_sub(10);
         source.actuations.drain(..extra);
+        // The unit's limits against its usage, and the last limits decision: always shown, not
+        // crowded out of the newest 10.
+        if let Some(line) = self
+            .tuner
+            .as_ref()
+            .and_then(|t| t.limits_status(&source.snapshot))
+        {
+            source.actuations.push(line);
+        }
         self.telemetry.publish_status(source);
     }
 }

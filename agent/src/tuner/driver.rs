@@ -336,7 +336,8 @@ impl Tuner {
         }
         let cpu = self.ollama_cpu(now_ms, snap);
         self.last_cores = cpu;
-        if let (Some(d), None) = (decision, &self.task) {
+        // A limits change under watch would read the restart as its own failure: wait for it.
+        if let (Some(d), None, false) = (decision, &self.task, self.limits.changing()) {
             self.gate_and_apply(now_ms, snap, d, &host, cpu);
         }
         self.points()

@@ -6,11 +6,13 @@ use std::path::Path;
 
 use super::Tuner;
 use crate::collectors::ollama::OllamaView;
-use crate::model::{MetricName, Snapshot};
+use crate::model::{AttrKey, MetricName, Snapshot};
+use crate::status::ActuationReport;
 use crate::tuner::apply::journal::ActionResult;
 use crate::tuner::config::RestartWhen;
 use crate::tuner::gate::idle::judge_idle;
 use crate::tuner::policy::decision::Decision;
+use crate::tuner::policy::memory::human;
 use crate::tuner::resources::apply::LimitsApplier;
 use crate::tuner::resources::auto::resolve;
 use crate::tuner::resources::drive::LimitsTick;
@@ -57,14 +59,17 @@ impl Tuner {
             .reduce(f64::max);
         let idle = judge_idle(self.ps.0.as_ref(), self.ps.1.as_ref(), gpu, self.last_cores);
         let host = super::fingerprint(snap);
-        self.limits.on_tick(&LimitsTick {
-            now_ms,
-            cfg: &self.cfg,
-            window: self.window,
-            host: &host,
-            wanted: &wanted,
-            idle,
-        });
+        self.limits.on_tick(
+            &LimitsTick {
+                now_ms,
+                cfg: &self.cfg,
+                window: self.window,
+                host: &host,
+                wanted: &wanted,
+                idle,
+            },
+            self.task.is_some(),
+        );
         let (results, alerts) = self.limits.take();
         for r in results {
             match r {
@@ -78,9 +83,35 @@ impl Tuner {
         self.alerts.extend(alerts);
     }
 
-    /// The last limits decision, for `hostwarden status`.
-    pub fn limits_verdict(&self) -> Option<&str> {
-        self.limits.last_verdict.as_deref()
+    /// The line `hostwarden status` shows for the unit's limits: the last limits decision, and
+    /// the unit's memory against its limits from this snapshot's `ollama.unit.*` points.
+    pub fn limits_status(&self, snap: &Snapshot) -> Option<ActuationReport> {
+        let verdict = self.limits.last_verdict.as_deref()?;
+        let h = |n: f64| human(n);
+        let mut figures: Vec<String> = snap
+            .points_named(MetricName::OllamaUnitMemoryLimit)
+            .map(|p| {
+                let kind = p
+                    .attributes
+                    .get(AttrKey::OllamaUnitLimitType)
+                    .map_or(String::new(), |v| v.as_text());
+                format!("memory {kind} {}", h(p.value.as_f64()))
+            })
+            .collect();
+        if let Some(p) = snap.points_named(MetricName::OllamaUnitMemoryUsage).next() {
+            figures.insert(0, format!("uses {}", h(p.value.as_f64())));
+        }
+        let figures = if figures.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", figures.join(", "))
+        };
+        Some(ActuationReport {
+            at_ms: snap.timestamp_ms,
+            unit: self.limits.applier().unit.clone(),
+            result: "limits".to_owned(),
+            summary: format!("{verdict}{figures}"),
+        })
     }
 
     /// Waits for a running limits change (tests and shutdown).

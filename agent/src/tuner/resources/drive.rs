@@ -49,6 +49,8 @@ pub struct LimitsDriver {
     held: Option<Limits>,
     read_error: Option<String>,
     task: Option<JoinHandle<Outcome>>,
+    /// The task changes the unit (an apply or a reconcile), not only reads it.
+    changing: bool,
     task_after: Limits,
     task_host: HostFingerprint,
     task_started_ms: u64,
@@ -71,6 +73,7 @@ impl LimitsDriver {
             held: None,
             read_error: None,
             task: None,
+            changing: false,
             task_after: Limits::new(),
             task_host: HostFingerprint::default(),
             task_started_ms: 0,
@@ -107,6 +110,7 @@ impl LimitsDriver {
                 d.task_after = after.clone();
             }
             let a = Arc::clone(&d.applier);
+            d.changing = true;
             d.task = Some(tokio::spawn(async move {
                 match a.reconcile(&s).await {
                     Some(r) => Outcome::Report(r),
@@ -132,6 +136,12 @@ impl LimitsDriver {
         self.task.is_some()
     }
 
+    /// True while a change (or its reconcile) runs: the environment apply waits, since its
+    /// restart would read as a failure of the limits under watch.
+    pub fn changing(&self) -> bool {
+        self.changing
+    }
+
     /// Results of finished changes and their alerts since the last call.
     pub fn take(&mut self) -> (Vec<ActionResult>, Vec<AlertEvent>) {
         (
@@ -143,6 +153,7 @@ impl LimitsDriver {
     /// Waits for a running change or read to end (tests and shutdown).
     pub async fn settle_task(&mut self) -> Option<LimitsReport> {
         let task = self.task.take()?;
+        self.changing = false;
         let outcome = task.await.ok()?;
         self.absorb(outcome)
     }
@@ -183,17 +194,19 @@ impl LimitsDriver {
     }
 
     /// One tick: take a finished read or change, decide, maybe start a change. Never waits.
-    pub fn on_tick(&mut self, t: &LimitsTick) {
+    /// `env_busy`: an environment apply runs (its restart would fail the watch): decide nothing.
+    pub fn on_tick(&mut self, t: &LimitsTick, env_busy: bool) {
         if let Some(task) = self.task.as_mut()
             && task.is_finished()
         {
             let outcome = task.now_or_never().and_then(Result::ok);
             self.task = None;
+            self.changing = false;
             if let Some(o) = outcome {
                 self.absorb(o);
             }
         }
-        if self.task.is_some() || t.cfg.resources.is_empty() {
+        if self.task.is_some() || t.cfg.resources.is_empty() || env_busy {
             return;
         }
         let Some(held) = self.held.clone() else {
@@ -289,6 +302,7 @@ impl LimitsDriver {
         self.task_host = t.host.clone();
         self.task_started_ms = t.now_ms;
         let a = Arc::clone(&self.applier);
+        self.changing = true;
         self.task = Some(tokio::spawn(async move {
             Outcome::Report(a.apply(id, before, after, why, decided).await)
         }));
