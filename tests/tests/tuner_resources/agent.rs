@@ -111,7 +111,7 @@ pub fn the_agent_sets_limits_live_through_its_tick() {
     }
     // The metrics: the limit from the cgroup file, the usage of the unit's processes.
     agent.wait_for(WAIT, "a tick after the change", |l| l.contains("Tick."));
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     let s = loop {
         let s = status(&rig);
         if point(
@@ -122,7 +122,10 @@ pub fn the_agent_sets_limits_live_through_its_tick() {
         {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "no limit metric: {s}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no limit metric: {s}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     let usage = point(&s, "ollama.unit.memory.usage", None).expect("usage metric");
@@ -197,10 +200,10 @@ pub fn the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it() {
     let mut agent = Daemon::start(&cfg, &[], &[]);
     wait_env_applied(&mut agent);
     // Once the limit is in force, the stand-in's helper allocates past it.
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + WAIT;
     while rig.mgr.property(UNIT, "MemoryMax") != (64 * MIB).to_string() {
         assert!(
-            std::time::Instant::now() < deadline,
+            tokio::time::Instant::now() < deadline,
             "the limit never showed"
         );
         std::thread::sleep(Duration::from_millis(10));

@@ -74,7 +74,7 @@ pub fn resolve(cfg: &ResourcesConfig, host: &HostFacts, need: Option<&OllamaNeed
     let wanted = cfg.wanted();
     let ceiling = memory_ceiling(cfg.reserve_bytes(), host, need);
     for (key, want) in &wanted {
-        let got: Result<(Value, String), String> = match (key.as_ref(), want) {
+        let got: Result<(Value, String), String> = match (*key, want) {
             (_, Want::Fixed(v)) => Ok((v.clone(), "fixed in [tuner.resources]".to_owned())),
             (_, Want::RamPercent(p)) => match host.mem_total {
                 Some(t) => Ok((

@@ -28,7 +28,7 @@ use crate::tuner::gate::{Gate, GateInput, HostFingerprint, RestartWindow, Verdic
 enum Outcome {
     /// What systemd holds, every key.
     Held(Result<Limits, String>),
-    Report(LimitsReport),
+    Report(Box<LimitsReport>),
 }
 
 /// One tick's inputs.
@@ -90,12 +90,11 @@ impl LimitsDriver {
                     d.last_id = d.last_id.max(*id);
                     started.insert(*id, after.clone());
                 }
-                Event::LimitsFinished { id, result, .. }
-                    if matches!(
-                        result,
-                        ActionResult::RolledBack | ActionResult::RollbackFailed
-                    ) =>
-                {
+                Event::LimitsFinished {
+                    id,
+                    result: ActionResult::RolledBack | ActionResult::RollbackFailed,
+                    ..
+                } => {
                     if let Some(after) = started.get(id) {
                         d.gate
                             .record_rollback(as_env(after), HostFingerprint::default(), e.at_ms);
@@ -113,7 +112,7 @@ impl LimitsDriver {
             d.changing = true;
             d.task = Some(tokio::spawn(async move {
                 match a.reconcile(&s).await {
-                    Some(r) => Outcome::Report(r),
+                    Some(r) => Outcome::Report(Box::new(r)),
                     None => Outcome::Held(Err("not a limits change".to_owned())),
                 }
             }));
@@ -188,7 +187,7 @@ impl LimitsDriver {
                 self.alerts.extend(r.alert.clone());
                 // Read again before the next decision.
                 self.held = None;
-                Some(r)
+                Some(*r)
             }
         }
     }
@@ -304,7 +303,7 @@ impl LimitsDriver {
         let a = Arc::clone(&self.applier);
         self.changing = true;
         self.task = Some(tokio::spawn(async move {
-            Outcome::Report(a.apply(id, before, after, why, decided).await)
+            Outcome::Report(Box::new(a.apply(id, before, after, why, decided).await))
         }));
     }
 }
