@@ -49,6 +49,11 @@ fn main() -> ExitCode {
             needs,
             agent::the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it,
         ),
+        h.test(
+            "an_interrupted_limits_change_is_reconciled_in_observe_mode",
+            needs,
+            agent::an_interrupted_limits_change_is_reconciled_in_observe_mode,
+        ),
     ])
 }
 

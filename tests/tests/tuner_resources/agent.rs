@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hostwarden_tests::bin;
 use hostwarden_tests::daemon::Daemon;
+use hostwarden_tests::systemd_user::tuner_journal;
 use serde_json::Value as Json;
 
 use super::{MIB, Rig, UNIT, cgroups_of, file};
@@ -33,14 +34,6 @@ fn config(rig: &Rig, mode: &str, verify: &str, resources: &str) -> std::path::Pa
     );
     std::fs::write(&path, text).expect("config");
     path
-}
-
-fn journal(state: &Path) -> Vec<Json> {
-    std::fs::read_to_string(state.join("tuner-journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn events<'a>(j: &'a [Json], name: &str) -> Vec<&'a Json> {
@@ -142,7 +135,7 @@ pub fn the_agent_sets_limits_live_through_its_tick() {
         });
     assert!(line, "status shows no limits line: {}", s["actuations"]);
 
-    let j = journal(rig.state.path());
+    let j = tuner_journal(rig.state.path());
     let done = events(&j, "limits_finished");
     assert_eq!(done.len(), 1, "{j:?}");
     assert_eq!(done[0]["result"], "applied");
@@ -176,7 +169,7 @@ pub fn observe_mode_journals_the_limits_and_changes_nothing() {
     }
     assert_eq!(rig.mgr.property(UNIT, "MemoryMax"), "infinity");
     assert_eq!(rig.main_pid(), pid);
-    let j = journal(rig.state.path());
+    let j = tuner_journal(rig.state.path());
     let decisions = events(&j, "limits_decision");
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert!(
@@ -217,7 +210,7 @@ pub fn the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it() {
         agent.wait_for(WAIT, "a tick", |l| l.contains("Tick."));
     }
     assert_eq!(rig.mgr.property(UNIT, "MemoryMax"), "infinity");
-    let j = journal(rig.state.path());
+    let j = tuner_journal(rig.state.path());
     let started = events(&j, "limits_started");
     let finished = events(&j, "limits_finished");
     assert_eq!(started.len(), 1, "retried: {started:?}");
@@ -241,4 +234,42 @@ pub fn the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it() {
     println!(
         "OOM limit: started to rolled back {took} ms (verify_timeout {verify:?}); 1 attempt over 10 ticks"
     );
+}
+
+/// A `limits_started` the agent died after (systemd took the limits, nothing was recorded): the
+/// next agent, in observe mode, records it complete and persists the drop-in.
+pub fn an_interrupted_limits_change_is_reconciled_in_observe_mode() {
+    let rig = Rig::start();
+    let pid = rig.main_pid();
+    rig.mgr
+        .systemctl(&["set-property", "--runtime", UNIT, "MemoryMax=768M"]);
+    let started = serde_json::json!({
+        "at_ms": 1, "unit": UNIT, "event": "limits_started", "id": 7,
+        "before": {"memory_max": {"bytes": u64::MAX}},
+        "after": {"memory_max": {"bytes": 768 * MIB}},
+        "why_now": "restart_when = now", "previous_dropin": null
+    });
+    std::fs::write(
+        rig.state.path().join("tuner-journal.jsonl"),
+        format!("{started}\n"),
+    )
+    .expect("journal");
+    let cfg = config(&rig, "observe", "2s", "memory_max = \"768M\"\n");
+    let mut agent = Daemon::start(&cfg, &[], &[]);
+    agent.wait_for(WAIT, "the reconcile", |l| {
+        l.contains("Interrupted limits change found complete")
+    });
+    let j = tuner_journal(rig.state.path());
+    let done = events(&j, "limits_finished");
+    assert_eq!(done.len(), 1, "{j:?}");
+    assert_eq!(done[0]["id"], 7);
+    assert_eq!(done[0]["result"], "applied");
+    let dropin = rig
+        .mgr
+        .unit_dir()
+        .join(format!("{UNIT}.d"))
+        .join(super::RESOURCES_DROPIN);
+    let text = std::fs::read_to_string(&dropin).expect("the reconciled limits persisted");
+    assert!(text.contains("\nMemoryMax=768M\n"), "{text}");
+    assert_eq!(rig.main_pid(), pid);
 }

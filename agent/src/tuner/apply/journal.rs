@@ -281,32 +281,46 @@ pub fn record(journal: &std::sync::Mutex<Journal>, unit: &str, event: Event) {
 
 /// The limits change that was started but never finished (the agent died in it), if any.
 pub fn unfinished_limits(entries: &[Entry]) -> Option<&Entry> {
-    let last_start = entries
-        .iter()
-        .rev()
-        .find(|e| matches!(e.event, Event::LimitsStarted { .. }))?;
-    let Event::LimitsStarted { id, .. } = &last_start.event else {
-        return None;
-    };
-    let finished = entries
-        .iter()
-        .any(|e| matches!(&e.event, Event::LimitsFinished { id: f, .. } if f == id));
-    (!finished).then_some(last_start)
+    last_unpaired(
+        entries,
+        |e| match e {
+            Event::LimitsStarted { id, .. } => Some(*id),
+            _ => None,
+        },
+        |e| match e {
+            Event::LimitsFinished { id, .. } => Some(*id),
+            _ => None,
+        },
+    )
 }
 
 /// The apply that was started but never finished (the agent died mid-apply), if any.
 pub fn unfinished(entries: &[Entry]) -> Option<&Entry> {
-    let last_start = entries
+    last_unpaired(
+        entries,
+        |e| match e {
+            Event::ApplyStarted { id, .. } => Some(*id),
+            _ => None,
+        },
+        |e| match e {
+            Event::ApplyFinished { id, .. } => Some(*id),
+            _ => None,
+        },
+    )
+}
+
+/// The newest entry `started` gives an id for, unless an entry `finished` gives the same id.
+fn last_unpaired(
+    entries: &[Entry],
+    started: impl Fn(&Event) -> Option<u64>,
+    finished: impl Fn(&Event) -> Option<u64>,
+) -> Option<&Entry> {
+    let (last_start, id) = entries
         .iter()
         .rev()
-        .find(|e| matches!(e.event, Event::ApplyStarted { .. }))?;
-    let Event::ApplyStarted { id, .. } = &last_start.event else {
-        return None;
-    };
-    let finished = entries
-        .iter()
-        .any(|e| matches!(&e.event, Event::ApplyFinished { id: f, .. } if f == id));
-    (!finished).then_some(last_start)
+        .find_map(|e| Some((e, started(&e.event)?)))?;
+    let done = entries.iter().any(|e| finished(&e.event) == Some(id));
+    (!done).then_some(last_start)
 }
 
 fn env_text(env: &Env) -> String {
