@@ -309,3 +309,12 @@ pub fn process_env(pid: u32) -> std::collections::BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// The tuner's audit journal in `state_dir`, one JSON value per entry (none before the first).
+pub fn tuner_journal(state_dir: &Path) -> Vec<serde_json::Value> {
+    fs::read_to_string(state_dir.join("tuner-journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

@@ -11,8 +11,7 @@ use std::time::Duration;
 use hostwarden_tests::bin;
 use hostwarden_tests::harness::Harness;
 use hostwarden_tests::standin::{fixtures, standin_bin};
-use hostwarden_tests::systemd_user::{self, UserManager, process_env};
-use serde_json::Value;
+use hostwarden_tests::systemd_user::{self, UserManager, process_env, tuner_journal};
 use tokio::time::Instant;
 
 fn main() -> ExitCode {
@@ -79,14 +78,6 @@ impl Drop for Agent {
     }
 }
 
-fn journal(state: &Path) -> Vec<Value> {
-    std::fs::read_to_string(state.join("tuner-journal.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn write_config(dir: &Path, mgr: &UserManager, url: &str) -> PathBuf {
     let path = dir.join("hostwarden.toml");
     let text = format!(
@@ -145,7 +136,7 @@ fn the_agent_applies_the_policy_and_finishes_an_apply_it_was_killed_in() {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(agent);
-    let entries = journal(dir.path());
+    let entries = tuner_journal(dir.path());
     let started = entries
         .iter()
         .find(|e| e["event"] == "apply_started")
@@ -169,7 +160,7 @@ fn the_agent_applies_the_policy_and_finishes_an_apply_it_was_killed_in() {
             "{k} in the process"
         );
     }
-    let finished = journal(dir.path())
+    let finished = tuner_journal(dir.path())
         .into_iter()
         .find(|e| e["event"] == "apply_finished")
         .expect("apply_finished");

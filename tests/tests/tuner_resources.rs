@@ -34,8 +34,31 @@ fn main() -> ExitCode {
             needs,
             a_limit_that_gets_ollama_oom_killed_is_rolled_back,
         ),
+        h.test(
+            "the_agent_sets_limits_live_through_its_tick",
+            needs,
+            agent::the_agent_sets_limits_live_through_its_tick,
+        ),
+        h.test(
+            "observe_mode_journals_the_limits_and_changes_nothing",
+            needs,
+            agent::observe_mode_journals_the_limits_and_changes_nothing,
+        ),
+        h.test(
+            "the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it",
+            needs,
+            agent::the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it,
+        ),
+        h.test(
+            "an_interrupted_limits_change_is_reconciled_in_observe_mode",
+            needs,
+            agent::an_interrupted_limits_change_is_reconciled_in_observe_mode,
+        ),
     ])
 }
+
+#[path = "tuner_resources/agent.rs"]
+mod agent;
 
 const UNIT: &str = "ollama.service";
 const MIB: u64 = 1 << 20;
@@ -44,6 +67,8 @@ struct Rig {
     mgr: UserManager,
     state: tempfile::TempDir,
     trigger: PathBuf,
+    /// The stand-in's API.
+    url: String,
 }
 
 impl Rig {
@@ -71,6 +96,7 @@ impl Rig {
             mgr,
             state: tempfile::tempdir().expect("state"),
             trigger,
+            url: format!("http://127.0.0.1:{port}"),
         }
     }
 

@@ -152,12 +152,15 @@ fn build(
             config.host.proc_root.clone(),
         )),
         CollectorId::Zfs => zfs_collector(config.zfs, &config.host.proc_root),
-        CollectorId::Ollama => Box::new(ollama::OllamaCollector::new(
-            config.ollama,
-            config.ollama.probe_timeout_within(config.deadline),
-            crate::sys::proc::ProcReader::new(&config.host.proc_root),
-            hooks.clone(),
-        )),
+        CollectorId::Ollama => Box::new(
+            ollama::OllamaCollector::new(
+                config.ollama,
+                config.ollama.probe_timeout_within(config.deadline),
+                crate::sys::proc::ProcReader::new(&config.host.proc_root),
+                hooks.clone(),
+            )
+            .with_cgroup_root(config.host.sys_root.join("fs/cgroup")),
+        ),
     }
 }
 

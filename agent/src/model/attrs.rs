@@ -65,6 +65,7 @@ attr_keys! {
     GenAiRequestModel => "gen_ai.request.model",
     OllamaMemoryLocation => "ollama.memory.location",
     OllamaRunnerModel => "ollama.runner.model",
+    OllamaUnitLimitType => "ollama.unit.limit_type",
     SystemdUnit => "systemd.unit",
     AlertRule => "alert.rule",
     AlertSeverity => "alert.severity",

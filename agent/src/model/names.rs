@@ -276,6 +276,12 @@ metric_names! {
     OllamaProcessMemoryUsage => "ollama.process.memory.usage", "By", UpDownCounter;
     /// CPU time of Ollama's main process.
     OllamaProcessCpuTime => "ollama.process.cpu.time", "s", Counter;
+    /// The Ollama unit's cgroup memory limit, by `ollama.unit.limit_type` (high, max).
+    OllamaUnitMemoryLimit => "ollama.unit.memory.limit", "By", UpDownCounter;
+    /// Memory charged to the Ollama unit's cgroup (memory.current; v1 memory.usage_in_bytes).
+    OllamaUnitMemoryUsage => "ollama.unit.memory.usage", "By", UpDownCounter;
+    /// CPU time of the Ollama unit's cgroup (cpu.stat usage_usec; v1 cpuacct.usage).
+    OllamaUnitCpuTime => "ollama.unit.cpu.time", "s", Counter;
 
     // --- hostwarden itself ---
     /// Alerts firing now, by rule and severity.

@@ -149,6 +149,7 @@ impl Daemon {
             .observe(&snapshot, &self.live.config.tuner)
             .cloned();
         let mut raised = Vec::new();
+        let view = self.live.hooks.view.latest();
         if let Some(t) = self.tuner.as_mut() {
             // Only a unit systemd watches can be changed: advice-only stays advice.
             let decision = advice
@@ -157,11 +158,17 @@ impl Daemon {
                 .map(|a| &a.decision);
             let points = t.on_tick(snapshot.timestamp_ms, &snapshot, decision);
             snapshot.points.extend(points);
+            // `[tuner.resources]`: the unit's limits, from the same tick (live, no restart).
+            t.limits_tick(
+                snapshot.timestamp_ms,
+                &snapshot,
+                view.as_deref(),
+                advice.as_ref().map(|a| &a.decision),
+            );
             for alert in t.take_alerts() {
                 raised.push(self.alerting.raise(alert));
             }
         }
-        let view = self.live.hooks.view.latest();
         let points = self
             .arc
             .on_tick(snapshot.timestamp_ms, &snapshot, view.as_deref());
@@ -249,6 +256,15 @@ impl Daemon {
         source.actuations.sort_by_key(|a| a.at_ms);
         let extra = source.actuations.len().saturating_sub(10);
         source.actuations.drain(..extra);
+        // The unit's limits against its usage, and the last limits decision: always shown, not
+        // crowded out of the newest 10.
+        if let Some(line) = self
+            .tuner
+            .as_ref()
+            .and_then(|t| t.limits_status(&source.snapshot))
+        {
+            source.actuations.push(line);
+        }
         self.telemetry.publish_status(source);
     }
 }
@@ -261,7 +277,10 @@ fn start_tuner(config: &Config) -> Option<Tuner> {
         &config.agent.state_dir,
         &config.host.proc_root,
     ) {
-        Ok(t) => Some(t),
+        Ok(mut t) => {
+            t.set_cgroup_root(&config.host.sys_root.join("fs/cgroup"));
+            Some(t)
+        }
         Err(e) => {
             warn!(error = %e, "Ollama tuner not started; monitoring goes on.");
             None

@@ -166,6 +166,8 @@ const KEY_METRICS: &[MetricName] = &[
     MetricName::ZfsArcLimit,
     MetricName::OllamaUp,
     MetricName::OllamaModelsLoaded,
+    MetricName::OllamaUnitMemoryLimit,
+    MetricName::OllamaUnitMemoryUsage,
 ];
 
 impl StatusReport {

@@ -3,6 +3,7 @@
 //! minute-long verification never delays collection. Results come back on a later tick.
 
 mod decide;
+mod limits;
 mod operator;
 
 pub use decide::fingerprint;
@@ -85,6 +86,10 @@ pub struct Tuner {
     scan_task: Option<JoinHandle<Option<Scan>>>,
     /// Scan problems already logged (each once).
     scan_problems: std::collections::BTreeSet<String>,
+    /// `[tuner.resources]`: the unit's limits, driven from `limits_tick`.
+    limits: crate::tuner::resources::drive::LimitsDriver,
+    /// Ollama's CPU use in cores at the last tick (the idle judgement of `limits_tick`).
+    last_cores: Option<f64>,
 }
 
 impl Tuner {
@@ -114,6 +119,19 @@ impl Tuner {
         mgr: Arc<dyn UnitManager>,
     ) -> Result<Tuner, TunerError> {
         let (journal, entries) = Journal::open(state_dir)?;
+        let journal = Arc::new(Mutex::new(journal));
+        let limits = crate::tuner::resources::drive::LimitsDriver::new(
+            crate::tuner::resources::apply::LimitsApplier {
+                mgr: Arc::clone(&mgr),
+                unit: ollama.unit.clone(),
+                dropin_dir: tuner.dropin_dir.join(format!("{}.d", ollama.unit)),
+                proc_root: proc_root.to_path_buf(),
+                cgroup_root: std::path::PathBuf::from("/sys/fs/cgroup"),
+                verify_timeout: tuner.verify_timeout,
+                journal: Arc::clone(&journal),
+            },
+            &entries,
+        );
         let applier = Arc::new(Applier {
             mgr,
             unit: ollama.unit.clone(),
@@ -122,7 +140,7 @@ impl Tuner {
             ollama: Api::new(&ollama.url, ollama.probe_timeout_within(Duration::MAX))?,
             verify_timeout: tuner.verify_timeout,
             proc: ProcReader::new(proc_root),
-            journal: Arc::new(Mutex::new(journal)),
+            journal,
         });
         let mut t = Tuner {
             cfg: tuner.clone(),
@@ -144,6 +162,8 @@ impl Tuner {
             overrides: Overrides::new(),
             scan_task: None,
             scan_problems: std::collections::BTreeSet::new(),
+            limits,
+            last_cores: None,
         };
         t.restore_history(&entries);
         t.restore_overrides(&entries);
@@ -315,7 +335,9 @@ impl Tuner {
             self.start_scan();
         }
         let cpu = self.ollama_cpu(now_ms, snap);
-        if let (Some(d), None) = (decision, &self.task) {
+        self.last_cores = cpu;
+        // A limits change under watch would read the restart as its own failure: wait for it.
+        if let (Some(d), None, false) = (decision, &self.task, self.limits.changing()) {
             self.gate_and_apply(now_ms, snap, d, &host, cpu);
         }
         self.points()

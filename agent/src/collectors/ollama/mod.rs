@@ -12,6 +12,7 @@ mod config;
 pub(crate) mod presence;
 pub(crate) mod process;
 pub(crate) mod published;
+pub(crate) mod unit_cgroup;
 
 pub use config::OllamaConfig;
 
@@ -62,6 +63,8 @@ pub struct OllamaCollector {
     version_cache: Option<(Option<u32>, Instant, String)>,
     /// Ollama answered a probe since the agent started: from then on a silence is "down".
     answered_ever: bool,
+    /// The cgroup mount the unit's `ollama.unit.*` figures are read below.
+    cgroup_root: std::path::PathBuf,
 }
 
 /// How long a `/api/version` answer stands while the server's PID cannot be told (no systemd
@@ -89,7 +92,14 @@ impl OllamaCollector {
             missed_at: None,
             version_cache: None,
             answered_ever: false,
+            cgroup_root: std::path::PathBuf::from("/sys/fs/cgroup"),
         }
+    }
+
+    /// Reads the unit's cgroup below `root` (`<[host] sys_root>/fs/cgroup`).
+    pub fn with_cgroup_root(mut self, root: std::path::PathBuf) -> Self {
+        self.cgroup_root = root;
+        self
     }
 
     async fn unit(&self) -> UnitWatch {
@@ -279,7 +289,15 @@ impl Collector for OllamaCollector {
                 problems.push(reason.clone());
             }
         }
-        let points = points(&view, &self.config.unit);
+        let mut points = points(&view, &self.config.unit);
+        if let UnitWatch::Status(st) = &view.unit
+            && st.main_pid > 0
+            // No cgroup tree to read (a container without /sys/fs/cgroup): no unit points.
+            && let Ok(cg) =
+                crate::sys::cgroup::UnitCgroup::of_pid(&self.proc, st.main_pid, &self.cgroup_root)
+        {
+            points.extend(unit_cgroup::points(&cg.read(), &self.config.unit));
+        }
         view.problems = problems;
         let degraded = (!view.problems.is_empty()).then(|| view.problems.join("; "));
         self.hooks.view.publish(view);

@@ -111,12 +111,24 @@ pub enum Event {
         before: Limits,
         after: Limits,
         why_now: String,
+        /// Our resources drop-in before this change (`null`: none); restored on rollback and by
+        /// the reconcile of a change the agent died in.
+        #[serde(default)]
+        previous_dropin: Option<String>,
     },
     LimitsFinished {
         id: u64,
         result: ActionResult,
         detail: String,
         timings: LimitsTimings,
+    },
+    /// `[tuner.resources]`: the limits wanted, what systemd holds, each key's reasons and the
+    /// gate's verdict (journaled when the wish or the kind of verdict changes).
+    LimitsDecision {
+        desired: Limits,
+        current: Limits,
+        reasons: BTreeMap<String, Vec<String>>,
+        verdict: String,
     },
 }
 
@@ -248,19 +260,67 @@ impl Journal {
     }
 }
 
+/// Appends `event` for `unit` to the shared journal. A failed write is logged and the action
+/// goes on: the change itself matters more than its record. (The environment apply and the
+/// limits change both journal through here.)
+pub fn record(journal: &std::sync::Mutex<Journal>, unit: &str, event: Event) {
+    let entry = Entry {
+        at_ms: crate::sys::time::wall_ms(),
+        unit: unit.to_owned(),
+        event,
+    };
+    match journal.lock() {
+        Ok(mut j) => {
+            if let Err(e) = j.append(entry) {
+                tracing::error!(error = %e, "Tuner journal write failed; the action goes on.");
+            }
+        }
+        Err(_) => tracing::error!("Tuner journal lock poisoned; entry lost."),
+    }
+}
+
+/// The limits change that was started but never finished (the agent died in it), if any.
+pub fn unfinished_limits(entries: &[Entry]) -> Option<&Entry> {
+    last_unpaired(
+        entries,
+        |e| match e {
+            Event::LimitsStarted { id, .. } => Some(*id),
+            _ => None,
+        },
+        |e| match e {
+            Event::LimitsFinished { id, .. } => Some(*id),
+            _ => None,
+        },
+    )
+}
+
 /// The apply that was started but never finished (the agent died mid-apply), if any.
 pub fn unfinished(entries: &[Entry]) -> Option<&Entry> {
-    let last_start = entries
+    last_unpaired(
+        entries,
+        |e| match e {
+            Event::ApplyStarted { id, .. } => Some(*id),
+            _ => None,
+        },
+        |e| match e {
+            Event::ApplyFinished { id, .. } => Some(*id),
+            _ => None,
+        },
+    )
+}
+
+/// The newest entry `started` gives an id for, unless an entry `finished` gives the same id.
+fn last_unpaired(
+    entries: &[Entry],
+    started: impl Fn(&Event) -> Option<u64>,
+    finished: impl Fn(&Event) -> Option<u64>,
+) -> Option<&Entry> {
+    let (last_start, id) = entries
         .iter()
         .rev()
-        .find(|e| matches!(e.event, Event::ApplyStarted { .. }))?;
-    let Event::ApplyStarted { id, .. } = &last_start.event else {
-        return None;
-    };
-    let finished = entries
-        .iter()
-        .any(|e| matches!(&e.event, Event::ApplyFinished { id: f, .. } if f == id));
-    (!finished).then_some(last_start)
+        .find_map(|e| Some((e, started(&e.event)?)))?;
+    let done = entries.iter().any(|e| finished(&e.event) == Some(id));
+    (!done).then_some(last_start)
 }
 
 fn env_text(env: &Env) -> String {
@@ -338,6 +398,12 @@ impl From<&Entry> for crate::status::ActuationReport {
                     "{detail} (verified {:.0} ms after the decision, systemd {:.1} ms)",
                     timings.verified_ms, timings.set_ms
                 ),
+            ),
+            Event::LimitsDecision {
+                desired, verdict, ..
+            } => (
+                "decided".to_owned(),
+                format!("limits want {}: {verdict}", limits::show(desired)),
             ),
             Event::OperatorOverrideGone { key, path } => (
                 "operator_override_gone".to_owned(),

@@ -22,7 +22,7 @@ use crate::sys::systemd::UnitManager;
 use crate::sys::time::{millis_f64 as ms, wall_ms};
 use dropin::{DropinPath, Env};
 pub use error::ApplyError;
-use journal::{ActionResult, Entry, Event, Journal, Timings};
+use journal::{ActionResult, Event, Journal, Timings};
 
 /// Pause between two verification rounds while the service starts.
 const VERIFY_POLL: Duration = Duration::from_millis(50);
@@ -62,19 +62,7 @@ pub(super) struct Verified {
 
 impl Applier {
     pub fn journal(&self, event: Event) {
-        let entry = Entry {
-            at_ms: wall_ms(),
-            unit: self.unit.clone(),
-            event,
-        };
-        match self.journal.lock() {
-            Ok(mut j) => {
-                if let Err(e) = j.append(entry) {
-                    error!(error = %e, "Tuner journal write failed; the action goes on.");
-                }
-            }
-            Err(_) => error!("Tuner journal lock poisoned; entry lost."),
-        }
+        journal::record(&self.journal, &self.unit, event);
     }
 
     /// Checks until `verify_timeout`: the unit is active, its Environment holds `want`, and
@@ -329,31 +317,40 @@ impl Applier {
     }
 
     pub(super) fn alert(&self, tried: &Env, detail: &str) -> AlertEvent {
-        let now = wall_ms();
-        AlertEvent {
-            // The outbox gives sinks their own order; a wall-clock id never repeats.
-            id: now,
-            rule: "tuner_rollback".to_owned(),
-            metric: crate::model::MetricName::HostwardenTunerActions
-                .as_str()
-                .to_owned(),
-            severity: Severity::Critical,
-            state: AlertState::Firing,
-            attributes: BTreeMap::from([
-                ("systemd.unit".to_owned(), self.unit.clone()),
-                ("result".to_owned(), "rolled_back".to_owned()),
-            ]),
-            value: 1.0,
-            threshold: None,
-            baseline: None,
-            since_ms: now,
-            at_ms: now,
-            summary: format!(
+        rollback_alert(
+            &self.unit,
+            ActionResult::RolledBack,
+            format!(
                 "Ollama tuner rolled back {} on {}: {detail}",
                 show(tried),
                 self.unit
             ),
-        }
+        )
+    }
+}
+
+/// The critical alert a rollback raises (of the environment or of the resource limits).
+pub fn rollback_alert(unit: &str, result: ActionResult, summary: String) -> AlertEvent {
+    let now = wall_ms();
+    AlertEvent {
+        // The outbox gives sinks their own order; a wall-clock id never repeats.
+        id: now,
+        rule: "tuner_rollback".to_owned(),
+        metric: crate::model::MetricName::HostwardenTunerActions
+            .as_str()
+            .to_owned(),
+        severity: Severity::Critical,
+        state: AlertState::Firing,
+        attributes: BTreeMap::from([
+            ("systemd.unit".to_owned(), unit.to_owned()),
+            ("result".to_owned(), result.as_str().to_owned()),
+        ]),
+        value: 1.0,
+        threshold: None,
+        baseline: None,
+        since_ms: now,
+        at_ms: now,
+        summary,
     }
 }
 

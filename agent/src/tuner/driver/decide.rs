@@ -145,7 +145,7 @@ impl Tuner {
     }
 
     /// Starts an `/api/ps` poll for the idle check, unless one runs.
-    fn poll_ps(&mut self) {
+    pub(super) fn poll_ps(&mut self) {
         if self.ps_task.is_some() {
             return;
         }

@@ -4,7 +4,6 @@
 //! cgroup, a failed unit, an automatic restart or a new main process puts the previous values
 //! back (live and on disk) and raises a critical alert.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,13 +13,14 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::limits::{self, Limits, RESOURCES_DROPIN};
-use crate::rules::event::{AlertEvent, AlertState, Severity};
+use crate::rules::event::AlertEvent;
 use crate::sys::cgroup::UnitCgroup;
 use crate::sys::fs::{PUBLIC, write_atomic_with};
 use crate::sys::proc::ProcReader;
 use crate::sys::systemd::{UnitManager, UnitStatus};
-use crate::sys::time::{millis_f64 as ms, wall_ms};
-use crate::tuner::apply::journal::{ActionResult, Entry, Event, Journal};
+use crate::sys::time::millis_f64 as ms;
+use crate::tuner::apply::journal::{self, ActionResult, Event, Journal};
+use crate::tuner::apply::rollback_alert;
 
 /// Pause between two looks at the unit while the new limits are watched.
 const WATCH_POLL: Duration = Duration::from_millis(100);
@@ -74,20 +74,11 @@ struct Baseline {
 }
 
 impl LimitsApplier {
-    fn journal(&self, event: Event) {
-        let entry = Entry {
-            at_ms: wall_ms(),
-            unit: self.unit.clone(),
-            event,
-        };
-        if let Ok(mut j) = self.journal.lock()
-            && let Err(e) = j.append(entry)
-        {
-            error!(error = %e, "Tuner journal write failed; the action goes on.");
-        }
+    pub(super) fn journal(&self, event: Event) {
+        journal::record(&self.journal, &self.unit, event);
     }
 
-    fn dropin_file(&self) -> PathBuf {
+    pub(super) fn dropin_file(&self) -> PathBuf {
         self.dropin_dir.join(RESOURCES_DROPIN)
     }
 
@@ -104,7 +95,7 @@ impl LimitsApplier {
             .collect())
     }
 
-    async fn status(&self) -> Result<UnitStatus, String> {
+    pub(super) async fn status(&self) -> Result<UnitStatus, String> {
         self.mgr
             .unit_status(&self.unit)
             .await
@@ -132,6 +123,7 @@ impl LimitsApplier {
             before: before.clone(),
             after: after.clone(),
             why_now,
+            previous_dropin: previous_dropin.clone(),
         });
         let outcome = self.attempt(&after, decided, &mut t).await;
         t.total_ms = ms(decided.elapsed());
@@ -256,7 +248,7 @@ impl LimitsApplier {
         }
     }
 
-    async fn roll_back(
+    pub(super) async fn roll_back(
         &self,
         before: &Limits,
         previous_dropin: Option<&str>,
@@ -307,30 +299,15 @@ impl LimitsApplier {
                 )
             }
         };
-        let now = wall_ms();
-        let alert = AlertEvent {
-            id: now,
-            rule: "tuner_rollback".to_owned(),
-            metric: crate::model::MetricName::HostwardenTunerActions
-                .as_str()
-                .to_owned(),
-            severity: Severity::Critical,
-            state: AlertState::Firing,
-            attributes: BTreeMap::from([
-                ("systemd.unit".to_owned(), self.unit.clone()),
-                ("result".to_owned(), result.as_str().to_owned()),
-            ]),
-            value: 1.0,
-            threshold: None,
-            baseline: None,
-            since_ms: now,
-            at_ms: now,
-            summary: format!(
+        let alert = rollback_alert(
+            &self.unit,
+            result,
+            format!(
                 "Ollama tuner rolled back {} on {}: {detail}",
                 limits::show(tried),
                 self.unit
             ),
-        };
+        );
         LimitsReport {
             result,
             detail,

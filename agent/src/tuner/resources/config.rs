@@ -132,16 +132,6 @@ impl ResourcesConfig {
         if let Err(e) = parse_bytes(&self.reserve) {
             errors.push(FieldError::new("reserve", e));
         }
-        // The applier (apply.rs) is real and tested against systemd, but the tuner's tick does
-        // not drive it yet: a limit written here would silently do nothing, so it is refused
-        // rather than accepted and ignored.
-        if let Some(key) = KEYS.iter().find(|k| self.get(k).is_some()) {
-            errors.push(FieldError::new(
-                *key,
-                "not applied yet: the tuner does not set unit limits in this version \
-                 (docs/tuner.md, \"Resource limits\"); remove the key",
-            ));
-        }
         if self.cpu_quota.is_some() && self.allowed_cpus.is_some() {
             errors.push(FieldError::new(
                 "allowed_cpus",
@@ -316,20 +306,20 @@ mod tests {
             ..ResourcesConfig::default()
         };
         let paths: Vec<String> = cfg.validate().into_iter().map(|e| e.path).collect();
-        // The first limit set is refused as not applied yet (below), then both together.
-        assert_eq!(paths, ["reserve", "cpu_quota", "allowed_cpus"]);
+        assert_eq!(paths, ["reserve", "allowed_cpus"]);
     }
 
     #[test]
-    fn a_limit_is_refused_while_the_tuner_does_not_apply_it() {
+    fn every_key_is_accepted_now_that_the_tuner_applies_it() {
         let cfg = ResourcesConfig {
             memory_high: Some(t("20G")),
+            memory_max: Some(t("auto")),
+            cpu_quota: Some(t("auto")),
+            cpu_weight: Some(Setting::Number(200)),
+            tasks_max: Some(t("infinity")),
             ..ResourcesConfig::default()
         };
-        let errors = cfg.validate();
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(errors[0].path, "memory_high");
-        assert!(errors[0].message.contains("not applied yet"), "{errors:?}");
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
         assert!(ResourcesConfig::default().validate().is_empty());
     }
 }

@@ -120,6 +120,19 @@ pub fn from_dbus(l: &UnitLimits, key: &str) -> Value {
     }
 }
 
+/// Every key's value systemd holds now.
+pub fn all_from_dbus(l: &UnitLimits) -> Limits {
+    super::config::KEYS
+        .iter()
+        .map(|k| ((*k).to_owned(), from_dbus(l, k)))
+        .collect()
+}
+
+/// Limits as `key -> unit-file value`, the shape the gate compares (`Env`).
+pub fn as_env(l: &Limits) -> crate::tuner::apply::dropin::Env {
+    l.iter().map(|(k, v)| (k.clone(), unit_syntax(v))).collect()
+}
+
 /// The keys whose D-Bus value differs from `want`, as `key: want X, systemd has Y`.
 pub fn dbus_mismatches(l: &UnitLimits, want: &Limits) -> Vec<String> {
     want.iter()
