@@ -135,6 +135,7 @@ timeout = "1s"
 [[rules]]
 name = "{RULE}"
 metric = "system.memory.utilization"
+match = {{ "system.memory.state" = "used" }}
 op = ">"
 warning = 0.5
 for = "{for_}"

@@ -82,6 +82,7 @@ enabled = false
 [[rules]]
 name = "mem_test"
 metric = "system.memory.utilization"
+match = {{ "system.memory.state" = "used" }}
 op = ">"
 warning = 0.5
 for = "{for_}"
