@@ -9,20 +9,30 @@ use hostwarden::rules::Engine;
 use tokio::time::Instant;
 
 fn snapshot(cpus: u32) -> Snapshot {
-    let mut points = vec![MetricPoint::new(
-        MetricName::SystemCpuUtilization,
-        Attrs::new(),
-        0.5,
-    )];
-    for c in 0..cpus {
-        let a = Attrs::new().with(AttrKey::CpuLogicalNumber, c);
+    // What the host collector emits: the whole host's utilisation by mode, each CPU's time by
+    // mode, memory utilisation by state.
+    let modes = hostwarden::collectors::host::cpu::MODES;
+    let mut points = Vec::new();
+    for mode in modes {
+        let a = Attrs::new().with(AttrKey::CpuMode, mode);
         points.push(MetricPoint::new(MetricName::SystemCpuUtilization, a, 0.5));
     }
-    points.push(MetricPoint::new(
-        MetricName::SystemMemoryUtilization,
-        Attrs::new(),
-        0.95,
-    ));
+    for c in 0..cpus {
+        for mode in modes {
+            let a = Attrs::new()
+                .with(AttrKey::CpuLogicalNumber, c)
+                .with(AttrKey::CpuMode, mode);
+            points.push(MetricPoint::new(MetricName::SystemCpuTime, a, 1000.0));
+        }
+    }
+    for state in ["used", "free", "cached", "buffers"] {
+        let a = Attrs::new().with(AttrKey::SystemMemoryState, state);
+        points.push(MetricPoint::new(
+            MetricName::SystemMemoryUtilization,
+            a,
+            0.25,
+        ));
+    }
     for g in 0..8 {
         let id = format!("GPU-{g}");
         let t = Attrs::new()

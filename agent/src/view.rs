@@ -74,13 +74,13 @@ fn key_values(s: &Snapshot, id: CollectorId) -> String {
 fn host_values(s: &Snapshot) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     let cpus = value(s, MetricName::SystemCpuLogicalCount, &[]).unwrap_or(0.0);
-    let cpu = s
-        .points_named(MetricName::SystemCpuUtilization)
-        .find(|p| p.attributes.is_empty())
-        .map_or_else(
-            || "n/a (first sample)".to_owned(),
-            |p| pct(p.value.as_f64()),
-        );
+    // Busy is every mode but idle (the whole host's utilisation is split by cpu.mode).
+    let cpu = value(
+        s,
+        MetricName::SystemCpuUtilization,
+        &[(AttrKey::CpuMode, "idle")],
+    )
+    .map_or_else(|| "n/a (first sample)".to_owned(), |idle| pct(1.0 - idle));
     parts.push(format!("cpu {cpu} of {cpus:.0}"));
     if let (Some(a), Some(b), Some(c)) = (
         value(s, MetricName::SystemCpuLoadAverage1m, &[]),
@@ -101,7 +101,7 @@ fn host_values(s: &Snapshot) -> Vec<String> {
     }
     if let Some(full) = value(
         s,
-        MetricName::SystemMemoryLinuxPressureAvg10,
+        MetricName::SystemMemoryLinuxPressure10s,
         &[(AttrKey::PressureStallType, "full")],
     ) {
         parts.push(format!("mem-psi {}", pct(full)));
@@ -164,10 +164,10 @@ fn ollama_values(s: &Snapshot) -> Vec<String> {
             "DOWN".to_owned()
         });
     }
-    if let Some(n) = value(s, MetricName::OllamaModelsLoaded, &[]) {
+    if let Some(n) = value(s, MetricName::OllamaModelCount, &[]) {
         parts.push(format!("{n:.0} model(s) loaded"));
     }
-    if let Some(secs) = value(s, MetricName::OllamaProbeDuration, &[]) {
+    if let Some(secs) = value(s, MetricName::OllamaProbeLatency, &[]) {
         parts.push(format!("probe {:.0} ms", secs * 1000.0));
     }
     let spill: f64 = s

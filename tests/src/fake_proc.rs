@@ -16,7 +16,8 @@ pub fn host_only_sections(proc_root: &Path) -> String {
 /// A rule that warns while more than half the memory is used, once it has been for `for_`.
 pub fn memory_rule(name: &str, for_: &str, summary: &str) -> String {
     format!(
-        "[[rules]]\nname = \"{name}\"\nmetric = \"system.memory.utilization\"\nop = \">\"\n\
+        "[[rules]]\nname = \"{name}\"\nmetric = \"system.memory.utilization\"\n\
+         match = {{ \"system.memory.state\" = \"used\" }}\nop = \">\"\n\
          warning = 0.5\nfor = \"{for_}\"\nsummary = \"{summary}\"\n"
     )
 }

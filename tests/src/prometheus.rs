@@ -94,6 +94,10 @@ mod tests {
             "system_cpu_utilization_ratio"
         );
         assert_eq!(
+            metric_name(MetricName::SystemCpuTime),
+            "system_cpu_time_seconds_total"
+        );
+        assert_eq!(
             metric_name(MetricName::SystemCpuLoadAverage1m),
             "system_cpu_load_average_1m"
         );

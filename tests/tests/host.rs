@@ -72,18 +72,30 @@ fn once_on_this_host_matches_proc() {
     let count = point(&snap, "system.cpu.logical.count", &[]).unwrap();
     assert_eq!(count["value"].as_u64(), Some(cpus as u64));
 
-    // `once` reads twice, so utilisation exists, total and per CPU, each within 0..1.
-    let utils: Vec<_> = snap["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["name"] == "system.cpu.utilization")
-        .collect();
-    assert_eq!(utils.len(), cpus + 1, "{utils:?}");
-    for u in utils {
+    // `once` reads twice, so utilisation exists: the whole host only, one share per cpu.mode,
+    // each within 0..1 and together 1.
+    let named = |name: &str| -> Vec<Value> {
+        snap["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == name)
+            .cloned()
+            .collect()
+    };
+    let utils = named("system.cpu.utilization");
+    assert_eq!(utils.len(), 7, "{utils:?}");
+    let mut sum = 0.0;
+    for u in &utils {
+        assert!(u["attributes"].get("cpu.logical_number").is_none(), "{u}");
+        assert!(u["attributes"]["cpu.mode"].is_string(), "{u}");
         let v = u["value"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{u}");
+        sum += v;
     }
+    assert!((sum - 1.0).abs() < 1e-9, "modes add up to {sum}");
+    // The time counter is per CPU and mode ([host] per_cpu is on by default).
+    assert_eq!(named("system.cpu.time").len(), cpus * 7);
     let load: Vec<f64> = std::fs::read_to_string("/proc/loadavg")
         .unwrap()
         .split_whitespace()
@@ -123,10 +135,28 @@ fn once_on_a_captured_tree_reports_exact_values() {
     assert_eq!(v("system.memory.linux.oom_kills", &[]), 0);
     assert_eq!(
         v(
-            "system.cpu.linux.pressure.avg10",
+            "system.cpu.linux.pressure.10s",
             &[("system.pressure.stall_type", "some".into())]
         ),
         0.9756
+    );
+    assert_eq!(
+        v(
+            "system.cpu.linux.pressure.5m",
+            &[("system.pressure.stall_type", "some".into())]
+        ),
+        0.5876
+    );
+    // cpu0's user column of the captured /proc/stat, in seconds (USER_HZ is 100 on Linux).
+    assert_eq!(
+        v(
+            "system.cpu.time",
+            &[
+                ("cpu.logical_number", 0.into()),
+                ("cpu.mode", "user".into())
+            ]
+        ),
+        349.06
     );
     // The captured files do not change between the two reads: no time passed for the CPU
     // counters, so utilisation is absent rather than a made-up 0%.

@@ -52,7 +52,7 @@ fn state_is_private_whatever_the_umask() {
     let socket = dir.path().join("run/status.sock");
     // Fires on the first tick, so an event reaches the outbox.
     let rule = "[[rules]]\nname = \"always\"\nmetric = \"system.memory.utilization\"\n\
-                op = \">=\"\nwarning = 0\n";
+                match = { \"system.memory.state\" = \"used\" }\nop = \">=\"\nwarning = 0\n";
     let path = dir.path().join("hostwarden.toml");
     std::fs::write(&path, config(dir.path(), &socket, rule)).unwrap();
     let mut cmd = Command::new(bin());

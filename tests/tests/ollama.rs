@@ -41,7 +41,7 @@ mod ollama {
             .unwrap()
             .iter()
             .filter(|p| p["name"].as_str().unwrap().starts_with("ollama."))
-            .filter(|p| p["name"] != "ollama.probe.duration")
+            .filter(|p| p["name"] != "ollama.probe.latency")
             .cloned()
             .collect()
     }
@@ -84,7 +84,7 @@ mod ollama {
             ollama_points(&v),
             vec![
                 json!({"name": "ollama.up", "unit": "1", "attributes": {}, "value": 1}),
-                json!({"name": "ollama.models.loaded", "unit": "{model}", "attributes": {}, "value": 1}),
+                json!({"name": "ollama.model.count", "unit": "{model}", "attributes": {}, "value": 1}),
                 json!({"name": "ollama.model.memory.usage", "unit": "By", "attributes": model("vram"), "value": 3_403_239_424u64}),
                 json!({"name": "ollama.model.memory.usage", "unit": "By", "attributes": model("ram"), "value": 3_141_451_776u64}),
                 json!({"name": "ollama.model.context_length", "unit": "{token}", "attributes": {"gen_ai.request.model": "llama3.1:8b"}, "value": 32768}),
@@ -94,7 +94,7 @@ mod ollama {
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["name"] == "ollama.probe.duration")
+            .find(|p| p["name"] == "ollama.probe.latency")
             .unwrap()["value"]
             .as_f64()
             .unwrap();

@@ -205,10 +205,17 @@ fn check_metrics(got: &Received) {
             "memory state {s} missing: {states:?}"
         );
     }
+    // Whole host by mode; per CPU only in the time counter.
     let util = metric("system.cpu.utilization");
-    assert!(util.points.iter().any(|p| p.attributes.is_empty()));
     assert!(
         util.points
+            .iter()
+            .all(|p| p.attributes.contains_key("cpu.mode")
+                && !p.attributes.contains_key("cpu.logical_number"))
+    );
+    assert!(
+        metric("system.cpu.time")
+            .points
             .iter()
             .any(|p| p.attributes.contains_key("cpu.logical_number"))
     );
@@ -216,8 +223,13 @@ fn check_metrics(got: &Received) {
     let host = success
         .points
         .iter()
-        .find(|p| p.attributes.get("collector").map(String::as_str) == Some("host"))
-        .expect("collector=host point");
+        .find(|p| {
+            p.attributes
+                .get("hostwarden.collector.name")
+                .map(String::as_str)
+                == Some("host")
+        })
+        .expect("hostwarden.collector.name=host point");
     assert_eq!(host.value, "1");
     let rss: f64 = metric("process.memory.usage").points[0]
         .value

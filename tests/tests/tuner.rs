@@ -241,7 +241,7 @@ fn actions(points: &[MetricPoint], result: &str) -> f64 {
         .find(|p| {
             p.name == MetricName::HostwardenTunerActions
                 && p.attributes
-                    .get(AttrKey::Result)
+                    .get(AttrKey::HostwardenTunerResult)
                     .map(|v| v.as_text())
                     .as_deref()
                     == Some(result)

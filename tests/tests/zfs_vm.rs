@@ -839,7 +839,11 @@ fn check_arc(guest: &Guest, version: &str) {
         "available_ratio {ratio_once} is not zfs.arc.memory.available / MemTotal"
     );
     // The ARC-blind figure counts the ARC as used: system.memory.utilization includes it.
-    let used = must(&snap, "system.memory.utilization", &[]);
+    let used = must(
+        &snap,
+        "system.memory.utilization",
+        &[("system.memory.state", "used")],
+    );
     assert!(
         used >= ratio(lo, total) * 0.99,
         "system.memory.utilization {used} does not hold the ARC ({lo} of {total})"
@@ -854,7 +858,8 @@ fn check_arc(guest: &Guest, version: &str) {
         .collect();
     assert_eq!(shipped.len(), 1, "memory_high is shipped");
     let before_issue = hostwarden::config::parse_str(
-        "[[rules]]\nname = \"memory_high\"\nmetric = \"system.memory.utilization\"\nop = \">\"\nwarning = 0.9\n",
+        "[[rules]]\nname = \"memory_high\"\nmetric = \"system.memory.utilization\"\n\
+         match = { \"system.memory.state\" = \"used\" }\nop = \">\"\nwarning = 0.9\n",
         Path::new("memory_high before issue 15"),
     )
     .expect("the old rule parses")

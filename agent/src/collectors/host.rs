@@ -1,16 +1,17 @@
 //! CPU, load, memory, swap, pressure stall information and OOM kills, read from a configurable
 //! proc root (`/host/proc` in a container, a captured tree in tests).
 //!
-//! Seven small files per tick, read into one reused buffer. `/proc/stat`, loadavg and the
-//! pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline CPUs,
-//! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
-//! has no `full` record); meminfo goes through `procfs`. On a ZFS host the ARC's kstat is an
+//! Seven small files per tick, read into one reused buffer. `/proc/stat` (cpu.rs), loadavg and
+//! the pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline
+//! CPUs, its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU
+//! line has no `full` record); meminfo goes through `procfs`. On a ZFS host the ARC's kstat is an
 //! eighth file (arc.rs), read here so that available memory can count the ARC it can shrink.
 //! Disks (disk.rs), network interfaces (network.rs) and filesystems (filesystem.rs, with its
 //! statvfs deadline in statvfs.rs) come from three more files.
 
 mod arc;
 mod config;
+pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod network;
@@ -18,6 +19,7 @@ pub mod statvfs;
 
 pub use arc::{ArcStats, parse_arcstats};
 pub use config::{DiskConfig, FilesystemConfig, HostConfig, NetworkConfig};
+pub use cpu::{CpuStat, CpuTicks, mode_shares, parse_stat};
 
 use async_trait::async_trait;
 use procfs::{FromBufRead, Meminfo};
@@ -26,66 +28,12 @@ use super::{CollectError, Collector, Sample};
 use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
 use crate::sys::proc::ProcReader;
 
-/// Busy and total jiffies of one CPU line of /proc/stat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CpuTicks {
-    pub busy: u64,
-    pub total: u64,
-}
-
-/// The CPU lines of /proc/stat: the aggregate and each logical CPU by its number.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CpuStat {
-    pub total: Option<CpuTicks>,
-    pub per_cpu: Vec<(u32, CpuTicks)>,
-}
-
-/// Parses the `cpu` lines of /proc/stat. Idle time is idle + iowait; guest time is already
-/// inside user/nice, so it is not added twice.
-pub fn parse_stat(text: &str) -> CpuStat {
-    let mut out = CpuStat::default();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("cpu") else {
-            continue;
-        };
-        // The aggregate line is `cpu  1 2 3 ...`; per-CPU lines are `cpu7 1 2 3 ...`.
-        let (label, values) = rest.split_once(' ').unwrap_or((rest, ""));
-        let fields = values.split_ascii_whitespace();
-        let nums: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
-        if nums.len() < 4 {
-            continue;
-        }
-        let idle = nums[3] + nums.get(4).copied().unwrap_or(0);
-        let total: u64 = nums.iter().sum();
-        let ticks = CpuTicks {
-            busy: total.saturating_sub(idle),
-            total,
-        };
-        if label.is_empty() {
-            out.total = Some(ticks);
-        } else if let Ok(n) = label.parse::<u32>() {
-            out.per_cpu.push((n, ticks));
-        }
-    }
-    out
-}
-
-/// Busy share between two readings; `None` when no time passed (never a made-up 0%).
-pub fn utilization(prev: CpuTicks, now: CpuTicks) -> Option<f64> {
-    let total = now.total.checked_sub(prev.total)?;
-    if total == 0 {
-        return None;
-    }
-    let busy = now.busy.saturating_sub(prev.busy).min(total);
-    #[allow(clippy::cast_precision_loss)]
-    Some(busy as f64 / total as f64)
-}
-
 /// One PSI line: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PressureLine {
     pub avg10: f64,
     pub avg60: f64,
+    pub avg300: f64,
     /// Total stall time in microseconds.
     pub total_us: u64,
 }
@@ -101,19 +49,23 @@ pub fn parse_pressure(text: &str) -> (Option<PressureLine>, Option<PressureLine>
             Some("full") => &mut full,
             _ => continue,
         };
-        let (mut avg10, mut avg60, mut total) = (None, None, None);
+        let (mut avg10, mut avg60, mut avg300, mut total) = (None, None, None, None);
         for kv in parts {
             match kv.split_once('=') {
                 Some(("avg10", v)) => avg10 = v.parse().ok(),
                 Some(("avg60", v)) => avg60 = v.parse().ok(),
+                Some(("avg300", v)) => avg300 = v.parse().ok(),
                 Some(("total", v)) => total = v.parse().ok(),
                 _ => {}
             }
         }
-        if let (Some(avg10), Some(avg60), Some(total_us)) = (avg10, avg60, total) {
+        if let (Some(avg10), Some(avg60), Some(avg300), Some(total_us)) =
+            (avg10, avg60, avg300, total)
+        {
             *slot = Some(PressureLine {
                 avg10,
                 avg60,
+                avg300,
                 total_us,
             });
         }
@@ -139,6 +91,8 @@ pub fn parse_oom_kills(vmstat: &str) -> Option<u64> {
 pub struct HostCollector {
     proc: ProcReader,
     per_cpu: bool,
+    /// The kernel's USER_HZ: /proc/stat counts jiffies of 1/hz seconds.
+    hz: f64,
     buf: Vec<u8>,
     prev: Option<CpuStat>,
     root_fs: std::path::PathBuf,
@@ -153,6 +107,8 @@ impl HostCollector {
         HostCollector {
             proc: ProcReader::new(&config.proc_root),
             per_cpu: config.per_cpu,
+            #[allow(clippy::cast_precision_loss)]
+            hz: procfs::ticks_per_second().max(1) as f64,
             buf: Vec::with_capacity(16 * 1024),
             prev: None,
             root_fs: config.root_fs.clone(),
@@ -252,7 +208,7 @@ impl HostCollector {
         let stat = self.read("stat").map(parse_stat);
         match stat {
             Ok(stat) => {
-                self.cpu_points(&stat, points);
+                cpu::cpu_points(self.prev.as_ref(), &stat, self.per_cpu, self.hz, points);
                 self.prev = Some(stat);
             }
             Err(e) => problems.push(e),
@@ -346,7 +302,7 @@ impl HostCollector {
     /// problem, not three.
     fn pressure_points(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let mut psi_missing = 0;
-        for (file, avg10, avg60, total) in PSI {
+        for (file, [avg10, avg60, avg300], total) in PSI {
             match self.read(file) {
                 Ok(text) => {
                     let (some, full) = parse_pressure(text);
@@ -355,6 +311,7 @@ impl HostCollector {
                         let attrs = Attrs::new().with(AttrKey::PressureStallType, stall);
                         points.push(MetricPoint::new(avg10, attrs.clone(), line.avg10 / 100.0));
                         points.push(MetricPoint::new(avg60, attrs.clone(), line.avg60 / 100.0));
+                        points.push(MetricPoint::new(avg300, attrs.clone(), line.avg300 / 100.0));
                         #[allow(clippy::cast_precision_loss)]
                         points.push(MetricPoint::new(total, attrs, line.total_us as f64 / 1e6));
                     }
@@ -369,54 +326,35 @@ impl HostCollector {
         ));
         }
     }
-
-    fn cpu_points(&self, stat: &CpuStat, points: &mut Vec<MetricPoint>) {
-        let count = u32::try_from(stat.per_cpu.len()).unwrap_or(u32::MAX);
-        points.push(MetricPoint::new(
-            MetricName::SystemCpuLogicalCount,
-            Attrs::new(),
-            count,
-        ));
-        let Some(prev) = &self.prev else { return };
-        if let (Some(a), Some(b)) = (prev.total, stat.total)
-            && let Some(u) = utilization(a, b)
-        {
-            points.push(MetricPoint::new(
-                MetricName::SystemCpuUtilization,
-                Attrs::new(),
-                u,
-            ));
-        }
-        if !self.per_cpu {
-            return;
-        }
-        for (n, now) in &stat.per_cpu {
-            let before = prev.per_cpu.iter().find(|(m, _)| m == n).map(|(_, t)| *t);
-            if let Some(u) = before.and_then(|b| utilization(b, *now)) {
-                let attrs = Attrs::new().with(AttrKey::CpuLogicalNumber, *n);
-                points.push(MetricPoint::new(MetricName::SystemCpuUtilization, attrs, u));
-            }
-        }
-    }
 }
 
-const PSI: [(&str, MetricName, MetricName, MetricName); 3] = [
+/// Each pressure file with its 10 s, 1 min and 5 min averages and its total.
+const PSI: [(&str, [MetricName; 3], MetricName); 3] = [
     (
         "pressure/cpu",
-        MetricName::SystemCpuLinuxPressureAvg10,
-        MetricName::SystemCpuLinuxPressureAvg60,
+        [
+            MetricName::SystemCpuLinuxPressure10s,
+            MetricName::SystemCpuLinuxPressure1m,
+            MetricName::SystemCpuLinuxPressure5m,
+        ],
         MetricName::SystemCpuLinuxPressureTotal,
     ),
     (
         "pressure/memory",
-        MetricName::SystemMemoryLinuxPressureAvg10,
-        MetricName::SystemMemoryLinuxPressureAvg60,
+        [
+            MetricName::SystemMemoryLinuxPressure10s,
+            MetricName::SystemMemoryLinuxPressure1m,
+            MetricName::SystemMemoryLinuxPressure5m,
+        ],
         MetricName::SystemMemoryLinuxPressureTotal,
     ),
     (
         "pressure/io",
-        MetricName::SystemIoLinuxPressureAvg10,
-        MetricName::SystemIoLinuxPressureAvg60,
+        [
+            MetricName::SystemIoLinuxPressure10s,
+            MetricName::SystemIoLinuxPressure1m,
+            MetricName::SystemIoLinuxPressure5m,
+        ],
         MetricName::SystemIoLinuxPressureTotal,
     ),
 ];
@@ -437,22 +375,26 @@ fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
         ("buffers", m.buffers),
     ] {
         let attrs = Attrs::new().with(AttrKey::SystemMemoryState, state);
-        points.push(MetricPoint::new(MetricName::SystemMemoryUsage, attrs, v));
+        points.push(MetricPoint::new(
+            MetricName::SystemMemoryUsage,
+            attrs.clone(),
+            v,
+        ));
+        if m.mem_total > 0 {
+            #[allow(clippy::cast_precision_loss)]
+            let u = v as f64 / m.mem_total as f64;
+            points.push(MetricPoint::new(
+                MetricName::SystemMemoryUtilization,
+                attrs,
+                u,
+            ));
+        }
     }
     points.push(MetricPoint::new(
         MetricName::SystemMemoryLimit,
         Attrs::new(),
         m.mem_total,
     ));
-    if m.mem_total > 0 {
-        #[allow(clippy::cast_precision_loss)]
-        let u = used as f64 / m.mem_total as f64;
-        points.push(MetricPoint::new(
-            MetricName::SystemMemoryUtilization,
-            Attrs::new(),
-            u,
-        ));
-    }
     if let Some(avail) = m.mem_available {
         points.push(MetricPoint::new(
             MetricName::SystemMemoryLinuxAvailable,

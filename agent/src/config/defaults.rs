@@ -72,14 +72,15 @@ mod tests {
     /// Each shipped rule, fed the situation the issue describes every 5 s for `secs` seconds,
     /// ends in the expected state (None: nothing fired or is pending).
     #[rstest]
-    #[case::cpu_5m("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[], 0.95)], 295, Some((AlertState::Pending, Severity::Warning)))]
-    #[case::cpu_5m_fires("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[], 0.95)], 300, Some((AlertState::Firing, Severity::Warning)))]
-    #[case::cpu_per_core_ignored("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[(AttrKey::CpuLogicalNumber, "0")], 1.0)], 600, None)]
+    #[case::cpu_5m("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[(AttrKey::CpuMode, "idle")], 0.05)], 295, Some((AlertState::Pending, Severity::Warning)))]
+    #[case::cpu_5m_fires("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[(AttrKey::CpuMode, "idle")], 0.05)], 300, Some((AlertState::Firing, Severity::Warning)))]
+    // Every mode but idle has a small share on a busy host: only idle is judged.
+    #[case::cpu_other_modes_ignored("cpu_busy", vec![pt(MetricName::SystemCpuUtilization, &[(AttrKey::CpuMode, "steal")], 0.0), pt(MetricName::SystemCpuUtilization, &[(AttrKey::CpuMode, "idle")], 0.5)], 600, None)]
     #[case::memory("memory_high", vec![pt(MetricName::SystemMemoryLinuxAvailableRatio, &[], 0.09)], 0, Some((AlertState::Firing, Severity::Warning)))]
     // A ZFS host whose ARC has grown: 95% "used", but 40% available once the ARC it can shrink
     // counts (the rule before issue 15 fired here).
-    #[case::memory_zfs_arc("memory_high", vec![pt(MetricName::SystemMemoryUtilization, &[], 0.95), pt(MetricName::SystemMemoryLinuxAvailableRatio, &[], 0.4)], 600, None)]
-    #[case::pressure("memory_pressure", vec![pt(MetricName::SystemMemoryLinuxPressureAvg60, &[(AttrKey::PressureStallType, "full")], 0.35)], 0, Some((AlertState::Firing, Severity::Critical)))]
+    #[case::memory_zfs_arc("memory_high", vec![pt(MetricName::SystemMemoryUtilization, &[(AttrKey::SystemMemoryState, "used")], 0.95), pt(MetricName::SystemMemoryLinuxAvailableRatio, &[], 0.4)], 600, None)]
+    #[case::pressure("memory_pressure", vec![pt(MetricName::SystemMemoryLinuxPressure1m, &[(AttrKey::PressureStallType, "full")], 0.35)], 0, Some((AlertState::Firing, Severity::Critical)))]
     #[case::zfs_full("zfs_pool_full", vec![pt(MetricName::ZfsPoolUtilization, &[(AttrKey::ZfsPoolName, "tank")], 0.87)], 0, Some((AlertState::Firing, Severity::Warning)))]
     #[case::zfs_full_critical("zfs_pool_full", vec![pt(MetricName::ZfsPoolUtilization, &[(AttrKey::ZfsPoolName, "tank")], 0.91)], 0, Some((AlertState::Firing, Severity::Critical)))]
     #[case::zfs_degraded("zfs_pool_unhealthy", vec![pt(MetricName::ZfsPoolHealth, &[(AttrKey::ZfsPoolName, "tank"), (AttrKey::ZfsPoolHealthState, "DEGRADED")], 1.0)], 0, Some((AlertState::Firing, Severity::Critical)))]

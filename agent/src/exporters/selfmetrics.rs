@@ -22,9 +22,9 @@ pub fn append(snapshot: &mut Snapshot, counters: SelfCounters, usage: Option<Pro
         snapshot.points.push(MetricPoint::new(name, attrs, value));
     };
     for c in snapshot.collectors.clone() {
-        let attrs = Attrs::new().with(AttrKey::Collector, c.collector.as_str());
+        let attrs = Attrs::new().with(AttrKey::HostwardenCollectorName, c.collector.as_str());
         add(
-            MetricName::HostwardenCollectorDuration,
+            MetricName::HostwardenCollectorLatency,
             attrs.clone(),
             c.duration_seconds.into(),
         );
@@ -99,10 +99,10 @@ mod tests {
         };
         append(&mut snap, counters, Some(usage));
         let v = |n, with: &[(AttrKey, &str)]| snap.find(n, with).map(|p| p.value.as_f64());
-        let host = [(AttrKey::Collector, "host")];
-        let gpu = [(AttrKey::Collector, "gpu")];
+        let host = [(AttrKey::HostwardenCollectorName, "host")];
+        let gpu = [(AttrKey::HostwardenCollectorName, "gpu")];
         assert_eq!(
-            v(MetricName::HostwardenCollectorDuration, &host),
+            v(MetricName::HostwardenCollectorLatency, &host),
             Some(0.125)
         );
         assert_eq!(v(MetricName::HostwardenCollectorSuccess, &host), Some(1.0));

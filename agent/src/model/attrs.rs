@@ -24,6 +24,7 @@ macro_rules! attr_keys {
 
 attr_keys! {
     CpuLogicalNumber => "cpu.logical_number",
+    CpuMode => "cpu.mode",
     SystemMemoryState => "system.memory.state",
     SystemPagingState => "system.paging.state",
     PressureStallType => "system.pressure.stall_type",
@@ -69,8 +70,8 @@ attr_keys! {
     SystemdUnit => "systemd.unit",
     AlertRule => "alert.rule",
     AlertSeverity => "alert.severity",
-    Collector => "collector",
-    Result => "result",
+    HostwardenCollectorName => "hostwarden.collector.name",
+    HostwardenTunerResult => "hostwarden.tuner.result",
 }
 
 impl Serialize for AttrKey {

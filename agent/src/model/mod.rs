@@ -5,6 +5,7 @@
 use serde::Serialize;
 mod attrs;
 mod names;
+pub mod renamed;
 
 pub use attrs::{AttrKey, AttrValue, Attrs};
 pub use names::{InstrumentKind, MetricName};

@@ -53,7 +53,11 @@ macro_rules! metric_names {
 
 metric_names! {
     // --- host (semantic conventions) ---
-    /// Share of CPU time not idle, whole host or one logical CPU (0..1).
+    /// Seconds each CPU spent in each mode (`cpu.mode`), per logical CPU
+    /// (`cpu.logical_number`) when `[host] per_cpu` is on, whole host otherwise.
+    SystemCpuTime => "system.cpu.time", "s", Counter;
+    /// Whole host: each mode's share of the CPU time between two reads, by `cpu.mode` (0..1; the
+    /// modes add up to 1).
     SystemCpuUtilization => "system.cpu.utilization", "1", Gauge;
     /// Number of logical CPUs.
     SystemCpuLogicalCount => "system.cpu.logical.count", "{cpu}", UpDownCounter;
@@ -67,7 +71,7 @@ metric_names! {
     SystemMemoryUsage => "system.memory.usage", "By", UpDownCounter;
     /// Total physical memory.
     SystemMemoryLimit => "system.memory.limit", "By", UpDownCounter;
-    /// Used memory as a share of the limit (0..1).
+    /// Memory by state as a share of the limit, by `system.memory.state` (0..1).
     SystemMemoryUtilization => "system.memory.utilization", "1", Gauge;
     /// MemAvailable: what can be allocated without swapping.
     SystemMemoryLinuxAvailable => "system.memory.linux.available", "By", UpDownCounter;
@@ -79,21 +83,27 @@ metric_names! {
     /// Used swap as a share of total swap (0..1).
     SystemPagingUtilization => "system.paging.utilization", "1", Gauge;
     /// CPU pressure: share of the last 10 s some task waited for a CPU (PSI avg10, 0..1).
-    SystemCpuLinuxPressureAvg10 => "system.cpu.linux.pressure.avg10", "1", Gauge;
-    /// CPU pressure: share of the last 60 s some task waited for a CPU (PSI avg60, 0..1).
-    SystemCpuLinuxPressureAvg60 => "system.cpu.linux.pressure.avg60", "1", Gauge;
+    SystemCpuLinuxPressure10s => "system.cpu.linux.pressure.10s", "1", Gauge;
+    /// CPU pressure: share of the last minute some task waited for a CPU (PSI avg60, 0..1).
+    SystemCpuLinuxPressure1m => "system.cpu.linux.pressure.1m", "1", Gauge;
+    /// CPU pressure: share of the last 5 minutes some task waited for a CPU (PSI avg300, 0..1).
+    SystemCpuLinuxPressure5m => "system.cpu.linux.pressure.5m", "1", Gauge;
     /// CPU pressure: total stall time.
     SystemCpuLinuxPressureTotal => "system.cpu.linux.pressure.total", "s", Counter;
-    /// Memory pressure (PSI avg10, 0..1).
-    SystemMemoryLinuxPressureAvg10 => "system.memory.linux.pressure.avg10", "1", Gauge;
-    /// Memory pressure (PSI avg60, 0..1).
-    SystemMemoryLinuxPressureAvg60 => "system.memory.linux.pressure.avg60", "1", Gauge;
+    /// Memory pressure: share of the last 10 s tasks stalled on memory (PSI avg10, 0..1).
+    SystemMemoryLinuxPressure10s => "system.memory.linux.pressure.10s", "1", Gauge;
+    /// Memory pressure: share of the last minute tasks stalled on memory (PSI avg60, 0..1).
+    SystemMemoryLinuxPressure1m => "system.memory.linux.pressure.1m", "1", Gauge;
+    /// Memory pressure: share of the last 5 minutes tasks stalled on memory (PSI avg300, 0..1).
+    SystemMemoryLinuxPressure5m => "system.memory.linux.pressure.5m", "1", Gauge;
     /// Memory pressure: total stall time.
     SystemMemoryLinuxPressureTotal => "system.memory.linux.pressure.total", "s", Counter;
-    /// I/O pressure (PSI avg10, 0..1).
-    SystemIoLinuxPressureAvg10 => "system.io.linux.pressure.avg10", "1", Gauge;
-    /// I/O pressure (PSI avg60, 0..1).
-    SystemIoLinuxPressureAvg60 => "system.io.linux.pressure.avg60", "1", Gauge;
+    /// I/O pressure: share of the last 10 s tasks stalled on I/O (PSI avg10, 0..1).
+    SystemIoLinuxPressure10s => "system.io.linux.pressure.10s", "1", Gauge;
+    /// I/O pressure: share of the last minute tasks stalled on I/O (PSI avg60, 0..1).
+    SystemIoLinuxPressure1m => "system.io.linux.pressure.1m", "1", Gauge;
+    /// I/O pressure: share of the last 5 minutes tasks stalled on I/O (PSI avg300, 0..1).
+    SystemIoLinuxPressure5m => "system.io.linux.pressure.5m", "1", Gauge;
     /// I/O pressure: total stall time.
     SystemIoLinuxPressureTotal => "system.io.linux.pressure.total", "s", Counter;
     /// Processes killed by the kernel's OOM killer since boot (/proc/vmstat oom_kill).
@@ -260,10 +270,10 @@ metric_names! {
     // --- Ollama (custom ollama.*) ---
     /// 1 when Ollama answered the liveness probe.
     OllamaUp => "ollama.up", "1", Gauge;
-    /// Liveness probe round-trip time.
-    OllamaProbeDuration => "ollama.probe.duration", "s", Gauge;
+    /// Round-trip time of the last liveness probe.
+    OllamaProbeLatency => "ollama.probe.latency", "s", Gauge;
     /// Models loaded now.
-    OllamaModelsLoaded => "ollama.models.loaded", "{model}", UpDownCounter;
+    OllamaModelCount => "ollama.model.count", "{model}", UpDownCounter;
     /// A loaded model's memory by location (vram, ram: ram is spill to CPU).
     OllamaModelMemoryUsage => "ollama.model.memory.usage", "By", UpDownCounter;
     /// A loaded model's context length.
@@ -285,9 +295,9 @@ metric_names! {
 
     // --- hostwarden itself ---
     /// Alerts firing now, by rule and severity.
-    HostwardenAlerts => "hostwarden.alerts", "{alert}", UpDownCounter;
+    HostwardenAlertCount => "hostwarden.alert.count", "{alert}", UpDownCounter;
     /// Time the collector took this tick.
-    HostwardenCollectorDuration => "hostwarden.collector.duration", "s", Gauge;
+    HostwardenCollectorLatency => "hostwarden.collector.latency", "s", Gauge;
     /// 1 when the collector succeeded this tick.
     HostwardenCollectorSuccess => "hostwarden.collector.success", "1", Gauge;
     /// Failed OTLP export attempts.

@@ -1,5 +1,5 @@
 //! The rules as the daemon runs them: the engine, its saved state, the outbox and the sinks
-//! that take every event at once (the log, the terminal view, the hostwarden.alerts metric).
+//! that take every event at once (the log, the terminal view, the hostwarden.alert.count metric).
 //! The OTLP log exporter drains the outbox (`outbox()`).
 
 use std::collections::BTreeSet;
@@ -116,7 +116,7 @@ impl Alerting {
     }
 
     /// Judges the rules against this tick's snapshot, sends the events to the log and the
-    /// outbox, saves what changed, and appends hostwarden.alerts and the outbox metrics to the
+    /// outbox, saves what changed, and appends hostwarden.alert.count and the outbox metrics to the
     /// snapshot so every consumer sees them.
     pub fn on_tick(&mut self, now: Instant, snapshot: &mut Snapshot) -> Vec<AlertEvent> {
         let events = self.engine.evaluate(now, snapshot.timestamp_ms, snapshot);
@@ -221,7 +221,7 @@ impl Alerting {
                 .with(AttrKey::AlertSeverity, sev.as_str());
             snapshot
                 .points
-                .push(MetricPoint::new(MetricName::HostwardenAlerts, attrs, n));
+                .push(MetricPoint::new(MetricName::HostwardenAlertCount, attrs, n));
         }
         let o = self.lock_outbox();
         snapshot.points.push(MetricPoint::new(

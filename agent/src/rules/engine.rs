@@ -145,7 +145,7 @@ impl Engine {
     }
 
     /// Firing series per (rule, severity), zeros included for every severity a rule can raise,
-    /// for the hostwarden.alerts metric.
+    /// for the hostwarden.alert.count metric.
     pub fn firing_counts(&self) -> Vec<(String, Severity, u64)> {
         let mut out = Vec::new();
         // A quiet rule has no points, unless an alert of its is still firing (keep_firing_for).

@@ -316,7 +316,7 @@ impl RuleRuntime {
         })
     }
 
-    /// Severities this rule can raise (for the hostwarden.alerts metric's zero points).
+    /// Severities this rule can raise (for the hostwarden.alert.count metric's zero points).
     pub fn severities(&self) -> Vec<Severity> {
         let mut v = Vec::new();
         if self.config.warning.is_some() {

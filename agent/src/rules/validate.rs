@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::config::RuleConfig;
 use crate::fields::FieldError;
-use crate::model::{AttrKey, MetricName};
+use crate::model::{AttrKey, MetricName, renamed};
 
 /// Longest rule summary: a sentence fits with room to spare, and every event, the outbox and
 /// rules.json carry a copy (a 10 MB summary made each event 10 MB).
@@ -23,20 +23,16 @@ pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
         if !names.insert(r.name.as_str()) {
             err("name", format!("duplicate rule name \"{}\"", r.name));
         }
-        if MetricName::from_name(&r.metric).is_none() {
-            err(
-                "metric",
-                format!("unknown metric \"{}\" (see docs/metrics.md)", r.metric),
-            );
+        match MetricName::from_name(&r.metric) {
+            None => err("metric", unknown_metric(&r.metric)),
+            Some(m) => check_split(m, &r.matchers, "match", &mut err),
         }
         check_matchers(&r.matchers, "match", &mut err);
         check_thresholds(r, &mut err);
         if let Some(from) = &r.critical_from {
-            if MetricName::from_name(&from.metric).is_none() {
-                err(
-                    "critical_from.metric",
-                    format!("unknown metric \"{}\"", from.metric),
-                );
+            match MetricName::from_name(&from.metric) {
+                None => err("critical_from.metric", unknown_metric(&from.metric)),
+                Some(m) => check_split(m, &from.matchers, "critical_from.match", &mut err),
             }
             check_matchers(&from.matchers, "critical_from.match", &mut err);
         }
@@ -63,6 +59,40 @@ pub fn validate_rules(rules: &[RuleConfig]) -> Vec<FieldError> {
     errors
 }
 
+/// "unknown metric", with the new name when an earlier hostwarden used this one.
+fn unknown_metric(name: &str) -> String {
+    match renamed::metric_renamed_to(name) {
+        Some(new) => {
+            format!("unknown metric \"{name}\": renamed to \"{new}\" (see docs/metrics.md)")
+        }
+        None => format!("unknown metric \"{name}\" (see docs/metrics.md)"),
+    }
+}
+
+/// A metric split by a state or mode needs the rule to pick one value, or it judges them all.
+fn check_split(
+    metric: MetricName,
+    table: &BTreeMap<String, String>,
+    field: &str,
+    err: &mut impl FnMut(&str, String),
+) {
+    for (m, key, hint) in renamed::SPLIT_BY {
+        let picked = table
+            .get(key.as_str())
+            .is_some_and(|v| !v.is_empty() && !v.starts_with('!'));
+        if *m == metric && !picked {
+            err(
+                field,
+                format!(
+                    "\"{}\" has one series per \"{}\"; pick one ({hint})",
+                    m.as_str(),
+                    key.as_str()
+                ),
+            );
+        }
+    }
+}
+
 fn check_matchers(
     table: &BTreeMap<String, String>,
     field: &str,
@@ -70,7 +100,13 @@ fn check_matchers(
 ) {
     for (key, value) in table {
         if AttrKey::from_name(key).is_none() {
-            err(field, format!("unknown attribute \"{key}\""));
+            match renamed::attr_renamed_to(key) {
+                Some(new) => err(
+                    field,
+                    format!("unknown attribute \"{key}\": renamed to \"{new}\""),
+                ),
+                None => err(field, format!("unknown attribute \"{key}\"")),
+            }
         }
         let set = value.strip_prefix('!').unwrap_or(value);
         if let Some(Err(e)) = super::matcher::IntSet::parse(set) {

@@ -165,7 +165,7 @@ const KEY_METRICS: &[MetricName] = &[
     MetricName::ZfsPoolHealth,
     MetricName::ZfsArcLimit,
     MetricName::OllamaUp,
-    MetricName::OllamaModelsLoaded,
+    MetricName::OllamaModelCount,
     MetricName::OllamaUnitMemoryLimit,
     MetricName::OllamaUnitMemoryUsage,
 ];
@@ -192,7 +192,7 @@ impl StatusReport {
         let key_values = KEY_METRICS
             .iter()
             .flat_map(|n| snapshot.points_named(*n))
-            // Per-CPU utilisation is too much for a status page; the host figure stays.
+            // A per-CPU series is too much for a status page; the host figures stay.
             .filter(|p| p.attributes.get(AttrKey::CpuLogicalNumber).is_none())
             .map(KeyValueReport::from)
             .collect();
@@ -251,10 +251,16 @@ mod tests {
                 points: 0,
             }],
             points: vec![
-                MetricPoint::new(MetricName::SystemCpuUtilization, Attrs::new(), 0.5),
                 MetricPoint::new(
                     MetricName::SystemCpuUtilization,
-                    Attrs::new().with(AttrKey::CpuLogicalNumber, 0u32),
+                    Attrs::new().with(AttrKey::CpuMode, "idle"),
+                    0.5,
+                ),
+                MetricPoint::new(
+                    MetricName::SystemCpuUtilization,
+                    Attrs::new()
+                        .with(AttrKey::CpuMode, "idle")
+                        .with(AttrKey::CpuLogicalNumber, 0u32),
                     0.9,
                 ),
                 MetricPoint::new(MetricName::SystemMemoryLimit, Attrs::new(), 1024u64),

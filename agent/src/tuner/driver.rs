@@ -353,7 +353,7 @@ impl Tuner {
         .map(|(r, n)| {
             MetricPoint::new(
                 MetricName::HostwardenTunerActions,
-                Attrs::new().with(AttrKey::Result, r),
+                Attrs::new().with(AttrKey::HostwardenTunerResult, r),
                 n,
             )
         })

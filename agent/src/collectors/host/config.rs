@@ -22,7 +22,8 @@ pub struct HostConfig {
     pub root_fs: PathBuf,
     /// Root of the sys filesystem (`/host/sys` in a container): the ZFS module's parameters.
     pub sys_root: PathBuf,
-    /// Report utilisation per logical CPU as well as for the whole host.
+    /// Report `system.cpu.time` per logical CPU (`cpu.logical_number`) rather than for the
+    /// whole host; `system.cpu.utilization` is the whole host's either way.
     pub per_cpu: bool,
     pub disk: DiskConfig,
     pub filesystem: FilesystemConfig,

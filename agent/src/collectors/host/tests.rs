@@ -8,9 +8,13 @@ fn fixture() -> PathBuf {
 }
 
 fn collector(root: &Path) -> HostCollector {
+    HostCollector::new(&collector_config(root))
+}
+
+fn collector_config(root: &Path) -> HostConfig {
     // The CPU/memory trees hold no diskstats, net/dev or mountinfo: those parts have their
     // own fixture (devices_tests.rs).
-    HostCollector::new(&HostConfig {
+    HostConfig {
         enabled: true,
         proc_root: root.to_path_buf(),
         per_cpu: true,
@@ -27,7 +31,7 @@ fn collector(root: &Path) -> HostCollector {
             ..FilesystemConfig::default()
         },
         ..HostConfig::default()
-    })
+    }
 }
 
 fn snap(sample: Sample) -> Snapshot {
@@ -45,13 +49,7 @@ fn value(s: &Snapshot, name: MetricName, with: &[(AttrKey, &str)]) -> Option<Val
 fn stat_keeps_cpu_numbers_of_sparse_online_cpus() {
     let text = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu3 5 0 5 40 0 0 0 0 0 0\nintr 1\n";
     let s = parse_stat(text);
-    assert_eq!(
-        s.total,
-        Some(CpuTicks {
-            busy: 20,
-            total: 100
-        })
-    );
+    assert_eq!(s.total, Some(CpuTicks([10, 0, 10, 80, 0, 0, 0])));
     assert_eq!(
         s.per_cpu.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
         vec![0, 3]
@@ -59,36 +57,32 @@ fn stat_keeps_cpu_numbers_of_sparse_online_cpus() {
 }
 
 #[test]
-fn iowait_counts_as_idle() {
-    let s = parse_stat("cpu  10 0 0 70 20 0 0 0 0 0\n");
-    assert_eq!(
-        s.total,
-        Some(CpuTicks {
-            busy: 10,
-            total: 100
-        })
-    );
+fn stat_columns_map_to_the_conventions_modes_with_softirq_in_interrupt() {
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    let s = parse_stat("cpu  1 2 3 4 5 6 7 8 9 10\n");
+    assert_eq!(s.total, Some(CpuTicks([1, 2, 3, 4, 5, 13, 8])));
+    // Kernels before 2.6.11 print four columns: the rest count as 0.
+    let old = parse_stat("cpu  1 2 3 4\n");
+    assert_eq!(old.total, Some(CpuTicks([1, 2, 3, 4, 0, 0, 0])));
 }
 
 #[test]
-fn utilization_needs_elapsed_time() {
-    let a = CpuTicks {
-        busy: 10,
-        total: 100,
-    };
-    assert_eq!(utilization(a, a), None);
+fn mode_shares_need_elapsed_time_and_add_up_to_one() {
+    let a = CpuTicks([10, 0, 0, 70, 20, 0, 0]);
+    assert_eq!(mode_shares(a, a), None);
+    let b = CpuTicks([35, 0, 0, 120, 45, 0, 0]);
     assert_eq!(
-        utilization(
-            a,
-            CpuTicks {
-                busy: 35,
-                total: 200
-            }
-        ),
-        Some(0.25)
+        mode_shares(a, b),
+        Some([0.25, 0.0, 0.0, 0.5, 0.25, 0.0, 0.0])
     );
-    // A counter that went backwards (CPU hot-unplugged and back) yields nothing, not garbage.
-    assert_eq!(utilization(a, CpuTicks { busy: 5, total: 50 }), None);
+    // A counter that went backwards (iowait can; an unplugged CPU restarts from 0) is no time,
+    // not negative time: the shares still add up to 1, or there are none.
+    let c = CpuTicks([35, 0, 0, 145, 10, 0, 0]);
+    assert_eq!(
+        mode_shares(a, c),
+        Some([0.25, 0.0, 0.0, 0.75, 0.0, 0.0, 0.0])
+    );
+    assert_eq!(mode_shares(a, CpuTicks([5, 0, 0, 50, 10, 0, 0])), None);
 }
 
 #[test]
@@ -99,6 +93,7 @@ fn pressure_without_a_full_line_keeps_some() {
         Some(PressureLine {
             avg10: 1.5,
             avg60: 0.25,
+            avg300: 0.0,
             total_us: 1_234_567
         })
     );
@@ -145,6 +140,25 @@ fn captured_tree_gives_exact_values_and_no_cpu_utilisation_on_the_first_read() {
         value(&s, MetricName::SystemMemoryUsage, &state("used")),
         Some(Value::Int(used))
     );
+    // Utilisation by the same states, each over the limit: they add up to 1.
+    let share = |st| {
+        value(&s, MetricName::SystemMemoryUtilization, &state(st))
+            .unwrap()
+            .as_f64()
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let want_used = used as f64 / (24_684_084.0 * 1024.0);
+    assert!((share("used") - want_used).abs() < 1e-12);
+    let sum: f64 = ["used", "free", "cached", "buffers"]
+        .map(share)
+        .iter()
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-12, "{sum}");
+    assert_eq!(
+        s.points_named(MetricName::SystemMemoryUtilization).count(),
+        4,
+        "no series without a state"
+    );
     assert_eq!(
         value(&s, MetricName::SystemMemoryLinuxAvailable, &[]),
         Some(Value::Int(23_147_940 * 1024))
@@ -168,10 +182,14 @@ fn captured_tree_gives_exact_values_and_no_cpu_utilisation_on_the_first_read() {
     );
     assert_eq!(value(&s, MetricName::SystemPagingUtilization, &[]), None);
     let some = [(AttrKey::PressureStallType, "some")];
-    let cpu_some = value(&s, MetricName::SystemCpuLinuxPressureAvg10, &some)
+    let cpu_some = value(&s, MetricName::SystemCpuLinuxPressure10s, &some)
         .unwrap()
         .as_f64();
     assert!((cpu_some - 0.9756).abs() < 1e-9, "{cpu_some}");
+    let cpu_some_5m = value(&s, MetricName::SystemCpuLinuxPressure5m, &some)
+        .unwrap()
+        .as_f64();
+    assert!((cpu_some_5m - 0.5876).abs() < 1e-9, "{cpu_some_5m}");
     let full = [(AttrKey::PressureStallType, "full")];
     let io_total = value(&s, MetricName::SystemIoLinuxPressureTotal, &full)
         .unwrap()
@@ -184,41 +202,68 @@ fn captured_tree_gives_exact_values_and_no_cpu_utilisation_on_the_first_read() {
 }
 
 #[test]
-fn second_read_gives_exact_utilisation_per_cpu_and_total() {
+fn cpu_time_is_per_cpu_and_mode_and_utilisation_whole_host_by_mode() {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixture(), dir.path());
     let mut c = collector(dir.path());
-    c.collect_now().unwrap();
-    // 100 more jiffies per CPU: cpu0 spends 25 of them busy, cpu1 75.
+    let hz = c.hz;
+    let first = snap(c.collect_now().unwrap());
+    // cpu0's user column of the captured tree, in seconds.
+    let user0 = [(AttrKey::CpuLogicalNumber, "0"), (AttrKey::CpuMode, "user")];
+    assert_eq!(
+        value(&first, MetricName::SystemCpuTime, &user0),
+        Some(Value::Float(34906.0 / hz))
+    );
+    // Every point has both attributes: a sum over the metric counts each CPU second once.
+    let times: Vec<_> = first.points_named(MetricName::SystemCpuTime).collect();
+    assert_eq!(times.len(), 2 * cpu::MODES.len());
+    assert!(times.iter().all(|p| {
+        p.attributes.get(AttrKey::CpuLogicalNumber).is_some()
+            && p.attributes.get(AttrKey::CpuMode).is_some()
+    }));
+    // 100 more jiffies per CPU on the aggregate line: 25 user, 50 idle, 25 iowait.
     std::fs::write(
         dir.path().join("stat"),
-        "cpu  73882 240 19664 1235474 2459 0 234 999 0 0\n\
-         cpu0 34931 125 8468 622158 520 0 13 426 0 0\n\
-         cpu1 38951 115 11195 613316 1939 0 220 573 0 0\n",
+        "cpu  73807 240 19664 1235424 2484 0 234 999 0 0\n\
+         cpu0 34931 125 8468 622108 545 0 13 426 0 0\n\
+         cpu1 38876 115 11195 613316 1939 0 220 573 0 0\n",
     )
     .unwrap();
     let s = snap(c.collect_now().unwrap());
-    assert_eq!(
+    let mode = |m| {
         value(
             &s,
             MetricName::SystemCpuUtilization,
-            &[(AttrKey::CpuLogicalNumber, "0")]
-        ),
-        Some(Value::Float(0.25))
+            &[(AttrKey::CpuMode, m)],
+        )
+    };
+    assert_eq!(mode("user"), Some(Value::Float(0.25)));
+    assert_eq!(mode("idle"), Some(Value::Float(0.5)));
+    assert_eq!(mode("iowait"), Some(Value::Float(0.25)));
+    assert_eq!(mode("steal"), Some(Value::Float(0.0)));
+    // Whole host only: no per-CPU utilisation series.
+    let util: Vec<_> = s.points_named(MetricName::SystemCpuUtilization).collect();
+    assert_eq!(util.len(), cpu::MODES.len());
+    assert!(
+        util.iter()
+            .all(|p| p.attributes.get(AttrKey::CpuLogicalNumber).is_none())
     );
+}
+
+#[test]
+fn without_per_cpu_the_time_is_the_whole_host_by_mode() {
+    let mut c = HostCollector::new(&HostConfig {
+        per_cpu: false,
+        ..collector_config(&fixture())
+    });
+    let hz = c.hz;
+    let s = snap(c.collect_now().unwrap());
+    let times: Vec<_> = s.points_named(MetricName::SystemCpuTime).collect();
+    assert_eq!(times.len(), cpu::MODES.len());
     assert_eq!(
-        value(
-            &s,
-            MetricName::SystemCpuUtilization,
-            &[(AttrKey::CpuLogicalNumber, "1")]
-        ),
-        Some(Value::Float(0.75))
+        value(&s, MetricName::SystemCpuTime, &[(AttrKey::CpuMode, "idle")]),
+        Some(Value::Float(1_235_374.0 / hz))
     );
-    let total = s
-        .points_named(MetricName::SystemCpuUtilization)
-        .find(|p| p.attributes.is_empty())
-        .unwrap();
-    assert_eq!(total.value, Value::Float(0.5));
 }
 
 #[test]

@@ -314,11 +314,11 @@ pub fn points(view: &OllamaView, unit: &str) -> Vec<MetricPoint> {
         i64::from(view.up),
     )];
     if let Some(s) = view.probe_seconds {
-        out.push(MetricPoint::new(MetricName::OllamaProbeDuration, none(), s));
+        out.push(MetricPoint::new(MetricName::OllamaProbeLatency, none(), s));
     }
     if let Some(models) = &view.models {
         out.push(MetricPoint::new(
-            MetricName::OllamaModelsLoaded,
+            MetricName::OllamaModelCount,
             none(),
             u64::try_from(models.len()).unwrap_or(u64::MAX),
         ));

@@ -132,7 +132,7 @@ async fn reads_ps_show_and_version_and_publishes_the_view() {
     let llama = (AttrKey::GenAiRequestModel, "llama3.1:8b");
     assert_eq!(value(p, MetricName::OllamaUp, &[]), Some(Value::Int(1)));
     assert_eq!(
-        value(p, MetricName::OllamaModelsLoaded, &[]),
+        value(p, MetricName::OllamaModelCount, &[]),
         Some(Value::Int(1))
     );
     assert_eq!(
@@ -155,7 +155,7 @@ async fn reads_ps_show_and_version_and_publishes_the_view() {
         value(p, MetricName::OllamaModelContextLength, &[llama]),
         Some(Value::Int(32768))
     );
-    assert!(value(p, MetricName::OllamaProbeDuration, &[]).is_some());
+    assert!(value(p, MetricName::OllamaProbeLatency, &[]).is_some());
     assert_eq!(sample.degraded.as_deref(), Some(NO_SYSTEMD));
     let view = hooks.view.latest().unwrap();
     assert_eq!(view.version.as_deref(), Some("0.30.11"));
@@ -376,7 +376,7 @@ async fn a_slow_ps_is_reported_as_a_possible_load() {
         Some(Value::Int(1))
     );
     assert_eq!(
-        value(&sample.points, MetricName::OllamaModelsLoaded, &[]),
+        value(&sample.points, MetricName::OllamaModelCount, &[]),
         None
     );
     let why = sample.degraded.unwrap();

@@ -20,10 +20,16 @@ fn snapshot() -> Snapshot {
                 Attrs::new().with(AttrKey::SystemMemoryState, "used"),
                 123u64,
             ),
-            MetricPoint::new(MetricName::SystemCpuUtilization, Attrs::new(), 0.25),
             MetricPoint::new(
                 MetricName::SystemCpuUtilization,
-                Attrs::new().with(AttrKey::CpuLogicalNumber, 1u32),
+                Attrs::new().with(AttrKey::CpuMode, "idle"),
+                0.25,
+            ),
+            MetricPoint::new(
+                MetricName::SystemCpuTime,
+                Attrs::new()
+                    .with(AttrKey::CpuMode, "user")
+                    .with(AttrKey::CpuLogicalNumber, 1u32),
                 0.5,
             ),
             MetricPoint::new(MetricName::SystemCpuLinuxPressureTotal, Attrs::new(), 1.5),
@@ -107,13 +113,19 @@ fn every_point_is_exported_with_its_name_unit_kind_and_attributes() {
                 1.5,
                 vec![]
             ),
-            (s("system.cpu.utilization"), s("1"), "gauge", 0.25, vec![]),
+            (
+                s("system.cpu.time"),
+                s("s"),
+                "counter",
+                0.5,
+                vec![s("cpu.logical_number=1"), s("cpu.mode=user")]
+            ),
             (
                 s("system.cpu.utilization"),
                 s("1"),
                 "gauge",
-                0.5,
-                vec![s("cpu.logical_number=1")]
+                0.25,
+                vec![s("cpu.mode=idle")]
             ),
             (s("system.memory.limit"), s("By"), "updown", 8e9, vec![]),
             (

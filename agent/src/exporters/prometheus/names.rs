@@ -117,6 +117,14 @@ mod tests {
             "system_cpu_utilization_ratio"
         );
         assert_eq!(
+            name(MetricName::SystemCpuTime),
+            "system_cpu_time_seconds_total"
+        );
+        assert_eq!(
+            name(MetricName::SystemMemoryLinuxPressure5m),
+            "system_memory_linux_pressure_5m_ratio"
+        );
+        assert_eq!(
             name(MetricName::SystemCpuLoadAverage1m),
             "system_cpu_load_average_1m"
         );

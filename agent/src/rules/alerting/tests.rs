@@ -65,7 +65,7 @@ fn events_reach_the_outbox_and_the_metrics() {
     let ev = a.on_tick(t, &mut s);
     assert_eq!(ev[0].state, AlertState::Pending);
     assert_eq!(
-        point_value(&s, MetricName::HostwardenAlerts, Some("warning")),
+        point_value(&s, MetricName::HostwardenAlertCount, Some("warning")),
         Some(0.0)
     );
     assert_eq!(
@@ -77,11 +77,11 @@ fn events_reach_the_outbox_and_the_metrics() {
     let ev = a.on_tick(t + Duration::from_secs(10), &mut s);
     assert_eq!(ev[0].state, AlertState::Firing);
     assert_eq!(
-        point_value(&s, MetricName::HostwardenAlerts, Some("warning")),
+        point_value(&s, MetricName::HostwardenAlertCount, Some("warning")),
         Some(1.0)
     );
     assert_eq!(
-        point_value(&s, MetricName::HostwardenAlerts, Some("critical")),
+        point_value(&s, MetricName::HostwardenAlertCount, Some("critical")),
         Some(0.0)
     );
     assert_eq!(

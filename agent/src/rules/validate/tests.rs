@@ -6,7 +6,7 @@ use rstest::rstest;
 
 use crate::config::parse_str;
 
-const BASE: &str = "name = \"r\"\nmetric = \"system.memory.utilization\"\nop = \">\"\n";
+const BASE: &str = "name = \"r\"\nmetric = \"system.memory.linux.available_ratio\"\nop = \">\"\n";
 
 fn error_of(rule_body: &str) -> String {
     let text = format!(
@@ -72,7 +72,7 @@ fn error_of(rule_body: &str) -> String {
 )]
 fn rule_errors_name_the_rule_and_field(#[case] extra: &str, #[case] want: &str) {
     let body = if extra.contains("op = \"=\"") {
-        format!("name = \"r\"\nmetric = \"system.memory.utilization\"\n{extra}")
+        format!("name = \"r\"\nmetric = \"system.memory.linux.available_ratio\"\n{extra}")
     } else {
         format!("{BASE}{extra}")
     };
@@ -95,4 +95,32 @@ fn shipped_rules_validate() {
     let c = crate::config::Config::default();
     assert!(c.rules.len() >= 11, "{} rules", c.rules.len());
     assert_eq!(super::validate_rules(&c.rules), vec![]);
+}
+
+/// An operator's rule from before the renames (issue 17) is told the new name, and a rule on a
+/// metric now split by mode or state is told to pick one (it would judge them all).
+#[rstest]
+#[case::renamed_metric(
+    "metric = \"system.memory.linux.pressure.avg60\"\nop = \">\"\nwarning = 0.1",
+    "rules[1].metric: rule \"r\": unknown metric \"system.memory.linux.pressure.avg60\": renamed to \"system.memory.linux.pressure.1m\""
+)]
+#[case::renamed_from_metric(
+    "metric = \"ollama.up\"\nop = \"<\"\nwarning = 1\ncritical_from = { metric = \"ollama.models.loaded\" }",
+    "rules[1].critical_from.metric: rule \"r\": unknown metric \"ollama.models.loaded\": renamed to \"ollama.model.count\""
+)]
+#[case::renamed_attr(
+    "metric = \"hostwarden.tuner.actions\"\nop = \">\"\nwarning = 1\nmatch = { \"result\" = \"rolled_back\" }",
+    "rules[1].match: rule \"r\": unknown attribute \"result\": renamed to \"hostwarden.tuner.result\""
+)]
+#[case::cpu_without_mode(
+    "metric = \"system.cpu.utilization\"\nop = \">\"\nwarning = 0.9\nmatch = { \"cpu.logical_number\" = \"\" }",
+    "rules[1].match: rule \"r\": \"system.cpu.utilization\" has one series per \"cpu.mode\"; pick one"
+)]
+#[case::memory_without_state(
+    "metric = \"system.memory.utilization\"\nop = \">\"\nwarning = 0.9",
+    "rules[1].match: rule \"r\": \"system.memory.utilization\" has one series per \"system.memory.state\""
+)]
+fn old_rules_are_told_the_new_names(#[case] body: &str, #[case] want: &str) {
+    let msg = error_of(&format!("name = \"r\"\n{body}"));
+    assert!(msg.contains(want), "want {want:?} in:\n{msg}");
 }

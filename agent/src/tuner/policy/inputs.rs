@@ -86,7 +86,7 @@ impl PolicyInputs {
             ram_arc_reclaimable: one(MetricName::ZfsArcReclaimable).map(int),
             memory_pressure: s
                 .find(
-                    MetricName::SystemMemoryLinuxPressureAvg60,
+                    MetricName::SystemMemoryLinuxPressure1m,
                     &[(AttrKey::PressureStallType, "full")],
                 )
                 .map(|p| p.value.as_f64()),
@@ -146,12 +146,12 @@ mod tests {
                 ),
                 MetricPoint::new(MetricName::ZfsArcReclaimable, Attrs::new(), 7u64 << 30),
                 MetricPoint::new(
-                    MetricName::SystemMemoryLinuxPressureAvg60,
+                    MetricName::SystemMemoryLinuxPressure1m,
                     Attrs::new().with(AttrKey::PressureStallType, "some"),
                     0.5,
                 ),
                 MetricPoint::new(
-                    MetricName::SystemMemoryLinuxPressureAvg60,
+                    MetricName::SystemMemoryLinuxPressure1m,
                     Attrs::new().with(AttrKey::PressureStallType, "full"),
                     0.02,
                 ),

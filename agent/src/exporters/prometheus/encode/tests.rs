@@ -21,10 +21,14 @@ fn snapshot() -> Arc<Snapshot> {
             ),
             MetricPoint::new(
                 MetricName::SystemCpuUtilization,
-                Attrs::new().with(AttrKey::CpuLogicalNumber, 1u32),
+                Attrs::new().with(AttrKey::CpuMode, "user"),
                 0.25,
             ),
-            MetricPoint::new(MetricName::SystemCpuUtilization, Attrs::new(), 0.5),
+            MetricPoint::new(
+                MetricName::SystemCpuUtilization,
+                Attrs::new().with(AttrKey::CpuMode, "idle"),
+                0.5,
+            ),
             MetricPoint::new(MetricName::HwErrors, Attrs::new(), 3u64),
         ],
     })
@@ -43,8 +47,8 @@ fn the_text_format_has_the_collectors_names_and_labels() {
         "# TYPE system_memory_limit_bytes gauge",
         r#"system_memory_limit_bytes{job="hostwarden",instance="3f1c"} 8000000000"#,
         "# TYPE system_cpu_utilization_ratio gauge",
-        r#"system_cpu_utilization_ratio{cpu_logical_number="1",job="hostwarden",instance="3f1c"} 0.25"#,
-        r#"system_cpu_utilization_ratio{job="hostwarden",instance="3f1c"} 0.5"#,
+        r#"system_cpu_utilization_ratio{cpu_mode="user",job="hostwarden",instance="3f1c"} 0.25"#,
+        r#"system_cpu_utilization_ratio{cpu_mode="idle",job="hostwarden",instance="3f1c"} 0.5"#,
         "# TYPE hw_errors_total counter",
         r#"hw_errors_total{job="hostwarden",instance="3f1c"} 3"#,
     ] {
