@@ -2,7 +2,6 @@
 //! the same real `systemd --user` rig: limits set live on the unchanged process and exported as
 //! metrics, observe mode that only journals, and an OOM limit rolled back once, not in a loop.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
