@@ -151,7 +151,7 @@ mod binary {
             "a warning firing logs at WARN: {firing}"
         );
         assert!(
-            firing.contains("system.memory.utilization is 0.95, > 0.5"),
+            firing.contains("system.memory.utilization{system.memory.state=used} is 0.95, > 0.5"),
             "{firing}"
         );
         assert_eq!(field(&pending, "since_ms"), field(&firing, "since_ms"));
@@ -160,7 +160,9 @@ mod binary {
             "fired before `for`"
         );
         agent.wait_for("view line of the firing alert", |l| {
-            l.starts_with("ALERT firing   warning  mem_test value 0.95 threshold 0.5")
+            l.starts_with(
+                "ALERT firing   warning  mem_test{system.memory.state=used} value 0.95 threshold 0.5",
+            )
         });
 
         set_memory_use(&proc_root, 0.10);
