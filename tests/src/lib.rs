@@ -5,6 +5,7 @@ pub mod alertmanager_server;
 pub mod daemon;
 pub mod harness;
 pub mod need;
+pub mod node_oracle;
 pub mod nvml_shim;
 pub mod prometheus;
 pub mod prometheus_server;
