@@ -26,12 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 # Importing overhead.py must not leave a __pycache__ in the checkout.
 sys.dont_write_bytecode = True
-from hostonly import agent_conf, wait_port  # noqa: E402
-from overhead import Proc, own_cpu_seconds, stats  # noqa: E402
+from hostonly import agent_conf, sample_seconds, wait_port  # noqa: E402
+from overhead import Proc, stats  # noqa: E402
 from ports import free_port  # noqa: E402
 
 WITH, WITHOUT, NE = "hostwarden, host with disks/filesystems/network", "hostwarden, host without them", "node_exporter"
@@ -102,17 +101,7 @@ def measure(hostwarden, seconds):
         for p in procs:
             if p.p.poll() is not None:
                 sys.exit(f"{p.name} exited early with {p.p.returncode}")
-        body = urllib.request.urlopen(url, timeout=5).read().decode()
-        last = {p.name: own_cpu_seconds(p.p.pid) for p in procs}
-        next_t = time.monotonic()
-        for _ in range(seconds):
-            body = urllib.request.urlopen(url, timeout=5).read().decode()
-            next_t += 1.0
-            time.sleep(max(0.0, next_t - time.monotonic()))
-            for p in procs:
-                now = own_cpu_seconds(p.p.pid)
-                p.cpu.append((now - last[p.name]) * 1e3)
-                last[p.name] = now
+        body = sample_seconds(procs, url, seconds)
     finally:
         for p in procs:
             p.stop()

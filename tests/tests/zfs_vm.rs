@@ -2,6 +2,9 @@
 //! boots a Debian kernel with OpenZFS built from Debian's zfs-dkms (tests/zfs-vm/run.sh), and its
 //! `once --format json` is compared with `zpool`'s own output taken in the same guest right
 //! before and after it: once under write load, once DEGRADED.
+//! With the pools quiet, the host's node_exporter runs in the guest too, and every disk,
+//! filesystem (the ZFS datasets among them) and interface of `once` is held to its scrapes
+//! around it (zfs_vm_oracle, sharing tests/src/node_oracle.rs with host_oracle.rs).
 //!
 //! Versions: HOSTWARDEN_ZFSVM_VERSIONS (default "2.3.2"; "2.3.2 2.1.11" runs both). The module
 //! build is cached in /var/tmp/hostwarden-zfsvm/<version>; the guest's files are kept in
