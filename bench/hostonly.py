@@ -77,6 +77,26 @@ def wait_port(port, timeout=10):
     sys.exit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def sample_seconds(procs, url, seconds):
+    """One scrape of `url` per second for `seconds`, each process's CPU (ms) and RSS appended
+    to it after each; returns the last scrape's body."""
+    body = urllib.request.urlopen(url, timeout=5).read()
+    last = {p.name: own_cpu_seconds(p.p.pid) for p in procs}
+    next_t = time.monotonic()
+    for _ in range(seconds):
+        body = urllib.request.urlopen(url, timeout=5).read()
+        next_t += 1.0
+        time.sleep(max(0.0, next_t - time.monotonic()))
+        for p in procs:
+            now = own_cpu_seconds(p.p.pid)
+            p.cpu.append((now - last[p.name]) * 1e3)
+            last[p.name] = now
+            rss, anon = rss_kib(p.p.pid)
+            p.rss.append(rss)
+            p.anon.append(anon)
+    return body.decode()
+
+
 def measure(hostwarden, seconds):
     """One side-by-side window: {name: {cpu_ms, ratio, rss_mib, anon_mib}}."""
     tmp = tempfile.mkdtemp(prefix="hw-hostonly-")
@@ -101,20 +121,7 @@ def measure(hostwarden, seconds):
         for p in procs:
             if p.p.poll() is not None:
                 sys.exit(f"{p.name} exited early with {p.p.returncode}")
-        urllib.request.urlopen(url, timeout=2).read()
-        last = {p.name: own_cpu_seconds(p.p.pid) for p in procs}
-        next_t = time.monotonic()
-        for _ in range(seconds):
-            urllib.request.urlopen(url, timeout=2).read()
-            next_t += 1.0
-            time.sleep(max(0.0, next_t - time.monotonic()))
-            for p in procs:
-                now = own_cpu_seconds(p.p.pid)
-                p.cpu.append((now - last[p.name]) * 1e3)
-                last[p.name] = now
-                rss, anon = rss_kib(p.p.pid)
-                p.rss.append(rss)
-                p.anon.append(anon)
+        sample_seconds(procs, url, seconds)
     finally:
         for p in procs + [receiver]:
             p.stop()

@@ -175,6 +175,11 @@ log "export cost (${overhead_s}s, four agents side by side)"
 section "1c. Cost of OTLP export: plain against TLS, gzip off against on (through nginx)"
 python3 bench/export.py --seconds "$overhead_s" --hostwarden "$hw" | tee -a "$out"
 
+# ---- 1d. disks, filesystems, network beside node_exporter's same collectors (issue 17) -------
+log "disk/filesystem/network collectors against node_exporter's (${hostonly_s}s side by side)"
+section "1d. Disks, filesystems and network: hostwarden's collectors beside node_exporter's (same ${hostonly_s} s window)"
+python3 bench/devices.py --seconds "$hostonly_s" --hostwarden "$hw" | tee -a "$out"
+
 # ---- 2. scaling -----------------------------------------------------------------------------
 section "2. Scaling: collection cost per tick"
 # A bench's own stderr is cargo's noise when it works and the reason when it does not.

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod fake_proc;
 pub mod harness;
 pub mod need;
+pub mod node_oracle;
 pub mod nvml_shim;
 pub mod prometheus;
 pub mod prometheus_server;

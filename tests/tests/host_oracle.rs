@@ -5,163 +5,51 @@
 //! scrapes it, runs `hostwarden once --format json`, and scrapes it again: a counter must lie
 //! between the two scrapes, space and inodes too (a quiet filesystem does not move, so it is
 //! exact), and a size must be equal. Both must report the same devices, mounts and interfaces.
+//! The comparison is tests/src/node_oracle.rs, which the OpenZFS guest (zfs_vm.rs) shares.
 
 // Tests wait on real wall-clock time for real processes; tokio's virtual clock does not apply.
 #![allow(clippy::disallowed_types)]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
 
-use hostwarden::collectors::host::HostConfig;
-use hostwarden::collectors::host::disk::PARTITION_PATTERN;
-use hostwarden_tests::bin;
 use hostwarden_tests::harness::Harness;
 use hostwarden_tests::need::Need;
-use hostwarden_tests::prometheus_server::http_get;
+use hostwarden_tests::node_oracle::{
+    Family, NODE_EXPORTER, NodeExporter, ONCE_CONFIG, Verdict, compare, filter_args,
+};
+use hostwarden_tests::{bin, workspace_root};
 use serde_json::Value;
 
-const NODE_EXPORTER: &str = "prometheus-node-exporter";
+const ALL: [Family; 3] = [Family::Disks, Family::Mounts, Family::Interfaces];
 
 fn main() -> ExitCode {
     let h = Harness::new();
-    h.run(vec![h.test(
-        "every_disk_filesystem_and_interface_agrees_with_node_exporter",
-        &[Need::Tool(NODE_EXPORTER)],
-        every_disk_filesystem_and_interface_agrees_with_node_exporter,
-    )])
+    h.run(vec![
+        h.test(
+            "every_disk_filesystem_and_interface_agrees_with_node_exporter",
+            &[Need::Tool(NODE_EXPORTER)],
+            every_disk_filesystem_and_interface_agrees_with_node_exporter,
+        ),
+        h.test(
+            "every_captured_proc_tree_agrees_with_node_exporter",
+            &[Need::Tool(NODE_EXPORTER)],
+            every_captured_proc_tree_agrees_with_node_exporter,
+        ),
+    ])
 }
 
-/// One sample of the Prometheus text format: name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
-
-/// node_exporter on a port of its own, stopped on drop.
-struct NodeExporter {
-    child: Child,
-    addr: String,
-}
-
-impl NodeExporter {
-    fn start() -> NodeExporter {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let d = HostConfig::default();
-        // hostwarden's default filters, written as node_exporter's flags: one disk pattern
-        // (exclusions and partitions together), and /proc/net/dev rather than netlink, whose
-        // rx_dropped leaves out the missed packets /proc/net/dev adds to "drop".
-        let args = [
-            format!("--web.listen-address={addr}"),
-            "--collector.disable-defaults".to_owned(),
-            "--collector.diskstats".to_owned(),
-            "--collector.filesystem".to_owned(),
-            "--collector.netdev".to_owned(),
-            "--no-collector.netdev.netlink".to_owned(),
-            format!(
-                "--collector.diskstats.device-exclude={}|{}",
-                d.disk.device_exclude, PARTITION_PATTERN
-            ),
-            format!(
-                "--collector.filesystem.fs-types-exclude={}",
-                d.filesystem.fs_types_exclude
-            ),
-            format!(
-                "--collector.filesystem.mount-points-exclude={}",
-                d.filesystem.mount_points_exclude
-            ),
-            format!(
-                "--collector.netdev.device-exclude={}",
-                d.network.device_exclude
-            ),
-        ];
-        let child = Command::new(NODE_EXPORTER)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus-node-exporter");
-        let ne = NodeExporter { child, addr };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(&ne.addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "node_exporter did not listen on {} within 20s",
-                ne.addr
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ne
-    }
-
-    fn scrape(&self) -> Vec<Sample> {
-        let reply = http_get(&self.addr, "/metrics", &[]);
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.body.lines().filter_map(parse_sample).collect()
-    }
-}
-
-impl Drop for NodeExporter {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-/// `name{a="x",b="y"} 1.5e+06`; comments and malformed lines are `None`.
-fn parse_sample(line: &str) -> Option<Sample> {
-    if line.starts_with('#') || line.is_empty() {
-        return None;
-    }
-    let (head, value) = line.rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let Some((name, rest)) = head.split_once('{') else {
-        return Some((head.to_owned(), BTreeMap::new(), value));
-    };
-    let mut labels = BTreeMap::new();
-    let mut chars = rest.trim_end_matches('}').chars().peekable();
-    loop {
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        chars.next(); // the opening quote
-        let mut v = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => v.push('\n'),
-                    Some(o) => v.push(o),
-                    None => {}
-                },
-                '"' => break,
-                c => v.push(c),
-            }
-        }
-        labels.insert(key.trim_start_matches(',').to_owned(), v);
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-    Some((name.to_owned(), labels, value))
-}
-
-/// `once --format json` with the host collector alone.
 /// The config `once` reads, written before the first scrape: a file made between the two
 /// scrapes would itself be on `/` (a directory and a file: 2 inodes and 8 KiB that node_exporter
 /// never sees) and make the space figures disagree.
 fn write_config(dir: &Path) -> PathBuf {
     let path = dir.join("hostwarden.toml");
-    std::fs::write(
-        &path,
-        "[gpu]\nenabled = false\n[zfs]\nenabled = false\n[ollama]\nenabled = false\n",
-    )
-    .expect("write config");
+    std::fs::write(&path, ONCE_CONFIG).expect("write config");
     path
 }
 
+/// `once --format json` with the host collector alone.
 fn hostwarden_once(path: &Path) -> Value {
     let out = Command::new(bin())
         .args(["once", "--format", "json", "--config"])
@@ -176,191 +64,36 @@ fn hostwarden_once(path: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("once's JSON")
 }
 
-/// A series: metric name and its sorted attributes (or labels), as text.
-type Key = (String, Vec<(String, String)>);
-
-fn hostwarden_points(snap: &Value) -> BTreeMap<Key, f64> {
-    let mut out = BTreeMap::new();
-    for p in snap["points"].as_array().expect("points") {
-        let name = p["name"].as_str().expect("name").to_owned();
-        let attrs = p["attributes"]
-            .as_object()
-            .expect("attributes")
-            .iter()
-            .map(|(k, v)| {
-                let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                (k.clone(), text)
-            })
-            .collect();
-        out.insert((name, attrs), p["value"].as_f64().expect("number"));
-    }
-    out
-}
-
-/// What one node_exporter sample is in hostwarden's terms: the metric, its attributes, and
-/// how to compare (`Exact` for a size, `Between` for what may move).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Compare {
-    Exact,
-    /// A counter: between the two scrapes.
-    Between,
-    /// Space on a filesystem being written: it moves both ways, so between the two scrapes
-    /// widened by what it moved between them (a quiet filesystem: exact).
-    Moving,
-}
-
-/// hostwarden's series (name and attributes beyond the device key) for one node_exporter
-/// metric; `None` for metrics the oracle does not compare.
-fn counterpart(ne_name: &str) -> Option<(&'static str, &'static [(&'static str, &'static str)])> {
-    Some(match ne_name {
-        "node_disk_read_bytes_total" => ("system.disk.io", &[("disk.io.direction", "read")]),
-        "node_disk_written_bytes_total" => ("system.disk.io", &[("disk.io.direction", "write")]),
-        "node_disk_reads_completed_total" => {
-            ("system.disk.operations", &[("disk.io.direction", "read")])
-        }
-        "node_disk_writes_completed_total" => {
-            ("system.disk.operations", &[("disk.io.direction", "write")])
-        }
-        "node_disk_read_time_seconds_total" => (
-            "system.disk.operation_time",
-            &[("disk.io.direction", "read")],
-        ),
-        "node_disk_write_time_seconds_total" => (
-            "system.disk.operation_time",
-            &[("disk.io.direction", "write")],
-        ),
-        "node_disk_reads_merged_total" => ("system.disk.merged", &[("disk.io.direction", "read")]),
-        "node_disk_writes_merged_total" => {
-            ("system.disk.merged", &[("disk.io.direction", "write")])
-        }
-        "node_disk_io_time_seconds_total" => ("system.disk.io_time", &[]),
-        "node_network_receive_bytes_total" => {
-            ("system.network.io", &[("network.io.direction", "receive")])
-        }
-        "node_network_transmit_bytes_total" => {
-            ("system.network.io", &[("network.io.direction", "transmit")])
-        }
-        "node_network_receive_packets_total" => (
-            "system.network.packet.count",
-            &[("network.io.direction", "receive")],
-        ),
-        "node_network_transmit_packets_total" => (
-            "system.network.packet.count",
-            &[("network.io.direction", "transmit")],
-        ),
-        "node_network_receive_errs_total" => (
-            "system.network.errors",
-            &[("network.io.direction", "receive")],
-        ),
-        "node_network_transmit_errs_total" => (
-            "system.network.errors",
-            &[("network.io.direction", "transmit")],
-        ),
-        "node_network_receive_drop_total" => (
-            "system.network.packet.dropped",
-            &[("network.io.direction", "receive")],
-        ),
-        "node_network_transmit_drop_total" => (
-            "system.network.packet.dropped",
-            &[("network.io.direction", "transmit")],
-        ),
-        _ => return None,
-    })
-}
-
-fn labels_of<'a>(samples: &'a [Sample], name: &str) -> Vec<&'a BTreeMap<String, String>> {
-    samples
-        .iter()
-        .filter(|(n, _, _)| n == name)
-        .map(|(_, l, _)| l)
-        .collect()
-}
-
-fn value_of(samples: &[Sample], name: &str, labels: &BTreeMap<String, String>) -> Option<f64> {
-    samples
-        .iter()
-        .find(|(n, l, _)| n == name && l == labels)
-        .map(|(_, _, v)| *v)
-}
-
-/// hostwarden's value of `name` whose attributes include all of `with`.
-fn hw_value(points: &BTreeMap<Key, f64>, name: &str, with: &[(&str, &str)]) -> Option<f64> {
-    points
-        .iter()
-        .find(|((n, attrs), _)| {
-            n == name
-                && with
-                    .iter()
-                    .all(|(k, v)| attrs.iter().any(|(ak, av)| ak == k && av == v))
-        })
-        .map(|(_, v)| *v)
-}
-
-/// Records a failure unless `hw` lies between the two scrapes (or equals them for `Exact`).
-/// Go writes `ms * 0.001` where hostwarden writes `ms / 1000.0`: a last-bit difference is not
-/// a disagreement.
-fn check(
-    failures: &mut Vec<String>,
-    what: &str,
-    hw: Option<f64>,
-    before: f64,
-    after: f64,
-    how: Compare,
-) -> usize {
-    let Some(hw) = hw else {
-        failures.push(format!(
-            "{what}: node_exporter has {before}, hostwarden none"
-        ));
-        return 0;
-    };
-    let (lo, hi) = (before.min(after), before.max(after));
-    let eps = 1e-12 * hi.abs().max(1.0);
-    let ok = match how {
-        Compare::Exact => (hw - before).abs() <= eps && (hw - after).abs() <= eps,
-        Compare::Between => hw >= lo - eps && hw <= hi + eps,
-        Compare::Moving => {
-            let moved = hi - lo;
-            hw >= lo - moved - eps && hw <= hi + moved + eps
-        }
-    };
-    if !ok {
-        failures.push(format!(
-            "{what}: hostwarden {hw}, node_exporter {before} then {after} ({how:?})"
-        ));
-    }
-    1
-}
-
 fn every_disk_filesystem_and_interface_agrees_with_node_exporter() {
     // Built (if stale) now, not between the two scrapes, which must be a second apart.
     bin();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path());
-    let ne = NodeExporter::start();
+    let ne = NodeExporter::start(&filter_args(&ALL));
     // The first scrape warms node_exporter up (it reads udev data and builds its collectors).
     ne.scrape();
     // A filesystem written by other jobs can move and move back between the two scrapes (a
     // temp file made and removed): only such a space figure earns another round, at most two.
     for round in 1..=3 {
-        let failures = one_round(&ne, &config);
-        if failures.is_empty() {
+        let verdict = one_round(&ne, &config);
+        for (what, names) in &verdict.names {
+            println!("{what}: {names:?}");
+        }
+        println!("{} values compared against node_exporter", verdict.compared);
+        if verdict.failures.is_empty() {
             return;
         }
-        let only_moving = failures.iter().all(|f| f.ends_with("(Moving)"));
+        let failures = verdict.failures.join("\n");
         assert!(
-            only_moving && round < 3,
-            "round {round}:\n{}",
-            failures.join("\n")
+            verdict.only_moving() && round < 3,
+            "round {round}:\n{failures}"
         );
-        println!(
-            "round {round}: a busy filesystem moved, again:\n{}",
-            failures.join("\n")
-        );
+        println!("round {round}: a busy filesystem moved, again:\n{failures}");
     }
 }
 
 /// One scrape, `once`, scrape; what disagreed.
-fn one_round(ne: &NodeExporter, config: &Path) -> Vec<String> {
+fn one_round(ne: &NodeExporter, config: &Path) -> Verdict {
     let started = Instant::now();
     let before = ne.scrape();
     let snap = hostwarden_once(config);
@@ -369,175 +102,58 @@ fn one_round(ne: &NodeExporter, config: &Path) -> Vec<String> {
         "node_exporter scraped, hostwarden once, scraped again: {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    let hw = hostwarden_points(&snap);
-    let mut failures = Vec::new();
+    compare(&before, &snap, &after, &ALL)
+}
+
+/// The captured trees of tests/fixtures/proc that hold `diskstats` or `net/dev` (the CI VM's,
+/// the OpenZFS guest's): node_exporter with `--path.procfs` at the tree and `once` with
+/// `[host] proc_root` at it read the same files, which do not move, so every counter is exact
+/// (both scrape bounds are the one scrape) and both list the same disks and interfaces.
+fn every_captured_proc_tree_agrees_with_node_exporter() {
+    let fixtures = workspace_root().join("tests/fixtures/proc");
+    let mut trees: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .expect("tests/fixtures/proc")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    trees.sort();
     let mut compared = 0;
-
-    // Counters of disks and interfaces, series by series.
-    for (name, labels, b) in &before {
-        let Some((hw_name, extra)) = counterpart(name) else {
+    for tree in trees {
+        let families: Vec<Family> = [
+            (Family::Disks, "diskstats"),
+            (Family::Interfaces, "net/dev"),
+        ]
+        .into_iter()
+        .filter(|(_, file)| tree.join(file).is_file())
+        .map(|(family, _)| family)
+        .collect();
+        if families.is_empty() {
             continue;
-        };
-        let device = labels.get("device").expect("a device label");
-        let key = if hw_name.starts_with("system.disk") {
-            "system.device"
-        } else {
-            "network.interface.name"
-        };
-        let mut with: Vec<(&str, &str)> = vec![(key, device.as_str())];
-        with.extend_from_slice(extra);
-        let Some(a) = value_of(&after, name, labels) else {
-            failures.push(format!("{name}{labels:?} vanished from node_exporter"));
-            continue;
-        };
-        compared += check(
-            &mut failures,
-            &format!("{name}{{device={device}}}"),
-            hw_value(&hw, hw_name, &with),
-            *b,
-            a,
-            Compare::Between,
-        );
-    }
-
-    // Filesystems: size exact, the rest between the two scrapes.
-    for labels in labels_of(&before, "node_filesystem_size_bytes") {
-        let mp = labels["mountpoint"].as_str();
-        let at = [("system.filesystem.mountpoint", mp)];
-        let both = |n: &str| {
-            (
-                value_of(&before, n, labels).unwrap_or(f64::NAN),
-                value_of(&after, n, labels).unwrap_or(f64::NAN),
-            )
-        };
-        let state = |metric: &str, st: &str| {
-            hw_value(
-                &hw,
-                metric,
-                &[
-                    ("system.filesystem.mountpoint", mp),
-                    ("system.filesystem.state", st),
-                ],
-            )
-        };
-        let (b, a) = both("node_filesystem_size_bytes");
-        compared += check(
-            &mut failures,
-            &format!("size of {mp}"),
-            hw_value(&hw, "system.filesystem.limit", &at),
-            b,
-            a,
-            Compare::Exact,
-        );
-        let (b, a) = both("node_filesystem_avail_bytes");
-        compared += check(
-            &mut failures,
-            &format!("avail of {mp}"),
-            state("system.filesystem.usage", "free"),
-            b,
-            a,
-            Compare::Moving,
-        );
-        let (b, a) = both("node_filesystem_free_bytes");
-        let free_and_reserved = state("system.filesystem.usage", "free")
-            .zip(state("system.filesystem.usage", "reserved"))
-            .map(|(f, r)| f + r);
-        compared += check(
-            &mut failures,
-            &format!("free of {mp}"),
-            free_and_reserved,
-            b,
-            a,
-            Compare::Moving,
-        );
-        let (b, a) = both("node_filesystem_files");
-        if b > 0.0 {
-            let total = state("system.filesystem.inodes.usage", "used")
-                .zip(state("system.filesystem.inodes.usage", "free"))
-                .map(|(u, f)| u + f);
-            compared += check(
-                &mut failures,
-                &format!("inodes of {mp}"),
-                total,
-                b,
-                a,
-                Compare::Moving,
-            );
-            let (b, a) = both("node_filesystem_files_free");
-            compared += check(
-                &mut failures,
-                &format!("free inodes of {mp}"),
-                state("system.filesystem.inodes.usage", "free"),
-                b,
-                a,
-                Compare::Moving,
-            );
         }
-        let (b, a) = both("node_filesystem_readonly");
-        let mode = hw
-            .keys()
-            .find(|(n, attrs)| {
-                n == "system.filesystem.limit"
-                    && attrs
-                        .iter()
-                        .any(|(k, v)| k == "system.filesystem.mountpoint" && v == mp)
-            })
-            .and_then(|(_, attrs)| {
-                attrs
-                    .iter()
-                    .find(|(k, _)| k == "system.filesystem.mode")
-                    .map(|(_, v)| if v == "ro" { 1.0 } else { 0.0 })
-            });
-        compared += check(
-            &mut failures,
-            &format!("read-only flag of {mp}"),
-            mode,
-            b,
-            a,
-            Compare::Exact,
+        let mut args = filter_args(&families);
+        args.push(format!("--path.procfs={}", tree.display()));
+        let scrape = NodeExporter::start(&args).scrape();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("hostwarden.toml");
+        let tree_config = format!(
+            "{ONCE_CONFIG}[host]\nproc_root = {:?}\n[host.filesystem]\nenabled = false\n",
+            tree.display().to_string()
         );
-    }
-
-    // The same devices, mounts and interfaces on both sides.
-    let ne_set = |name: &str, label: &str| -> BTreeSet<String> {
-        labels_of(&before, name)
-            .into_iter()
-            .map(|l| l[label].clone())
-            .collect()
-    };
-    let hw_set = |name: &str, key: &str| -> BTreeSet<String> {
-        hw.keys()
-            .filter(|(n, _)| n == name)
-            .filter_map(|(_, attrs)| attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
-            .collect()
-    };
-    for (what, ne_names, hw_names) in [
-        (
-            "disks",
-            ne_set("node_disk_reads_completed_total", "device"),
-            hw_set("system.disk.operations", "system.device"),
-        ),
-        (
-            "mounts",
-            ne_set("node_filesystem_size_bytes", "mountpoint"),
-            hw_set("system.filesystem.stale", "system.filesystem.mountpoint"),
-        ),
-        (
-            "interfaces",
-            ne_set("node_network_receive_bytes_total", "device"),
-            hw_set("system.network.io", "network.interface.name"),
-        ),
-    ] {
-        println!("{what}: node_exporter {ne_names:?}, hostwarden {hw_names:?}");
-        if ne_names != hw_names {
-            failures.push(format!(
-                "{what} differ: node_exporter {ne_names:?}, hostwarden {hw_names:?}"
-            ));
+        std::fs::write(&config, tree_config).expect("write config");
+        let verdict = compare(&scrape, &hostwarden_once(&config), &scrape, &families);
+        let name = tree.file_name().expect("tree name").to_string_lossy();
+        for (what, names) in &verdict.names {
+            println!("{name} {what}: {names:?}");
         }
-        if ne_names.is_empty() {
-            failures.push(format!("no {what} on this host to compare"));
-        }
+        println!("{name}: {} values compared", verdict.compared);
+        assert!(
+            verdict.failures.is_empty(),
+            "{name}:\n{}",
+            verdict.failures.join("\n")
+        );
+        compared += 1;
     }
-    println!("{compared} values compared against node_exporter");
-    failures
+    assert!(
+        compared > 0,
+        "no proc tree with diskstats or net/dev in {fixtures:?}"
+    );
 }

@@ -2,6 +2,9 @@
 //! boots a Debian kernel with OpenZFS built from Debian's zfs-dkms (tests/zfs-vm/run.sh), and its
 //! `once --format json` is compared with `zpool`'s own output taken in the same guest right
 //! before and after it: once under write load, once DEGRADED.
+//! With the pools quiet, the host's node_exporter runs in the guest too, and every disk,
+//! filesystem (the ZFS datasets among them) and interface of `once` is held to its scrapes
+//! around it (zfs_vm_oracle, sharing tests/src/node_oracle.rs with host_oracle.rs).
 //!
 //! Versions: HOSTWARDEN_ZFSVM_VERSIONS (default "2.3.2"; "2.3.2 2.1.11" runs both). The module
 //! build is cached in /var/tmp/hostwarden-zfsvm/<version>; the guest's files are kept in
@@ -18,6 +21,7 @@ use hostwarden_tests::{release_bin, snapshot_point, target_profile_dir, workspac
 use serde_json::Value;
 
 mod zfs_vm_arc;
+mod zfs_vm_oracle;
 
 /// What the guest needs (tests/ci/install-zfsvm.sh installs the tools): root for debootstrap and
 /// chroot, qemu to boot it, the rest to build the OpenZFS modules. A cold cache also needs the
@@ -29,6 +33,8 @@ const GUEST: &[Need] = &[
     Need::Tool("cpio"),
     Need::Tool("gcc"),
     Need::Tool("make"),
+    // Run inside the guest as the oracle for disks, filesystems and network (zfs_vm_oracle).
+    Need::Tool(hostwarden_tests::node_oracle::NODE_EXPORTER),
 ];
 
 fn main() -> ExitCode {
@@ -628,6 +634,9 @@ fn run_version(version: &str, bin: &Path) {
     if std::env::var_os("HOSTWARDEN_ZFSVM_BOOT_LIMIT").is_none() {
         cmd.env("HOSTWARDEN_ZFSVM_BOOT_LIMIT", "1800");
     }
+    let oracle = out.with_file_name(format!("{version}-oracle"));
+    zfs_vm_oracle::pack(&oracle);
+    cmd.env("HOSTWARDEN_ZFSVM_ORACLE", &oracle);
     let result = cmd
         .arg(version)
         .arg(bin)
@@ -712,6 +721,7 @@ fn run_version(version: &str, bin: &Path) {
     check_scan(&guest, "degraded", json, "scrub");
     check_scan(&guest, "resilver", json, "resilver");
     // --- end issue 15 ---
+    zfs_vm_oracle::check_oracle(&guest, version);
 
     check_arc(&guest, version);
     check_squeeze(&guest, version);

@@ -6,6 +6,7 @@
 #   degraded  writers stopped, checksum errors made on tank-b and repaired by a scrub, then
 #             tank-b offlined: tank DEGRADED with non-zero error counts that must match;
 #   resilver  tank-b onlined and resilvered: the last scan is a finished resilver.
+#   oracle    datasets and a zvol added, node_exporter scraped around `hostwarden once` (issue 17).
 # Then the ARC grown by reads and squeezed (issue 15), and the agent lowering zfs_arc_max for the
 # Ollama stand-in's model and restoring it at stop (issue 18).
 # Every command's stdout/stderr goes to /out/<name>.{txt,stderr}, its exit code to
@@ -29,6 +30,23 @@ cap() {
   [ -s $OUT/$name.stderr ] || rm -f $OUT/$name.stderr
   printf '%s\t%s\t%s\n' "$name" "$rc" "$*" >> $OUT/commands.tsv
   log "$name rc=$rc"
+}
+# ifup IFACE: the guest has no `ip`, so perl sets IFF_UP on top of the interface's flags
+# (SIOCGIFFLAGS, SIOCSIFFLAGS); the kernel gives lo 127.0.0.1 when it comes up. The request is
+# a variable: perl's ioctl refuses a read-only pack() result.
+ifup() {
+  perl -e 'use Socket; socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
+    my $req = pack("a16 s x22", $ARGV[0], 0); ioctl($s, 0x8913, $req) or die "$ARGV[0]: $!";
+    my $flags = (unpack("a16 s", $req))[1] | 1;
+    $req = pack("a16 s x22", $ARGV[0], $flags); ioctl($s, 0x8914, $req) or die "$ARGV[0] up: $!"' "$1"
+}
+# scrape: node_exporter's /metrics body on stdout (the guest has perl, no curl or wget).
+scrape() {
+  perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:9100",
+      Timeout => 60) or die "connect: $@";
+    print $s "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"; local $/; my $r = <$s>;
+    my ($head, $body) = split /\r\n\r\n/, $r, 2;
+    $head =~ m{^HTTP/1\.\d 200 } or die "node_exporter: $head\n"; print $body'
 }
 LIST="zpool list -Hp -v -o name,size,alloc,free,frag,cap,dedup,health"
 # hostwarden once between two zpool lists and two since-import iostat reports, inside five
@@ -105,6 +123,40 @@ cap online zpool online tank /vdev/tank-b
 cap resilver-wait zpool wait -t resilver tank
 readings resilver
 # --- end issue 15 (scan history)
+# --- node_exporter oracle (issue 17): when the run packed /oracle (node_exporter, its flags one
+# per line, once's config; tests/tests/zfs_vm.rs), node_exporter is scraped right before and
+# right after `hostwarden once`, with the pools quiet and datasets of every kind mounted: nested,
+# read-only, with a quota, and a zvol (zd0 in diskstats) beside the virtio disk; eth0 is a
+# virtio NIC. The proc files the disk and network parts read are kept for
+# tests/fixtures/proc too. ---
+if [ -d /oracle ]; then
+  log "phase oracle"
+  cap oracle-datasets sh -c 'zfs create tank/data && zfs create tank/data/deep &&
+    zfs create -o readonly=on tank/frozen && zfs create -o quota=64M scratch/capped &&
+    zfs create -s -V 32M tank/vol'
+  dd if=/dev/urandom of=/tank/data/deep/file bs=1M count=8 status=none
+  dd if=/dev/urandom of=/scratch/capped/file bs=1M count=4 status=none
+  i=0; while [ ! -b /dev/zd0 ] && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+  cap oracle-zvol dd if=/dev/urandom of=/dev/zd0 bs=1M count=4 conv=fsync status=none
+  zpool sync
+  cap oracle-net sh -c 'for m in failover net_failover virtio_net; do
+    insmod /net-modules/$m.ko || exit 1; done'
+  cap oracle-lo ifup lo
+  cap oracle-eth0 ifup eth0
+  set --; while IFS= read -r a; do set -- "$@" "$a"; done < /oracle/node-exporter.args
+  /oracle/node-exporter --web.listen-address=127.0.0.1:9100 "$@" > $OUT/oracle-ne.log 2>&1 &
+  ne=$!; set --
+  # The first scrape warms node_exporter up (it builds its collectors and reads udev data).
+  i=0; until scrape > /dev/null 2>&1 || [ $i -ge 120 ]; do sleep 0.5; i=$((i + 1)); done
+  cap oracle-ne-before scrape
+  cap oracle-once /hostwarden once --format json --config /oracle/hostwarden.toml
+  cap oracle-ne-after scrape
+  kill $ne; wait $ne
+  cap oracle-diskstats cat /proc/diskstats
+  cap oracle-netdev cat /proc/net/dev
+  cap oracle-mountinfo cat /proc/self/mountinfo
+fi
+# --- end node_exporter oracle ---
 # --- ARC (issue 15): the ARC grown past a third of RAM by reads, then arcstats and meminfo read
 # right before and right after `hostwarden once` (arc-*-before, arc-once, arc-*-after). ---
 # The vdevs are files in tmpfs, i.e. in this guest's RAM: incompressible data would take its
@@ -165,10 +217,8 @@ kill $hog 2>/dev/null
 log "phase arc-coordination"
 # No `wait $hog`: dash waits for the whole pipeline, whose `sleep 600` outlives the kill.
 sleep 2
-# The guest has no `ip`: bring lo up (SIOCSIFFLAGS, IFF_UP|IFF_LOOPBACK|IFF_RUNNING) with perl;
-# the kernel gives a loopback device 127.0.0.1 when it comes up.
-cap coord-lo perl -e 'use Socket; socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!";
-  my $req = pack("a16 s x22", "lo", 0x49); ioctl($s, 0x8914, $req) or die "lo up: $!"'
+# lo is up already when the oracle phase ran; bringing it up again is harmless.
+cap coord-lo ifup lo
 avail_b=$(( $(awk '/^MemAvailable:/ {print $2}' /proc/meminfo) * 1024 ))
 # The agent's reserve is 256 MiB: a model of MemAvailable + 768 MiB - 256 MiB asks the ARC
 # for 768 MiB.

@@ -5,7 +5,11 @@
 #   <build>/base.cpio  the minbase tree + the OpenZFS userland + the virtio, spl and zfs modules,
 #                      made once per build (a few seconds) and kept beside it;
 #   an overlay         /init (guest-init.sh), /hostwarden and /hostwarden.toml, and the Ollama
-#                      stand-in with its fixtures (/ollama-standin, /ollama/), packed per run.
+#                      stand-in with its fixtures (/ollama-standin, /ollama/), the virtio-net
+#                      driver (/net-modules/, insmod'ed by path: base.cpio's modules.dep predates
+#                      it) and, when $HOSTWARDEN_ZFSVM_ORACLE names a directory, that directory
+#                      as /oracle (node_exporter, its flags and the config of the oracle phase),
+#                      packed per run.
 # The kernel unpacks concatenated cpio archives in order, so base + overlay is one root.
 # usage: initrd.sh <build> <rootfs> <init> <hostwarden> <config> <standin> <fixtures> <out.cpio>
 #   <fixtures>: tests/fixtures/ollama (tags.json and show-llama3.1-8b-q4km-real.json go in)
@@ -57,9 +61,15 @@ install -m 644 "$CONF" "$OV/hostwarden.toml"
 install -m 755 "$STANDIN" "$OV/ollama-standin"
 install -D -m 644 "$FIX/tags.json" "$OV/ollama/tags.json"
 install -D -m 644 "$FIX/show-llama3.1-8b-q4km-real.json" "$OV/ollama/show.json"
+# The eth0 of the oracle phase: virtio_net needs net_failover, which needs failover.
+K=$BUILD/kroot/lib/modules/$KABI/kernel
+install -D -m 644 -t "$OV/net-modules" "$K/net/core/failover.ko" "$K/drivers/net/net_failover.ko" \
+  "$K/drivers/net/virtio_net.ko"
+if [ -n "${HOSTWARDEN_ZFSVM_ORACLE:-}" ]; then
+  cp -r "$HOSTWARDEN_ZFSVM_ORACLE" "$OV/oracle"
+fi
 cp "$BUILD/base.cpio" "$OUT.tmp"
-(cd "$OV" && printf '%s\n' init hostwarden hostwarden.toml ollama-standin ollama ollama/tags.json \
-  ollama/show.json | cpio -o -H newc --quiet) >>"$OUT.tmp"
+(cd "$OV" && find . -mindepth 1 | sed 's|^\./||' | cpio -o -H newc --quiet) >>"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
 exit
 }

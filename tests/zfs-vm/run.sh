@@ -7,6 +7,8 @@
 # usage: run.sh <2.3.2|2.1.11> <hostwarden-binary> <out-dir> [<ollama-standin-binary>]
 # The stand-in (the tests crate's bin; default: beside the hostwarden binary) serves the ARC
 # coordination phase.
+# HOSTWARDEN_ZFSVM_ORACLE=<dir>: packed into the guest as /oracle, which runs the node_exporter
+# oracle phase (guest-init.sh) when it is there.
 # Cache: ${HOSTWARDEN_ZFSVM_CACHE:-/var/tmp/hostwarden-zfsvm}/<version>.
 # Prints "key value" lines on stdout (timings, kernel, console log); progress goes to stderr.
 # Exits 1 with the end of the console log when the guest did not finish.
