@@ -38,9 +38,24 @@ async fn workers_are_reused_across_ticks() {
         assert!(out.iter().all(|o| *o == StatOutcome::Done(LIVE)), "{out:?}");
     }
     assert_eq!(statter.outstanding(), 0);
-    // One worker serves a tick; a busy host's slow wake-up may add one more, never one per
-    // mount or per tick.
-    assert!(statter.threads() <= 2, "{} threads", statter.threads());
+    // One worker serves a tick; a busy host's slow wake-up may add more for that tick, but the
+    // extra ones end once idle: never one per mount or per tick.
+    settles_to(&statter, 2).await;
+}
+
+/// Waits (up to 5 s: a loaded host may be slow to run an ending worker) for at most `max`
+/// worker threads.
+async fn settles_to(statter: &Statter, max: usize) {
+    for _ in 0..500 {
+        if statter.threads() <= max {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{} worker threads, expected at most {max}",
+        statter.threads()
+    );
 }
 
 #[tokio::test]
@@ -61,6 +76,6 @@ async fn a_dead_mount_first_in_the_list_leaves_the_live_ones_answered() {
         );
         assert_eq!(statter.outstanding(), 1, "tick {tick}");
     }
-    // The stuck worker plus the one serving the live mounts (and at most one spare).
-    assert!(statter.threads() <= 3, "{} threads", statter.threads());
+    // The stuck worker plus at most two idle ones.
+    settles_to(&statter, 3).await;
 }
