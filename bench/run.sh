@@ -22,8 +22,11 @@ smoke=0
 # release and bench (about 15 minutes of two cores).
 if [ "$smoke" = 1 ]; then
     overhead_s=5 hostonly_s=10 crossings=2 starts=3 profile=dev outdir=debug
+    agent_profile=dev agent_outdir=debug
 else
     overhead_s=60 hostonly_s=60 crossings=30 starts=10 profile=release outdir=release
+    # The agent's figures are the shipped binary's: the packages are built with `dist`.
+    agent_profile=dist agent_outdir=dist
 fi
 began=$(date +%s)
 log() { echo ">>> $* ($(($(date +%s) - began))s)" >&2; }
@@ -63,9 +66,9 @@ bash tests/ci/install-gpu.sh
 
 # ---- build ---------------------------------------------------------------------------------
 log "build ($profile)"
-cargo build --quiet --profile "$profile" -p hostwarden
+cargo build --quiet --profile "$agent_profile" -p hostwarden --bin hostwarden
 cargo build --quiet --profile "$profile" -p hostwarden-tests --bin ollama-standin
-hw=$root/target/$outdir/hostwarden
+hw=$root/target/$agent_outdir/hostwarden
 standin=$root/target/$outdir/ollama-standin
 # The same flags tests/src/nvml_shim.rs builds the stand-in libnvidia-ml with.
 cc -shared -fPIC -O2 -Wall -Werror -o "$work/libnvidia-ml.so" tests/shims/nvml/nvml_shim.c
@@ -272,7 +275,7 @@ python3 bench/latency.py startup --hostwarden "$hw" --config "$work/full.toml" -
 # The release profile already strips symbols; strip a copy anyway so the figure never depends on it.
 strip -o "$work/hostwarden.stripped" "$hw"
 size=$(stat -c %s "$work/hostwarden.stripped")
-awk -v b="$size" 'BEGIN { printf "\n| binary | bytes | MiB |\n|---|---:|---:|\n| target/'"$outdir"'/hostwarden, stripped | %d | %.2f |\n", b, b / 1048576 }' | tee -a "$out"
+awk -v b="$size" 'BEGIN { printf "\n| binary | bytes | MiB |\n|---|---:|---:|\n| target/'"$agent_outdir"'/hostwarden, stripped | %d | %.2f |\n", b, b / 1048576 }' | tee -a "$out"
 
 # ---- 6. fleet -------------------------------------------------------------------------------
 # N agents on their own captured /proc trees against one rotel behind a byte-counting nginx

@@ -5,7 +5,7 @@
 # exports the built image's filesystem (podman create + export) and runs the binary inside it
 # with chroot (`podman run` cannot set rlimits here), with the host's /proc at /host/proc as the
 # stack file mounts it: `check-config` on the image's config, and `once --format json` must
-# report host metrics. Usage: container.sh (after `cargo xtask package` built target/release/).
+# report host metrics. Usage: container.sh (after `cargo xtask package` built target/dist/).
 # Prints "image_layer_bytes N". Needs root.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +13,7 @@ here=$root/packaging/tests
 cache=${HW_CI_CACHE:-/var/tmp/hostwarden-ci}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 target=${CARGO_TARGET_DIR:-$root/target}
-[[ -x $target/release/hostwarden ]] || fail "no release binary: run cargo xtask package first"
+[[ -x $target/dist/hostwarden ]] || fail "no dist binary: run cargo xtask package first"
 
 podman() {
     command podman --root "$cache/podman/storage" --runroot "$cache/podman/run" \

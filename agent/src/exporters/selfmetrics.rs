@@ -129,5 +129,6 @@ mod tests {
             .own_usage()
             .expect("/proc/self is readable in tests");
         assert!(u.rss_bytes > 0);
+        assert!(u.cpu_seconds > 0.0, "the test process has run: {u:?}");
     }
 }

@@ -1,14 +1,21 @@
 //! statvfs under a deadline. A stat of a mount whose server is gone (hard-mounted NFS, a stuck
 //! FUSE daemon) blocks in the kernel for as long as the server stays away, and no signal or
-//! timeout ends it. So each call runs on a thread of its own and the tick waits for it until
-//! the deadline only; a call still outstanding keeps its thread, the mount is reported stale,
-//! and it is not stat'ed again until that call returns: one stuck thread per dead mount, never
-//! one per tick.
+//! timeout ends it. So the calls run on worker threads and the tick waits for them until the
+//! deadline only; a call still outstanding keeps its worker, the mount is reported stale, and it
+//! is not stat'ed again until that call returns: one stuck thread per dead mount, never one per
+//! tick.
+//!
+//! The workers are kept between ticks (starting a thread per mount per tick was the largest
+//! per-tick cost of the host collector). One worker takes the tick's calls one after another,
+//! which costs a single wake-up; if the queue stops moving for `STALL` (a worker is stuck in a
+//! dead mount), another worker is woken or started for the rest, so a dead mount ahead in the
+//! list never makes a live one behind it stale.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -35,17 +42,26 @@ pub enum StatOutcome {
     Stale,
 }
 
-type Reply = oneshot::Receiver<Result<FsStat, String>>;
+type Answer = Result<FsStat, String>;
+type Reply = oneshot::Receiver<Answer>;
 
 /// The call that may hang: `statvfs`, or a stand-in in tests.
 pub type StatFn = fn(&Path) -> Result<FsStat, String>;
+
+/// How long the queue may stand still before another worker is sent to it. A live statvfs
+/// takes microseconds; this only has to outlast a worker's wake-up on a busy host.
+const STALL: Duration = Duration::from_millis(20);
+
+/// Idle workers kept for the next tick; more than this (left from a tick that needed extra
+/// workers) end.
+const KEEP_IDLE: usize = 2;
 
 /// The outstanding calls, by the path they stat. Kept across ticks; cancel-safe (a tick
 /// dropped mid-wait leaves its calls here for the next tick to find).
 #[derive(Debug)]
 pub struct Statter {
     pending: HashMap<PathBuf, Reply>,
-    stat: StatFn,
+    pool: Pool,
 }
 
 impl Default for Statter {
@@ -58,19 +74,25 @@ impl Statter {
     pub fn with_stat(stat: StatFn) -> Self {
         Statter {
             pending: HashMap::new(),
-            stat,
+            pool: Pool::new(stat),
         }
     }
 
-    /// Calls still outstanding (one thread each).
+    /// Calls still outstanding (queued, or on a worker).
     pub fn outstanding(&self) -> usize {
         self.pending.len()
     }
 
-    /// Stats every path, all at once, waiting at most `timeout` in total.
+    /// Worker threads alive (idle, busy or stuck).
+    pub fn threads(&self) -> usize {
+        self.pool.lock().threads
+    }
+
+    /// Stats every path, waiting at most `timeout` in total.
     pub async fn stat_all(&mut self, paths: &[PathBuf], timeout: Duration) -> Vec<StatOutcome> {
         let mut out = vec![StatOutcome::Stale; paths.len()];
         let mut issued = Vec::with_capacity(paths.len());
+        let mut jobs = Vec::with_capacity(paths.len());
         for (i, path) in paths.iter().enumerate() {
             if let Some(rx) = self.pending.get_mut(path) {
                 match rx.try_recv() {
@@ -82,34 +104,54 @@ impl Statter {
                     }
                 }
             }
-            match spawn_stat(self.stat, path) {
-                Ok(rx) => {
-                    self.pending.insert(path.clone(), rx);
-                    issued.push(i);
-                }
-                Err(e) => out[i] = StatOutcome::Failed(e),
+            let (tx, rx) = oneshot::channel();
+            self.pending.insert(path.clone(), rx);
+            jobs.push(Job {
+                path: path.clone(),
+                reply: tx,
+            });
+            issued.push(i);
+        }
+        if let Err(e) = self.pool.submit(jobs) {
+            for &i in &issued {
+                self.pending.remove(&paths[i]);
+                out[i] = StatOutcome::Failed(format!("statvfs {}: {e}", paths[i].display()));
             }
+            return out;
         }
         let deadline = Instant::now() + timeout;
-        for i in issued {
+        for &i in &issued {
             let Some(rx) = self.pending.get_mut(&paths[i]) else {
                 continue;
             };
-            match tokio::time::timeout_at(deadline, rx).await {
-                Ok(reply) => {
-                    self.pending.remove(&paths[i]);
-                    out[i] = match reply {
-                        Ok(Ok(stat)) => StatOutcome::Done(stat),
-                        Ok(Err(e)) => StatOutcome::Failed(e),
-                        Err(_) => StatOutcome::Failed(format!(
-                            "statvfs {}: worker thread ended without an answer",
-                            paths[i].display()
-                        )),
-                    };
+            let reply = loop {
+                let wake = deadline.min(Instant::now() + STALL);
+                match tokio::time::timeout_at(wake, &mut *rx).await {
+                    Ok(reply) => break Some(reply),
+                    Err(_) if Instant::now() >= deadline => break None,
+                    // The queue has not moved: its worker may be stuck in a dead mount.
+                    Err(_) => {
+                        if let Err(e) = self.pool.help() {
+                            tracing::debug!(error = %e, "statvfs: no extra worker");
+                        }
+                    }
                 }
-                Err(_elapsed) => {}
+            };
+            if let Some(reply) = reply {
+                self.pending.remove(&paths[i]);
+                out[i] = match reply {
+                    Ok(Ok(stat)) => StatOutcome::Done(stat),
+                    Ok(Err(e)) => StatOutcome::Failed(e),
+                    Err(_) => StatOutcome::Failed(format!(
+                        "statvfs {}: worker ended without an answer",
+                        paths[i].display()
+                    )),
+                };
             }
         }
+        // Calls never started by the deadline (every worker stuck) are dropped: stale this tick,
+        // and asked again next tick, since nothing hangs on them.
+        self.pool.lock().jobs.clear();
         // Mounts gone from the list whose calls have returned free their entries; calls still
         // stuck stay, so a mount that comes back is not stat'ed twice.
         self.pending
@@ -118,22 +160,128 @@ impl Statter {
     }
 }
 
-fn spawn_stat(stat: StatFn, path: &Path) -> Result<Reply, String> {
-    let (tx, rx) = oneshot::channel();
-    let owned = path.to_path_buf();
-    std::thread::Builder::new()
-        .name("hw-statvfs".to_owned())
-        // statvfs needs a few hundred bytes of stack; the default 2 MiB is address space only,
-        // but a small stack keeps a pile of stuck threads cheap.
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            // The receiver may be gone (the mount left the list): nothing to tell.
-            tx.send(stat(&owned)).ok();
-        })
-        .map_err(|e| format!("statvfs {}: cannot start a thread: {e}", path.display()))?;
-    Ok(rx)
+struct Job {
+    path: PathBuf,
+    reply: oneshot::Sender<Answer>,
 }
 
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Workers waiting for a job.
+    idle: usize,
+    /// Workers alive.
+    threads: usize,
+    /// The statter is gone: workers end once idle.
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// The worker threads and their queue.
+struct Pool {
+    shared: Arc<Shared>,
+    stat: StatFn,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let q = self.lock();
+        f.debug_struct("Pool")
+            .field("queued", &q.jobs.len())
+            .field("idle", &q.idle)
+            .field("threads", &q.threads)
+            .finish()
+    }
+}
+
+impl Pool {
+    fn new(stat: StatFn) -> Self {
+        Pool {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                ready: Condvar::new(),
+            }),
+            stat,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        lock(&self.shared.queue)
+    }
+
+    /// Queues the calls and wakes (or starts) one worker for them.
+    fn submit(&self, jobs: Vec<Job>) -> Result<(), String> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.lock().jobs.extend(jobs);
+        self.help()
+    }
+
+    /// One more worker on the queue, if anything is queued: an idle one, else a new thread.
+    fn help(&self) -> Result<(), String> {
+        let mut q = self.lock();
+        if q.jobs.is_empty() {
+            return Ok(());
+        }
+        if q.idle > 0 {
+            drop(q);
+            self.shared.ready.notify_one();
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
+        let stat = self.stat;
+        std::thread::Builder::new()
+            .name("hw-statvfs".to_owned())
+            // statvfs needs a few hundred bytes of stack; the default 2 MiB is address space
+            // only, but a small stack keeps a pile of stuck threads cheap.
+            .stack_size(64 * 1024)
+            .spawn(move || work(&shared, stat))
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
+        q.threads += 1;
+        Ok(())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let mut q = self.lock();
+        q.closed = true;
+        q.jobs.clear();
+        drop(q);
+        self.shared.ready.notify_all();
+    }
+}
+
+fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    // The queue holds no invariant a panicking holder could break halfway.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A worker: takes calls from the queue until the statter is gone or enough others are idle.
+fn work(shared: &Shared, stat: StatFn) {
+    let mut q = lock(&shared.queue);
+    loop {
+        if let Some(job) = q.jobs.pop_front() {
+            drop(q);
+            // The receiver may be gone (the mount left the list): nothing to tell.
+            job.reply.send(stat(&job.path)).ok();
+            q = lock(&shared.queue);
+            continue;
+        }
+        if q.closed || q.idle >= KEEP_IDLE {
+            q.threads -= 1;
+            return;
+        }
+        q.idle += 1;
+        q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+        q.idle -= 1;
+    }
+}
 /// One statvfs(3) call.
 pub fn statvfs(path: &Path) -> Result<FsStat, String> {
     let c = CString::new(path.as_os_str().as_bytes())
@@ -158,3 +306,7 @@ pub fn statvfs(path: &Path) -> Result<FsStat, String> {
         ffree: u64::from(s.f_ffree),
     })
 }
+
+#[cfg(test)]
+#[path = "statvfs_tests.rs"]
+mod tests;
