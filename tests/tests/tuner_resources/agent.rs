@@ -309,6 +309,9 @@ pub fn an_operator_memory_max_is_reported_once_and_not_fought() {
         agent.wait_for(WAIT, "a tick", |l| l.contains("Tick."));
     }
     let show = |p: &str| rig.mgr.property(UNIT, p);
+    let listed = show("DropInPaths");
+    println!("DropInPaths: {listed}");
+    assert!(listed.contains(&path), "{listed}");
     assert_eq!(show("MemoryMax"), (900 * MIB).to_string());
     assert_eq!(show("TasksMax"), "64");
     let ours = std::fs::read_to_string(dropins.join(super::RESOURCES_DROPIN)).expect("ours");
