@@ -258,7 +258,15 @@ pub fn an_interrupted_limits_change_is_reconciled_in_observe_mode() {
     agent.wait_for(WAIT, "the reconcile", |l| {
         l.contains("Interrupted limits change found complete")
     });
-    let j = tuner_journal(rig.state.path());
+    // The line is logged just before the journal entry is written: wait for the entry.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let j = loop {
+        let j = tuner_journal(rig.state.path());
+        if !events(&j, "limits_finished").is_empty() || tokio::time::Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let done = events(&j, "limits_finished");
     assert_eq!(done.len(), 1, "{j:?}");
     assert_eq!(done[0]["id"], 7);
