@@ -54,6 +54,11 @@ fn main() -> ExitCode {
             needs,
             agent::an_interrupted_limits_change_is_reconciled_in_observe_mode,
         ),
+        h.test(
+            "an_operator_memory_max_is_reported_once_and_not_fought",
+            needs,
+            agent::an_operator_memory_max_is_reported_once_and_not_fought,
+        ),
     ])
 }
 

@@ -258,7 +258,15 @@ pub fn an_interrupted_limits_change_is_reconciled_in_observe_mode() {
     agent.wait_for(WAIT, "the reconcile", |l| {
         l.contains("Interrupted limits change found complete")
     });
-    let j = tuner_journal(rig.state.path());
+    // The line is logged just before the journal entry is written: wait for the entry.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let j = loop {
+        let j = tuner_journal(rig.state.path());
+        if !events(&j, "limits_finished").is_empty() || tokio::time::Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let done = events(&j, "limits_finished");
     assert_eq!(done.len(), 1, "{j:?}");
     assert_eq!(done[0]["id"], 7);
@@ -271,4 +279,119 @@ pub fn an_interrupted_limits_change_is_reconciled_in_observe_mode() {
     let text = std::fs::read_to_string(&dropin).expect("the reconciled limits persisted");
     assert!(text.contains("\nMemoryMax=768M\n"), "{text}");
     assert_eq!(rig.main_pid(), pid);
+}
+
+/// An operator's `90-operator.conf` sets `MemoryMax=` after our resources drop-in: the agent
+/// reports it once (log, journal, alert, status), stops setting that key (no apply of it over
+/// many ticks, so no fight at each reload), drops it from its own drop-in, keeps managing the
+/// other keys, and takes the key back when the file is gone.
+pub fn an_operator_memory_max_is_reported_once_and_not_fought() {
+    let rig = Rig::start();
+    let cfg = config(
+        &rig,
+        "apply",
+        "1s",
+        "memory_max = \"768M\"\ntasks_max = \"64\"\n",
+    );
+    let mut agent = Daemon::start(&cfg, &[], &[]);
+    wait_env_applied(&mut agent);
+    agent.wait_for(WAIT, "limits set", |l| {
+        l.contains("Tuner set resource limits live.")
+    });
+    let dropins = rig.mgr.unit_dir().join(format!("{UNIT}.d"));
+    let operator = dropins.join("90-operator.conf");
+    std::fs::write(&operator, "[Service]\nMemoryMax=900M\n").expect("operator drop-in");
+    rig.mgr.systemctl(&["daemon-reload"]);
+    let path = operator.display().to_string();
+    agent.wait_for(WAIT, "the report", |l| {
+        l.contains("An operator drop-in sorting after") && l.contains(&path)
+    });
+    agent.wait_for(WAIT, "the limits driver leaving the key", |l| {
+        l.contains("Tuner leaves this limit to the operator's drop-in")
+    });
+    // Twenty ticks (6 s), one more reload among them: the key is not set again.
+    for i in 0..20 {
+        if i == 10 {
+            rig.mgr.systemctl(&["daemon-reload"]);
+        }
+        agent.wait_for(WAIT, "a tick", |l| l.contains("Tick."));
+    }
+    let show = |p: &str| rig.mgr.property(UNIT, p);
+    let listed = show("DropInPaths");
+    println!("DropInPaths: {listed}");
+    assert!(listed.contains(&path), "{listed}");
+    assert_eq!(show("MemoryMax"), (900 * MIB).to_string());
+    assert_eq!(show("TasksMax"), "64");
+    let ours = std::fs::read_to_string(dropins.join(super::RESOURCES_DROPIN)).expect("ours");
+    assert!(!ours.contains("MemoryMax"), "{ours}");
+    assert!(ours.contains("\nTasksMax=64\n"), "{ours}");
+    let j = tuner_journal(rig.state.path());
+    let reports = events(&j, "operator_override");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["key"], "MemoryMax");
+    assert_eq!(reports[0]["path"], path.as_str());
+    assert_eq!(reports[0]["value"], "900M");
+    let sets_memory = |j: &[Json]| {
+        events(j, "limits_started")
+            .into_iter()
+            .filter(|e| !e["after"]["memory_max"].is_null())
+            .count()
+    };
+    assert_eq!(sets_memory(&j), 1, "MemoryMax set again: {j:?}");
+    assert!(
+        events(&j, "limits_finished")
+            .iter()
+            .all(|e| e["result"] == "applied")
+    );
+    let s = status(&rig);
+    let acts = s["actuations"].as_array().expect("actuations");
+    let said = |needle: &str| {
+        acts.iter()
+            .any(|a| a["summary"].as_str().is_some_and(|t| t.contains(needle)))
+    };
+    assert!(said(&path), "no report in status: {acts:?}");
+    assert!(said("memory_max left to"), "no limits line: {acts:?}");
+
+    // The other keys are still managed: a changed TasksMax is set back, MemoryMax is not.
+    rig.mgr
+        .systemctl(&["set-property", "--runtime", UNIT, "TasksMax=100"]);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while show("TasksMax") != "64" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "TasksMax not managed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let j = tuner_journal(rig.state.path());
+    let started = events(&j, "limits_started").len();
+    assert_eq!(sets_memory(&j), 1, "MemoryMax set again: {j:?}");
+    assert_eq!(show("MemoryMax"), (900 * MIB).to_string());
+
+    // The file goes: the key is the tuner's again, persisted in our drop-in once more.
+    std::fs::remove_file(&operator).expect("remove");
+    rig.mgr.systemctl(&["daemon-reload"]);
+    agent.wait_for(WAIT, "the key taken back", |l| {
+        l.contains("No later drop-in sets this limit any more")
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ours =
+            std::fs::read_to_string(dropins.join(super::RESOURCES_DROPIN)).unwrap_or_default();
+        if ours.contains("\nMemoryMax=768M\n") && show("MemoryMax") == (768 * MIB).to_string() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not taken back: {ours}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let j = tuner_journal(rig.state.path());
+    assert_eq!(events(&j, "operator_override_gone").len(), 1, "{j:?}");
+    assert_eq!(events(&j, "operator_override").len(), 1, "{j:?}");
+    println!(
+        "operator MemoryMax=900M: 1 report over 20 ticks and 2 reloads; applies setting memory_max: \
+         1 (before the file); limits changes in all before the file went: {started}"
+    );
 }

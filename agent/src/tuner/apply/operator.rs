@@ -1,9 +1,17 @@
 //! Operator drop-ins that sort after ours. systemd applies a unit's drop-ins in the order of
 //! their file names (`DropInPaths` lists them in that order), so an operator's
-//! `90-operator.conf` setting `OLLAMA_NUM_PARALLEL` wins over `60-hostwarden.conf`. The tuner
-//! must then leave that key alone: writing it again would only fail verification and roll
-//! back, forever. This module finds such keys: which file sets which of our keys, and a stamp
-//! of the file (size, mtime, content hash) so a report is made once per version of the file.
+//! `90-operator.conf` setting `OLLAMA_NUM_PARALLEL` wins over `60-hostwarden.conf`, and one
+//! setting `MemoryMax=` wins over `60-hostwarden-resources.conf` at every daemon-reload. The
+//! tuner must then leave that key alone: writing it again would only fail verification and roll
+//! back, or set the limit live again after each reload, forever. This module finds such keys
+//! for both families (environment keys by name, limits by directive: `MemoryMax`, `CPUQuota`…):
+//! which file sets which of our keys, and a stamp of the file (size, mtime, content hash) so a
+//! report is made once per version of the file.
+//!
+//! Only the file name counts, whatever the directory: systemd's runtime property files
+//! (`50-MemoryMax.conf` in `system.control`/`user.control`, written by `SetUnitProperties`,
+//! ours included, and by `systemctl set-property`) sort before our files and lose to them at a
+//! reload, so they are not overrides.
 //!
 //! Reads are bounded: at most [`MAX_DROPINS`] files, [`MAX_DROPIN_BYTES`] of each, opened
 //! without blocking and only when they are regular files (a drop-in masked by a symlink to
@@ -18,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::dropin::{ALLOWED_KEYS, DROPIN_NAME};
+use crate::tuner::resources::limits::{DIRECTIVES, RESOURCES_DROPIN};
 
 /// More drop-ins than this on one unit are not read (the rest are named in a problem).
 pub const MAX_DROPINS: usize = 64;
@@ -62,10 +71,13 @@ enum Assign {
     Unset(String),
     /// An empty `Environment=`: every earlier assignment, ours included, is dropped.
     Clear,
+    /// A resource-limit directive (`MemoryMax=2G`); an empty value resets it.
+    Limit(String, String),
 }
 
-/// The drop-ins in `drop_in_paths` (systemd's order) whose file names sort after ours, and the
-/// allowlisted keys they set.
+/// The drop-ins in `drop_in_paths` (systemd's order) whose file names sort after ours (after
+/// `60-hostwarden.conf` for environment keys, after `60-hostwarden-resources.conf` for limits),
+/// and the allowlisted keys and limit directives they set.
 pub fn scan(drop_in_paths: &[String]) -> Scan {
     let mut out = Scan::default();
     if drop_in_paths.len() > MAX_DROPINS {
@@ -76,10 +88,14 @@ pub fn scan(drop_in_paths: &[String]) -> Scan {
     }
     for path in drop_in_paths.iter().take(MAX_DROPINS) {
         let name = Path::new(path).file_name().unwrap_or_default();
-        // systemd orders drop-ins by file name alone, whatever their directory.
-        if name.as_encoded_bytes() <= DROPIN_NAME.as_bytes() {
+        // systemd orders drop-ins by file name alone, whatever their directory. Our resources
+        // file sorts before our environment file, so files between the two can only override
+        // limits.
+        let name = name.as_encoded_bytes();
+        if name <= RESOURCES_DROPIN.as_bytes() || name == DROPIN_NAME.as_bytes() {
             continue;
         }
+        let after_env = name > DROPIN_NAME.as_bytes();
         let (text, file) = match read_bounded(Path::new(path)) {
             Ok(Some(r)) => r,
             Ok(None) => continue,
@@ -96,7 +112,7 @@ pub fn scan(drop_in_paths: &[String]) -> Scan {
         }
         for a in assignments(&text) {
             let mut note = |key: &str, value: Option<String>| {
-                if ALLOWED_KEYS.contains(&key) {
+                if after_env && ALLOWED_KEYS.contains(&key) || DIRECTIVES.contains(&key) {
                     out.overrides.insert(
                         key.to_owned(),
                         Override {
@@ -111,6 +127,7 @@ pub fn scan(drop_in_paths: &[String]) -> Scan {
                 Assign::Set(k, v) => note(&k, Some(v)),
                 Assign::Unset(k) => note(&k, None),
                 Assign::Clear => ALLOWED_KEYS.iter().for_each(|k| note(k, None)),
+                Assign::Limit(k, v) => note(&k, (!v.is_empty()).then_some(v)),
             }
         }
     }
@@ -140,7 +157,8 @@ fn read_bounded(path: &Path) -> std::io::Result<Option<(String, FileStamp)>> {
     Ok(Some((String::from_utf8_lossy(&bytes).into_owned(), stamp)))
 }
 
-/// The `Environment=`, `UnsetEnvironment=` assignments of the `[Service]` sections, in order.
+/// The `Environment=`, `UnsetEnvironment=` and limit assignments of the `[Service]` sections,
+/// in order.
 /// Continuation lines (a trailing `\`) are joined as systemd joins them.
 fn assignments(text: &str) -> Vec<Assign> {
     let mut out = Vec::new();
@@ -183,6 +201,7 @@ fn assignments(text: &str) -> Vec<Assign> {
             "UnsetEnvironment" => out.extend(words(value).into_iter().map(|w| {
                 Assign::Unset(w.split_once('=').map_or(w.clone(), |(k, _)| k.to_owned()))
             })),
+            k if DIRECTIVES.contains(&k) => out.push(Assign::Limit(k.to_owned(), value.to_owned())),
             _ => {}
         }
     }
@@ -303,6 +322,68 @@ mod tests {
         assert_eq!(o.file.sha256.len(), 16);
         assert_eq!(s.problems.len(), 1);
         assert!(s.problems[0].contains("95-x.conf"), "{:?}", s.problems);
+    }
+
+    #[test]
+    fn limit_directives_after_our_resources_file_are_the_operators() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = dir.path().join("user.control/ollama.service.d");
+        let etc = dir.path().join("etc/ollama.service.d");
+        std::fs::create_dir_all(&control).unwrap();
+        std::fs::create_dir_all(&etc).unwrap();
+        let write = |d: &Path, name: &str, body: &str| {
+            let p = d.join(name);
+            std::fs::write(&p, body).unwrap();
+            p.display().to_string()
+        };
+        // What systemd lists for a unit the tuner set live and an operator overrode.
+        let paths = [
+            write(
+                &control,
+                "50-MemoryMax.conf",
+                "# This is a drop-in unit file extension, created via \"systemctl set-property\"\n\
+                 # or an equivalent operation. Do not edit.\n[Service]\nMemoryMax=536870912\n",
+            ),
+            write(
+                &etc,
+                RESOURCES_DROPIN,
+                "[Service]\nMemoryMax=512M\nCPUQuota=150%\nTasksMax=64\n",
+            ),
+            write(
+                &etc,
+                "60-hostwarden-z.conf",
+                "[Service]\nCPUWeight=50\nEnvironment=OLLAMA_NUM_PARALLEL=7\n",
+            ),
+            write(
+                &etc,
+                DROPIN_NAME,
+                "[Service]\nMemoryMax=1G\nEnvironment=\"OLLAMA_NUM_PARALLEL=2\"\n",
+            ),
+            write(
+                &etc,
+                "90-operator.conf",
+                "[Unit]\nTasksMax=9\n[Service]\nMemoryMax=2G\nCPUQuota=\n",
+            ),
+        ];
+        let s = scan(&paths);
+        let found: Vec<(&str, Option<&str>, &str)> = s
+            .overrides
+            .iter()
+            .map(|(k, o)| {
+                let file = Path::new(&o.path).file_name().unwrap().to_str().unwrap();
+                (k.as_str(), o.value.as_deref(), file)
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("CPUQuota", None, "90-operator.conf"),
+                ("CPUWeight", Some("50"), "60-hostwarden-z.conf"),
+                ("MemoryMax", Some("2G"), "90-operator.conf"),
+            ],
+            "{s:?}"
+        );
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
     }
 
     #[test]

@@ -82,6 +82,34 @@ impl LimitsApplier {
         self.dropin_dir.join(RESOURCES_DROPIN)
     }
 
+    /// Makes our drop-in hold exactly `l` (removed when `l` is empty), so a reload keeps what
+    /// is in force and puts back no key an operator's later file now owns. Small file: written
+    /// in place of a blocking-pool hop.
+    pub(super) fn persist(&self, l: &Limits) {
+        let path = self.dropin_file();
+        let have = std::fs::read_to_string(&path).ok();
+        let r = if l.is_empty() {
+            if have.is_none() {
+                return;
+            }
+            std::fs::remove_file(&path).map_err(|e| e.to_string())
+        } else {
+            let want = limits::render(l);
+            if have.as_deref() == Some(want.as_str()) {
+                return;
+            }
+            write_atomic_with(&path, want.as_bytes(), PUBLIC).map_err(|e| e.to_string())
+        };
+        match r {
+            Ok(()) => {
+                info!(unit = %self.unit, file = %path.display(), limits = %limits::show(l), "Tuner rewrote its resources drop-in with the limits it manages.");
+            }
+            Err(e) => {
+                warn!(unit = %self.unit, file = %path.display(), error = %e, "Cannot rewrite the tuner's resources drop-in.");
+            }
+        }
+    }
+
     /// The limits systemd holds now for the keys of `keys`.
     pub async fn current(&self, keys: &Limits) -> Result<Limits, String> {
         let l = self

@@ -5,6 +5,11 @@
 //! cooldown and the daily cap count restarts, which a live limit change never causes) and, on
 //! go, runs `LimitsApplier` in a task whose report comes back on a later tick.
 //!
+//! A limit an operator's drop-in sets after ours (the scan of `apply::operator`, reported once
+//! by the tuner) is left alone: not decided, set or persisted, and dropped from our drop-in so
+//! ours does not put it back at the next reload. When that file no longer sets it, the key is
+//! managed again (set live if systemd holds another value, persisted either way).
+//!
 //! After a rollback the same limits are not tried again until the wanted limits or the host
 //! (GPU count and memory, RAM) change, or `ROLLBACK_BACKOFF` (24 h) has passed: the gate's
 //! rule, fed with the limits as `key -> value`. An agent restart keeps it (rebuilt from the
@@ -22,12 +27,14 @@ use super::auto::Wanted;
 use super::limits::{self, Limits, as_env};
 use crate::rules::event::AlertEvent;
 use crate::tuner::apply::journal::{self, ActionResult, Entry, Event};
+use crate::tuner::apply::operator::{self, Overrides};
 use crate::tuner::config::{TunerConfig, TunerMode};
 use crate::tuner::gate::{Gate, GateInput, HostFingerprint, RestartWindow, Verdict};
 
 enum Outcome {
-    /// What systemd holds, every key.
-    Held(Result<Limits, String>),
+    /// What systemd holds, every key, and what later drop-ins set, read after the limits (so a
+    /// daemon-reload that brought an operator's value in is never seen without its file).
+    Held(Result<(Limits, Overrides), String>),
     Report(Box<LimitsReport>),
 }
 
@@ -42,11 +49,23 @@ pub struct LimitsTick<'a> {
     pub idle: (bool, String),
 }
 
+/// Config key -> the operator's file that sets its directive after ours. The scan is the one
+/// the tuner reports from (log, journal, alert, once per version of the file); this driver
+/// reads it again with each read of the limits and only acts on it.
+fn taken(operator: &Overrides) -> std::collections::BTreeMap<String, String> {
+    operator
+        .iter()
+        .filter_map(|(d, o)| Some((limits::key_of(d)?.to_owned(), o.path.clone())))
+        .collect()
+}
+
 pub struct LimitsDriver {
     applier: Arc<LimitsApplier>,
     gate: Gate,
     /// What systemd held at the last read; `None` until read (and after a change).
     held: Option<Limits>,
+    /// The later drop-ins found by the same read.
+    held_overrides: Overrides,
     read_error: Option<String>,
     task: Option<JoinHandle<Outcome>>,
     /// The task changes the unit (an apply or a reconcile), not only reads it.
@@ -56,6 +75,11 @@ pub struct LimitsDriver {
     task_started_ms: u64,
     last_id: u64,
     last_journaled: Option<(Limits, String)>,
+    /// Keys an operator's drop-in sets after ours (config key -> file), as of the last tick.
+    taken: std::collections::BTreeMap<String, String>,
+    /// The taken keys changed: our drop-in is rewritten with the managed keys at the next
+    /// tick that finds systemd holding what is wanted (an apply rewrites it anyway).
+    resync: bool,
     /// The last verdict, for `hostwarden status`.
     pub last_verdict: Option<String>,
     /// Results to count, and alerts to raise, since the tuner last took them.
@@ -71,6 +95,7 @@ impl LimitsDriver {
             applier: Arc::new(applier),
             gate: Gate::default(),
             held: None,
+            held_overrides: Overrides::new(),
             read_error: None,
             task: None,
             changing: false,
@@ -79,6 +104,8 @@ impl LimitsDriver {
             task_started_ms: 0,
             last_id: 0,
             last_journaled: None,
+            taken: std::collections::BTreeMap::new(),
+            resync: false,
             last_verdict: None,
             results: Vec::new(),
             alerts: Vec::new(),
@@ -159,8 +186,9 @@ impl LimitsDriver {
 
     fn absorb(&mut self, outcome: Outcome) -> Option<LimitsReport> {
         match outcome {
-            Outcome::Held(Ok(l)) => {
+            Outcome::Held(Ok((l, o))) => {
                 self.held = Some(l);
+                self.held_overrides = o;
                 self.read_error = None;
                 None
             }
@@ -209,10 +237,24 @@ impl LimitsDriver {
             return;
         }
         let Some(held) = self.held.clone() else {
-            self.spawn_read();
+            self.spawn_read(None);
             return;
         };
-        let desired = t.wanted.limits.clone();
+        let taken = taken(&self.held_overrides);
+        if taken != self.taken {
+            for (k, path) in &taken {
+                if self.taken.get(k) != Some(path) {
+                    info!(unit = %self.applier.unit, key = %k, file = %path, "Tuner leaves this limit to the operator's drop-in: not set, not persisted.");
+                }
+            }
+            for k in self.taken.keys().filter(|k| !taken.contains_key(*k)) {
+                info!(unit = %self.applier.unit, key = %k, "No later drop-in sets this limit any more; the tuner manages it again.");
+            }
+            self.taken = taken;
+            self.resync = true;
+        }
+        let mut desired = t.wanted.limits.clone();
+        desired.retain(|k, _| !self.taken.contains_key(k));
         let current: Limits = desired
             .keys()
             .filter_map(|k| Some((k.clone(), held.get(k)?.clone())))
@@ -242,8 +284,15 @@ impl LimitsDriver {
         };
         self.journal_decision(t, &desired, &current, &verdict);
         match verdict {
-            Verdict::Go(why) => self.spawn_apply(t, current, desired, why),
-            _ => self.spawn_read(),
+            Verdict::Go(why) => {
+                self.resync = false;
+                self.spawn_apply(t, current, desired, why);
+            }
+            Verdict::NoChange if self.resync && t.cfg.mode == TunerMode::Apply => {
+                self.resync = false;
+                self.spawn_read(Some(desired));
+            }
+            _ => self.spawn_read(None),
         }
     }
 
@@ -261,7 +310,17 @@ impl LimitsDriver {
             Verdict::Wait(r) => format!("wait: {r}"),
             Verdict::Go(r) => format!("apply: {r}"),
         };
-        self.last_verdict = Some(format!("limits {}: {text}", limits::show(desired)));
+        let left: Vec<String> = self
+            .taken
+            .iter()
+            .map(|(k, path)| format!("{k} left to {path}"))
+            .collect();
+        let left = if left.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", left.join(", "))
+        };
+        self.last_verdict = Some(format!("limits {}: {text}{left}", limits::show(desired)));
         let key: String = text.chars().take_while(|c| !c.is_ascii_digit()).collect();
         if self.last_journaled.as_ref() == Some(&(desired.clone(), key.clone())) {
             return;
@@ -280,16 +339,26 @@ impl LimitsDriver {
         self.last_journaled = Some((desired.clone(), key));
     }
 
-    fn spawn_read(&mut self) {
+    /// Reads what systemd holds; with `persist`, first makes our drop-in hold exactly those
+    /// limits (systemd holds them already: the verdict was no change).
+    fn spawn_read(&mut self, persist: Option<Limits>) {
         let a = Arc::clone(&self.applier);
         self.task = Some(tokio::spawn(async move {
-            Outcome::Held(
-                a.mgr
-                    .unit_limits(&a.unit)
-                    .await
-                    .map(|l| limits::all_from_dbus(&l))
-                    .map_err(|e| e.to_string()),
-            )
+            if let Some(l) = persist {
+                a.persist(&l);
+            }
+            let held = match a.mgr.unit_limits(&a.unit).await {
+                Ok(l) => limits::all_from_dbus(&l),
+                Err(e) => return Outcome::Held(Err(e.to_string())),
+            };
+            let paths = match a.mgr.unit_status(&a.unit).await {
+                Ok(s) => s.drop_in_paths,
+                Err(e) => return Outcome::Held(Err(e.to_string())),
+            };
+            match tokio::task::spawn_blocking(move || operator::scan(&paths)).await {
+                Ok(scan) => Outcome::Held(Ok((held, scan.overrides))),
+                Err(e) => Outcome::Held(Err(e.to_string())),
+            }
         }));
     }
 

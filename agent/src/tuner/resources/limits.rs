@@ -76,8 +76,25 @@ pub fn unit_syntax(v: &Value) -> String {
     }
 }
 
+/// The unit-file directives of the config keys, in `config::KEYS` order: what an operator's
+/// drop-in sets to take a limit over.
+pub const DIRECTIVES: [&str; 6] = [
+    "MemoryHigh",
+    "MemoryMax",
+    "CPUQuota",
+    "AllowedCPUs",
+    "CPUWeight",
+    "TasksMax",
+];
+
+/// The config key of a unit-file directive (`MemoryMax` -> `memory_max`).
+pub fn key_of(directive: &str) -> Option<&'static str> {
+    let i = DIRECTIVES.iter().position(|d| *d == directive)?;
+    Some(super::config::KEYS[i])
+}
+
 /// The unit-file directive of a config key.
-fn directive(key: &str) -> &'static str {
+pub fn directive(key: &str) -> &'static str {
     match key {
         "cpu_quota" => "CPUQuota",
         k => property(k),
@@ -189,6 +206,9 @@ mod tests {
         assert!(text.contains("\nCPUQuota=150%\n"), "{text}");
         assert!(text.contains("\nTasksMax=64\n"), "{text}");
         assert_eq!(mask(&[0, 1, 9]), [0b11, 0b10]);
+        assert_eq!(key_of("CPUQuota"), Some("cpu_quota"));
+        assert_eq!(key_of("TasksMax").map(directive), Some("TasksMax"));
+        assert_eq!(key_of("MemoryLimit"), None);
         assert_eq!(unmask(&mask(&[3, 8, 15])), [3, 8, 15]);
         assert_eq!(
             properties(&l)[0],
