@@ -120,7 +120,12 @@ readings degraded
 # resilver; the degraded phase above already read a finished scrub that repaired tank-b.
 log "phase resilver"
 cap online zpool online tank /vdev/tank-b
-cap resilver-wait zpool wait -t resilver tank
+# `zpool online` starts the resilver asynchronously: `zpool wait -t resilver` can return before
+# it began, and `once` then still sees the scrub as the last scan. Wait until status names a
+# finished resilver (bounded: 120 half-seconds).
+resilvered() { zpool wait -t resilver tank && zpool status tank | grep -q 'scan: resilvered'; }
+i=0; until resilvered || [ $i -ge 120 ]; do sleep 0.5; i=$((i + 1)); done
+cap resilver-wait resilvered
 readings resilver
 # --- end issue 15 (scan history)
 # --- node_exporter oracle (issue 17): when the run packed /oracle (node_exporter, its flags one
