@@ -3,11 +3,10 @@
 //! that notifies no one. It can be killed and started again on the same port. Killed on drop.
 
 // Tests wait on real wall-clock time for real processes; tokio's virtual clock does not apply.
-#![allow(clippy::disallowed_types)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::prometheus_server::{http_get, try_http_get};
 use crate::rotel::free_port;
@@ -132,15 +131,9 @@ impl AlertmanagerServer {
     }
 
     pub fn wait_until(&self, timeout: Duration, what: &str, ready: impl Fn() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; alertmanager log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait::poll_until(timeout, Duration::from_millis(50), what, ready, || {
+            format!("; alertmanager log:\n{}", self.log())
+        });
     }
 
     pub fn log(&self) -> String {

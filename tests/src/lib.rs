@@ -119,3 +119,4 @@ pub fn strip_ansi(text: &str) -> String {
     }
     out
 }
+pub mod wait;

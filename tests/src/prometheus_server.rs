@@ -2,13 +2,12 @@
 //! second, and a minimal client of its HTTP API. Killed on drop.
 
 // Tests wait on real wall-clock time for real processes; tokio's virtual clock does not apply.
-#![allow(clippy::disallowed_types)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::rotel::free_port;
 
@@ -140,15 +139,9 @@ impl PrometheusServer {
 
     /// Polls `ready` (Prometheus has no event to wait on) until it holds or `timeout` passes.
     pub fn wait_until(&self, timeout: Duration, what: &str, ready: impl Fn() -> bool) {
-        let deadline = Instant::now() + timeout;
-        while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; prometheus log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        crate::wait::poll_until(timeout, Duration::from_millis(200), what, ready, || {
+            format!("; prometheus log:\n{}", self.log())
+        });
     }
 
     pub fn log(&self) -> String {

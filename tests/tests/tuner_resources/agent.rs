@@ -8,6 +8,7 @@ use std::time::Duration;
 use hostwarden_tests::bin;
 use hostwarden_tests::daemon::Daemon;
 use hostwarden_tests::systemd_user::tuner_journal;
+use hostwarden_tests::wait::poll_until;
 use serde_json::Value as Json;
 
 use super::{MIB, Rig, UNIT, cgroups_of, file};
@@ -192,14 +193,13 @@ pub fn the_agent_rolls_back_an_oom_limit_once_and_does_not_retry_it() {
     let mut agent = Daemon::start(&cfg, &[], &[]);
     wait_env_applied(&mut agent);
     // Once the limit is in force, the stand-in's helper allocates past it.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while rig.mgr.property(UNIT, "MemoryMax") != (64 * MIB).to_string() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the limit never showed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll_until(
+        WAIT,
+        Duration::from_millis(10),
+        "the limit to show",
+        || rig.mgr.property(UNIT, "MemoryMax") == (64 * MIB).to_string(),
+        String::new,
+    );
     std::fs::write(&rig.trigger, "").expect("trigger");
     agent.wait_for(WAIT, "the rollback", |l| {
         l.contains("Tuner resource limits failed; rolling back.")
@@ -355,14 +355,13 @@ pub fn an_operator_memory_max_is_reported_once_and_not_fought() {
     // The other keys are still managed: a changed TasksMax is set back, MemoryMax is not.
     rig.mgr
         .systemctl(&["set-property", "--runtime", UNIT, "TasksMax=100"]);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while show("TasksMax") != "64" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "TasksMax not managed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(
+        WAIT,
+        Duration::from_millis(100),
+        "TasksMax managed",
+        || show("TasksMax") == "64",
+        String::new,
+    );
     let j = tuner_journal(rig.state.path());
     let started = events(&j, "limits_started").len();
     assert_eq!(sets_memory(&j), 1, "MemoryMax set again: {j:?}");
