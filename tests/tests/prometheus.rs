@@ -29,9 +29,9 @@ fn main() -> ExitCode {
             the_endpoint_serves_text_or_openmetrics_and_refuses_the_rest,
         ),
         h.test(
-            "prometheus_reads_this_hosts_memory_limit_and_per_cpu_utilisation",
+            "prometheus_reads_this_hosts_memory_limit_and_per_cpu_time",
             &[Need::Tool("prometheus")],
-            prometheus_reads_this_hosts_memory_limit_and_per_cpu_utilisation,
+            prometheus_reads_this_hosts_memory_limit_and_per_cpu_time,
         ),
     ])
 }
@@ -197,7 +197,7 @@ fn the_endpoint_serves_text_or_openmetrics_and_refuses_the_rest() {
     drop(agent.daemon);
 }
 
-fn prometheus_reads_this_hosts_memory_limit_and_per_cpu_utilisation() {
+fn prometheus_reads_this_hosts_memory_limit_and_per_cpu_time() {
     let agent = Agent::start(&format!(
         "basic_auth_users = {{ {USER} = \"{PASSWORD_HASH}\" }}"
     ));
