@@ -4,7 +4,12 @@
 Issue 20's first targets are for the host collectors alone: with OTLP export every tick, and
 with no export at all. This runs both configurations of hostwarden (1 s tick) and collectd
 (1 s interval, scraped every second through write_prometheus) at the same time, and samples
-each process's CPU (every thread's schedstat run time) and RSS once a second. CPU per tick is
+each process's CPU and RSS once a second. CPU is the process's CPU-time clock (what
+clock_gettime(CLOCK_PROCESS_CPUTIME_ID) gives inside it, read from outside through the clock id
+clock_getcpuclockid(3) computes): nanosecond-precise and, unlike summing the live threads'
+schedstat, it keeps the run time of threads that exited during the window (tokio's blocking
+pool lets idle threads go). As a cross-check, each process's whole-run CPU from its rusage when
+reaped (every thread it ever had, start-up and shutdown included) is printed below the table. CPU per tick is
 the CPU of a one-second window (one tick or scrape each); the ratio to collectd is taken second
 by second and its median reported, so load from other work on the machine, which hits all
 three alike, mostly cancels.
@@ -23,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -66,6 +72,35 @@ interval = "1s"
     return conf
 
 
+def process_cpu_seconds(pid):
+    """CPU of every thread pid ever had, exited ones included: the process CPU-time clock,
+    whose id is what glibc's clock_getcpuclockid(pid) returns (MAKE_PROCESS_CPUCLOCK(pid,
+    CPUCLOCK_SCHED) in the kernel). Falls back to the live threads' schedstat on a kernel that
+    refuses it."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        return own_cpu_seconds(pid)
+
+
+def reap(p):
+    """Stops a Proc and returns its whole-run CPU seconds from its rusage: every thread it ever
+    had, start-up and shutdown included."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(p.p.pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            pid, status, ru = os.wait4(p.p.pid, os.WNOHANG)
+            if pid:
+                p.p.returncode = os.waitstatus_to_exitcode(status)
+                return ru.ru_utime + ru.ru_stime
+            time.sleep(0.02)
+    sys.exit(f"{p.name} (pid {p.p.pid}) outlived SIGKILL")
+
+
 def wait_port(port, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,14 +116,14 @@ def sample_seconds(procs, url, seconds):
     """One scrape of `url` per second for `seconds`, each process's CPU (ms) and RSS appended
     to it after each; returns the last scrape's body."""
     body = urllib.request.urlopen(url, timeout=5).read()
-    last = {p.name: own_cpu_seconds(p.p.pid) for p in procs}
+    last = {p.name: process_cpu_seconds(p.p.pid) for p in procs}
     next_t = time.monotonic()
     for _ in range(seconds):
         body = urllib.request.urlopen(url, timeout=5).read()
         next_t += 1.0
         time.sleep(max(0.0, next_t - time.monotonic()))
         for p in procs:
-            now = own_cpu_seconds(p.p.pid)
+            now = process_cpu_seconds(p.p.pid)
             p.cpu.append((now - last[p.name]) * 1e3)
             last[p.name] = now
             rss, anon = rss_kib(p.p.pid)
@@ -98,7 +133,8 @@ def sample_seconds(procs, url, seconds):
 
 
 def measure(hostwarden, seconds):
-    """One side-by-side window: {name: {cpu_ms, ratio, rss_mib, anon_mib}}."""
+    """One side-by-side window: {name: {cpu_ms, ratio, rss_mib, anon_mib, run_cpu_ms}}, the last
+    the cross-check: whole-run CPU (rusage) per second of the process's life."""
     tmp = tempfile.mkdtemp(prefix="hw-hostonly-")
     cd_port, grpc, http = free_port(), free_port(), free_port()
     rotel = shutil.which("rotel-agent")
@@ -108,7 +144,7 @@ def measure(hostwarden, seconds):
     env.pop("NOTIFY_SOCKET", None)
     receiver = Proc("rotel", [rotel, "start", "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
                               "--otlp-http-endpoint", f"127.0.0.1:{http}", "--exporter", "blackhole"])
-    procs = []
+    procs, started, run_cpu = [], {}, {}
     try:
         wait_port(grpc)
         procs = [
@@ -116,6 +152,7 @@ def measure(hostwarden, seconds):
             Proc(AGENTS[1], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "otlp", grpc)], env),
             Proc("collectd", ["collectd", "-f", "-C", collectd_conf(tmp, cd_port)]),
         ]
+        started = {p.name: time.monotonic() for p in procs}
         url = f"http://127.0.0.1:{cd_port}/metrics"
         time.sleep(3)  # warm-up: start-up, the first ticks and the first export are not steady
         for p in procs:
@@ -123,8 +160,9 @@ def measure(hostwarden, seconds):
                 sys.exit(f"{p.name} exited early with {p.p.returncode}")
         sample_seconds(procs, url, seconds)
     finally:
-        for p in procs + [receiver]:
-            p.stop()
+        for p in procs:
+            run_cpu[p.name] = reap(p) / (time.monotonic() - started[p.name])
+        receiver.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     cd = procs[2].cpu
     out = {}
@@ -135,6 +173,7 @@ def measure(hostwarden, seconds):
             "ratio": stats([h / c for h, c in zip(p.cpu, cd) if c > 0])[0],
             "rss_mib": sorted(p.rss[half:])[len(p.rss[half:]) // 2] / 1024,
             "anon_mib": sorted(p.anon[half:])[len(p.anon[half:]) // 2] / 1024,
+            "run_cpu_ms": run_cpu[p.name] * 1e3,
         }
     return out
 
@@ -144,6 +183,10 @@ def table(r):
     print("|---|---:|---:|---:|")
     for name, v in r.items():
         print(f"| {name} | {v['cpu_ms']:.3f} | {v['ratio']:.2f} | {v['rss_mib']:.1f} ({v['anon_mib']:.1f}) |")
+    print()
+    print("cross-check, whole-run CPU from each reaped process's rusage (every thread it ever had; "
+          "start-up and shutdown included) per second of its life: "
+          + ", ".join(f"{name} {v['run_cpu_ms']:.3f} ms" for name, v in r.items()))
 
 
 def verdicts(r):
