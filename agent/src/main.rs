@@ -97,7 +97,6 @@ fn run(opts: runtime::RunOptions) -> ExitCode {
     limit_malloc_arenas();
     let result = tokio_runtime().map_err(anyhow::Error::from).and_then(|rt| {
         rt.spawn(trim_heap());
-        rt.spawn(release_startup_pages());
         let result = rt.block_on(runtime::run(opts));
         rt.shutdown_timeout(SHUTDOWN_GRACE);
         result
@@ -147,7 +146,7 @@ fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// glibc gives each thread that allocates an arena of its own (up to 8 per core); the daemon's
-/// few threads (runtime, OTLP reader, statvfs and inotify workers, blocking pool) allocate
+/// few threads (runtime, statvfs and inotify workers, blocking pool) allocate
 /// little, so two arenas serve them, and each arena spared is pages spared (issue 20: RSS).
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a tunable of glibc's allocator; no other thread exists yet.
@@ -173,88 +172,5 @@ async fn trim_heap() {
         unsafe {
             libc::malloc_trim(0)
         };
-    }
-}
-
-/// When the daemon's start-up is over: config loaded, first ticks and first export done.
-const STARTUP_OVER_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Start-up runs code that never runs again (argument and config parsing, TLS and exporter
-/// set-up), and its pages stay mapped, so counted in RSS, for the daemon's life: with the page
-/// cache's large folios a touched page maps its neighbours too, and about 90 % of the binary's
-/// code was resident after a minute (issue 20). Dropping the mappings of the executable once
-/// start-up is over leaves the steady working set to fault back in, from the page cache (the
-/// file's pages stay cached; only this process's page-table entries go).
-async fn release_startup_pages() {
-    tokio::time::sleep(STARTUP_OVER_AFTER).await;
-    let (Ok(exe), Ok(smaps)) = (
-        std::fs::read_link("/proc/self/exe"),
-        std::fs::read_to_string("/proc/self/smaps"),
-    ) else {
-        return;
-    };
-    for (start, len) in clean_mappings_of(&smaps, &exe.to_string_lossy()) {
-        // SAFETY: a read-only private mapping of the executable with no anonymous (copied on
-        // write) page holds nothing but the file's bytes: MADV_DONTNEED drops the page-table
-        // entries and the next access maps the same bytes again from the file.
-        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    }
-}
-
-/// (start, length) of each mapping of `exe` in a /proc/PID/smaps text that is read-only,
-/// private and has no anonymous page (RELRO data, relocated then made read-only, has some).
-fn clean_mappings_of(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut current: Option<(usize, usize)> = None;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let first = fields.next().unwrap_or_default();
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            let perms = fields.next().unwrap_or_default();
-            let path = fields.nth(3).unwrap_or_default();
-            current = (path == exe
-                && perms.starts_with('r')
-                && perms.get(1..2) == Some("-")
-                && perms.ends_with('p'))
-            .then(|| (a, b.saturating_sub(a)));
-        } else if first == "Anonymous:"
-            && let Some(range) = current.take()
-            && fields.next() == Some("0")
-        {
-            out.push(range);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_mappings_of;
-
-    #[test]
-    fn this_process_code_is_found_and_no_writable_mapping_is() {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-        let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
-        let exe = exe.to_string_lossy();
-        let found = clean_mappings_of(&smaps, &exe);
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        let code = maps
-            .lines()
-            .find(|l| l.ends_with(&*exe) && l.split_whitespace().nth(1) == Some("r-xp"))
-            .and_then(|l| l.split('-').next())
-            .and_then(|a| usize::from_str_radix(a, 16).ok());
-        assert!(
-            code.is_some_and(|c| found.iter().any(|(s, _)| *s == c)),
-            "{found:x?}"
-        );
-        for (start, _) in &found {
-            let line = maps
-                .lines()
-                .find(|l| l.starts_with(&format!("{start:x}-")))
-                .unwrap_or_default();
-            assert!(!line.contains("rw"), "writable mapping chosen: {line}");
-        }
     }
 }
