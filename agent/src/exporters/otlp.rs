@@ -69,9 +69,14 @@ impl Otlp {
             Some(t) => {
                 let transport = Transport::new("metrics", t, tls_failures.clone())?;
                 let sender = metric_sender(t, &transport)?;
-                let export =
-                    MetricExport::new(resource, sender, snapshots.clone(), t.timeout, failures.clone())
-                        .with_diagnosis(transport.diagnosis.clone());
+                let export = MetricExport::new(
+                    resource,
+                    sender,
+                    snapshots.clone(),
+                    t.timeout,
+                    failures.clone(),
+                )
+                .with_diagnosis(transport.diagnosis.clone());
                 let (stop, stopped) = oneshot::channel();
                 let task = tokio::spawn(export.run(settings.interval, stopped));
                 info!(endpoint = %t.url, protocol = ?t.protocol, compression = ?t.compression, tls = t.url.starts_with("https://"), interval = ?settings.interval, "OTLP metric export started.");
@@ -234,8 +239,16 @@ fn metric_sender(t: &SignalTarget, tr: &Transport) -> Result<Sender, OtlpError> 
             Ok(Sender::grpc(channel, headers, gzip))
         }
         Protocol::HttpProtobuf => {
-            let url = t.url.parse().map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
-            Ok(Sender::http(tr.http_client(t, "metrics")?, url, headers, gzip))
+            let url = t
+                .url
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+            Ok(Sender::http(
+                tr.http_client(t, "metrics")?,
+                url,
+                headers,
+                gzip,
+            ))
         }
     }
 }
