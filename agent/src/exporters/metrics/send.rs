@@ -78,7 +78,7 @@ impl Sender {
             Sender::Grpc { client, metadata } => {
                 let grpc_error = |s: Status| SendError::Grpc {
                     code: s.code(),
-                    reason: chain(&s),
+                    reason: status_reason(&s),
                 };
                 client.ready().await.map_err(|e| SendError::Grpc {
                     code: tonic::Code::Unavailable,
@@ -128,6 +128,22 @@ impl Sender {
             }
         }
     }
+}
+
+/// The status's message and the transport error under it (the TLS or connection reason,
+/// which `Diagnosis` sorts into a cause), without tonic's metadata dump.
+fn status_reason(s: &Status) -> String {
+    let mut reason = s.message().to_owned();
+    if let Some(source) = std::error::Error::source(s) {
+        let detail = chain(source);
+        if !reason.contains(&detail) {
+            if !reason.is_empty() {
+                reason.push_str(": ");
+            }
+            reason.push_str(&detail);
+        }
+    }
+    reason
 }
 
 /// A receiver may accept a request but reject some points (OTLP's partial success): the request
