@@ -46,15 +46,18 @@ struct Slot {
 
 impl Encoder {
     pub fn new(resource: &Resource, started: SystemTime) -> Self {
+        let mut attributes: Vec<KeyValue> = resource
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_string(),
+                value: Some(AnyValue::from(v.clone())),
+                key_strindex: 0,
+            })
+            .collect();
+        // The SDK's resource is a hash map: sorted, every export and every start say the same.
+        attributes.sort_by(|a, b| a.key.cmp(&b.key));
         let resource = ProtoResource {
-            attributes: resource
-                .iter()
-                .map(|(k, v)| KeyValue {
-                    key: k.to_string(),
-                    value: Some(AnyValue::from(v.clone())),
-                    key_strindex: 0,
-                })
-                .collect(),
+            attributes,
             dropped_attributes_count: 0,
             entity_refs: Vec::new(),
         };
