@@ -1,45 +1,40 @@
-//! One observable instrument per `MetricName`, registered once at start. Each callback only
-//! reads the last published snapshot (a clone of an `Arc` under the watch channel's brief read
-//! lock): it never waits on a collector, never allocates beyond the attribute list, never
-//! panics. Names, units and kinds come from `MetricName` and nowhere else.
+//! OTLP metric export without the SDK's meter provider: a tokio task encodes the last published
+//! snapshot straight into an OTLP `ExportMetricsServiceRequest` (`encode`) and sends it
+//! (`send`) once per `[export.otlp] interval`. No instruments, no aggregation maps, no reader
+//! thread: the snapshot already holds one value per series (issue 20: the SDK's periodic
+//! reader cost about as much CPU as collecting). Names, units and kinds come from
+//! `MetricName` and nowhere else.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Meter;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::Temporality;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use tokio::sync::watch;
+use bytes::BytesMut;
+use opentelemetry_sdk::Resource;
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{debug, warn};
 
 use super::diagnosis::Diagnosis;
-use crate::model::{AttrValue, Attrs, InstrumentKind, MetricName, Snapshot, Value};
+use crate::model::{MetricName, Snapshot, Value};
 
-/// Where callbacks read from: the runtime publishes each tick's snapshot here.
+pub mod encode;
+pub mod send;
+
+use encode::Encoder;
+use send::{SendError, Sender};
+
+/// Where the exporters read from: the runtime publishes each tick's snapshot here.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
 
-/// Keeps the registered instruments alive for the life of the meter provider.
-pub struct Instruments(#[allow(dead_code)] Vec<Box<dyn Any + Send + Sync>>);
+/// The bound of the export at shutdown (the SDK's `shutdown_with_timeout` used the same).
+pub const FINAL_EXPORT_LIMIT: Duration = Duration::from_secs(5);
 
 /// Byte and count units carry whole numbers; everything else (ratios, seconds, degrees,
-/// watts, joules, hertz) is a float. Decided per name, so one instrument type per name.
+/// watts, joules, hertz) is a float. Decided per name, so one data point type per name.
 pub fn is_integral(name: MetricName) -> bool {
     let unit = name.unit();
     unit == "By" || unit.starts_with('{')
-}
-
-pub fn key_values(attrs: &Attrs) -> Vec<KeyValue> {
-    attrs
-        .iter()
-        .map(|(k, v)| match v {
-            AttrValue::Int(i) => KeyValue::new(k.as_str(), *i),
-            AttrValue::Str(s) => KeyValue::new(k.as_str(), s.clone()),
-        })
-        .collect()
 }
 
 fn as_i64(v: Value) -> i64 {
@@ -51,91 +46,47 @@ fn as_i64(v: Value) -> i64 {
     }
 }
 
-fn as_u64(v: Value) -> u64 {
-    u64::try_from(as_i64(v)).unwrap_or(0)
+/// What one export attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many points were acknowledged.
+    Delivered(usize),
+    /// The latest snapshot was delivered already, or holds no points.
+    Nothing,
+    Failed,
 }
 
-/// Calls `observe` for every point of `name` in the last snapshot.
-fn each_point(
-    snapshots: &Snapshots,
-    name: MetricName,
-    mut observe: impl FnMut(Value, &[KeyValue]),
-) {
-    let snapshot = Arc::clone(&snapshots.borrow());
-    for p in snapshot.points_named(name) {
-        observe(p.value, &key_values(&p.attributes));
-    }
-}
-
-/// Registers one instrument per metric name on `meter`.
-pub fn register(meter: &Meter, snapshots: &Snapshots) -> Instruments {
-    let mut kept: Vec<Box<dyn Any + Send + Sync>> = Vec::new();
-    for &name in MetricName::ALL {
-        let rx = snapshots.clone();
-        let (n, u, d) = (name.as_str(), name.unit(), name.description());
-        match (name.kind(), is_integral(name)) {
-            (InstrumentKind::Gauge, _) => kept.push(Box::new(
-                meter
-                    .f64_observable_gauge(n)
-                    .with_unit(u)
-                    .with_description(d)
-                    .with_callback(move |o| each_point(&rx, name, |v, a| o.observe(v.as_f64(), a)))
-                    .build(),
-            )),
-            (InstrumentKind::UpDownCounter, true) => kept.push(Box::new(
-                meter
-                    .i64_observable_up_down_counter(n)
-                    .with_unit(u)
-                    .with_description(d)
-                    .with_callback(move |o| each_point(&rx, name, |v, a| o.observe(as_i64(v), a)))
-                    .build(),
-            )),
-            (InstrumentKind::UpDownCounter, false) => kept.push(Box::new(
-                meter
-                    .f64_observable_up_down_counter(n)
-                    .with_unit(u)
-                    .with_description(d)
-                    .with_callback(move |o| each_point(&rx, name, |v, a| o.observe(v.as_f64(), a)))
-                    .build(),
-            )),
-            (InstrumentKind::Counter, true) => kept.push(Box::new(
-                meter
-                    .u64_observable_counter(n)
-                    .with_unit(u)
-                    .with_description(d)
-                    .with_callback(move |o| each_point(&rx, name, |v, a| o.observe(as_u64(v), a)))
-                    .build(),
-            )),
-            (InstrumentKind::Counter, false) => kept.push(Box::new(
-                meter
-                    .f64_observable_counter(n)
-                    .with_unit(u)
-                    .with_description(d)
-                    .with_callback(move |o| {
-                        each_point(&rx, name, |v, a| o.observe(v.as_f64().max(0.0), a))
-                    })
-                    .build(),
-            )),
-        }
-    }
-    Instruments(kept)
-}
-
-/// Wraps the OTLP exporter to count failed exports (hostwarden.export.failures). The periodic
-/// reader drops a failed batch: observables are re-read next interval, so nothing piles up.
-#[derive(Debug)]
-pub struct CountingExporter<E> {
-    inner: E,
+/// The metric export: encoder, sender and the failure accounting. `run` drives it.
+pub struct MetricExport {
+    encoder: Encoder,
+    sender: Sender,
+    snapshots: Snapshots,
+    /// Reused for every request; the sent `Bytes` give its memory back when dropped.
+    buf: BytesMut,
+    timeout: Duration,
     failures: Arc<AtomicU64>,
     diagnosis: Option<Arc<Diagnosis>>,
+    /// Whether the snapshot last seen on `snapshots` has been delivered.
+    delivered: bool,
 }
 
-impl<E> CountingExporter<E> {
-    pub fn new(inner: E, failures: Arc<AtomicU64>) -> Self {
-        CountingExporter {
-            inner,
+impl MetricExport {
+    pub fn new(
+        resource: &Resource,
+        sender: Sender,
+        snapshots: Snapshots,
+        timeout: Duration,
+        failures: Arc<AtomicU64>,
+    ) -> Self {
+        MetricExport {
+            encoder: Encoder::new(resource, SystemTime::now()),
+            sender,
+            snapshots,
+            buf: BytesMut::new(),
+            timeout,
             failures,
             diagnosis: None,
+            delivered: false,
         }
     }
 
@@ -145,36 +96,75 @@ impl<E> CountingExporter<E> {
         self.diagnosis = Some(diagnosis);
         self
     }
-}
 
-impl<E: PushMetricExporter> PushMetricExporter for CountingExporter<E> {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        let result = self.inner.export(metrics).await;
+    /// Exports every `interval` (the first one interval after start, as the SDK's periodic
+    /// reader did) until `stop` fires or its sender is dropped, then exports once more,
+    /// bounded by `FINAL_EXPORT_LIMIT`.
+    pub async fn run(mut self, interval: Duration, mut stop: oneshot::Receiver<()>) {
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        // A slow receiver delays the next export instead of causing a burst of catch-ups.
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _stopped = &mut stop => break,
+                _tick = ticker.tick() => {
+                    self.export(self.timeout).await;
+                }
+            }
+        }
+        self.export(self.timeout.min(FINAL_EXPORT_LIMIT)).await;
+    }
+
+    /// Sends the latest snapshot unless it was delivered already. The SDK re-read its
+    /// observables every interval and so re-sent an unchanged snapshot with a new timestamp;
+    /// we stamp points with the tick's own time, and the same points with the same timestamp
+    /// again tell a receiver nothing (Prometheus-style stores drop them as duplicates). With
+    /// `interval` equal to the tick, this is one export per tick. A failed export is dropped,
+    /// never queued: the next interval sends whatever is latest then (possibly the same
+    /// snapshot, which never arrived).
+    pub async fn export(&mut self, timeout: Duration) -> Outcome {
+        let fresh = self.snapshots.has_changed().unwrap_or(false);
+        if self.delivered && !fresh {
+            return Outcome::Nothing;
+        }
+        let snapshot = Arc::clone(&self.snapshots.borrow_and_update());
+        let points = self.encoder.encode(&snapshot, &mut self.buf);
+        drop(snapshot);
+        if points == 0 {
+            self.delivered = true;
+            return Outcome::Nothing;
+        }
+        let body = self.buf.split().freeze();
+        let result = match tokio::time::timeout(timeout, self.sender.send(body)).await {
+            Ok(r) => r.map_err(|e: SendError| e.to_string()),
+            Err(_elapsed) => Err(format!("no answer within {timeout:?}")),
+        };
+        self.delivered = result.is_ok();
+        self.account(&result).await;
+        match result {
+            Ok(()) => Outcome::Delivered(points),
+            Err(_) => Outcome::Failed,
+        }
+    }
+
+    /// Counts a failure in hostwarden.export.failures (a warning on the first and at every
+    /// power of two, so an outage does not flood the log) and tells the diagnosis.
+    async fn account(&self, result: &Result<(), String>) {
         if let Some(d) = &self.diagnosis {
-            match &result {
+            match result {
                 Ok(()) => d.succeeded(),
-                Err(e) => d.failed(&e.to_string()).await,
+                Err(e) => d.failed(e).await,
             }
         }
-        if let Err(e) = &result {
+        if let Err(e) = result {
             let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-            // The first failure of an outage is worth a warning; the rest are counted.
             if n == 1 || n.is_power_of_two() {
-                tracing::warn!(failures = n, error = %e, "OTLP metric export failed; retrying next interval.");
+                warn!(failures = n, error = %e, "OTLP metric export failed; retrying next interval.");
             } else {
-                tracing::debug!(failures = n, error = %e, "OTLP metric export failed.");
+                debug!(failures = n, error = %e, "OTLP metric export failed.");
             }
         }
-        result
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-    fn temporality(&self) -> Temporality {
-        self.inner.temporality()
     }
 }
 

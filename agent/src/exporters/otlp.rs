@@ -1,34 +1,25 @@
-//! Assembles the OTLP pipeline from resolved settings: a meter provider whose periodic reader
-//! exports the observable instruments, and the alert sink task. Nothing is built when no
-//! endpoint is configured.
+//! Assembles the OTLP pipeline from resolved settings: the metric export task (our own
+//! encoder and sender, see `metrics`) and the alert sink task (the SDK's log exporter).
+//! Nothing is built when no endpoint is configured.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use opentelemetry::metrics::MeterProvider;
 use opentelemetry_otlp::{
-    ExporterBuildError, LogExporter, MetricExporter, WithExportConfig, WithHttpConfig,
-    WithTonicConfig,
+    ExporterBuildError, LogExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::config::{Compression, Protocol};
-use super::diagnosis::{Diagnosis, TlsFailureCounts};
+use super::diagnosis::{Diagnosis, TlsFailureCounts, chain};
 use super::http_client::{DiagnosedClient, reqwest_client};
 use super::logs::{AlertSink, SharedOutbox};
-use super::metrics::{CountingExporter, Instruments, Snapshots, register};
+use super::metrics::send::Sender;
+use super::metrics::{FINAL_EXPORT_LIMIT, MetricExport, Snapshots};
 use super::settings::{ExportSettings, SignalTarget};
 use super::tls::{self, Loaded, TlsError};
 
@@ -40,6 +31,12 @@ pub enum OtlpError {
         url: String,
         source: ExporterBuildError,
     },
+    #[error("invalid OTLP {signal} endpoint {url}: {reason}")]
+    Endpoint {
+        signal: &'static str,
+        url: String,
+        reason: String,
+    },
     #[error("invalid OTLP header {name:?}: {reason}")]
     Header { name: String, reason: String },
     #[error("cannot set up TLS for the OTLP {signal} exporter to {url}: {source}")]
@@ -50,9 +47,10 @@ pub enum OtlpError {
     },
 }
 
-/// The running pipeline; `shutdown` flushes the last metrics.
+/// The running pipeline; `shutdown` sends the last metrics.
 pub struct Otlp {
-    meters: Option<(SdkMeterProvider, Instruments)>,
+    /// The metric export task and what tells it to stop.
+    metrics: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     sink: Option<JoinHandle<()>>,
 }
 
@@ -67,28 +65,22 @@ impl Otlp {
         failures: Arc<AtomicU64>,
         tls_failures: &Arc<TlsFailureCounts>,
     ) -> Result<Otlp, OtlpError> {
-        let handle = Handle::current();
-        let meters = match &settings.metrics {
+        let metrics = match &settings.metrics {
             Some(t) => {
                 let transport = Transport::new("metrics", t, tls_failures.clone())?;
-                let exporter =
-                    CountingExporter::new(metric_exporter(t, &transport)?, failures.clone())
-                        .with_diagnosis(transport.diagnosis.clone());
-                // Outermost: the diagnosis's probe needs the runtime too.
-                let exporter = InRuntime {
-                    inner: exporter,
-                    handle: handle.clone(),
-                };
-                let reader = PeriodicReader::builder(exporter)
-                    .with_interval(settings.interval)
-                    .build();
-                let provider = SdkMeterProvider::builder()
-                    .with_resource(resource.clone())
-                    .with_reader(reader)
-                    .build();
-                let instruments = register(&provider.meter("hostwarden"), snapshots);
+                let sender = metric_sender(t, &transport)?;
+                let export = MetricExport::new(
+                    resource,
+                    sender,
+                    snapshots.clone(),
+                    t.timeout,
+                    failures.clone(),
+                )
+                .with_diagnosis(transport.diagnosis.clone());
+                let (stop, stopped) = oneshot::channel();
+                let task = tokio::spawn(export.run(settings.interval, stopped));
                 info!(endpoint = %t.url, protocol = ?t.protocol, compression = ?t.compression, tls = t.url.starts_with("https://"), interval = ?settings.interval, "OTLP metric export started.");
-                Some((provider, instruments))
+                Some((stop, task))
             }
             None => None,
         };
@@ -103,26 +95,26 @@ impl Otlp {
             }
             None => None,
         };
-        Ok(Otlp { meters, sink })
+        Ok(Otlp { metrics, sink })
     }
 
-    /// Stops the sink and flushes the meter provider (on the blocking pool: the SDK's
-    /// shutdown blocks until the reader thread has exported).
+    /// Stops the sink, then lets the metric task send its final export (bounded by
+    /// `FINAL_EXPORT_LIMIT`).
     pub async fn shutdown(self) {
         if let Some(sink) = self.sink {
             sink.abort();
         }
-        if let Some((provider, instruments)) = self.meters {
-            let done = tokio::task::spawn_blocking(move || {
-                let result = provider.shutdown_with_timeout(Duration::from_secs(5));
-                drop(instruments);
-                result
-            })
-            .await;
-            match done {
+        if let Some((stop, mut task)) = self.metrics {
+            if stop.send(()).is_err() {
+                warn!("The OTLP metric task had already ended.");
+            }
+            match tokio::time::timeout(FINAL_EXPORT_LIMIT, &mut task).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "Final OTLP metric export failed."),
-                Err(e) => warn!(error = %e, "OTLP shutdown task failed."),
+                Ok(Err(e)) => warn!(error = %e, "OTLP metric task failed."),
+                Err(_elapsed) => {
+                    task.abort();
+                    warn!(limit = ?FINAL_EXPORT_LIMIT, "Final OTLP metric export did not finish in time.");
+                }
             }
         }
     }
@@ -224,18 +216,41 @@ fn http_setup<B: WithExportConfig + WithHttpConfig>(
     Ok(b)
 }
 
-fn metric_exporter(t: &SignalTarget, tr: &Transport) -> Result<MetricExporter, OtlpError> {
-    let built = match t.protocol {
-        Protocol::Grpc => tonic_setup(MetricExporter::builder().with_tonic(), t, tr)?.build(),
-        Protocol::HttpProtobuf => {
-            http_setup(MetricExporter::builder().with_http(), t, tr, "metrics")?.build()
-        }
-    };
-    built.map_err(|source| OtlpError::Build {
+/// Our own metric sender (see `metrics`), configured as the SDK's exporter was: the same
+/// endpoint, TLS files, headers, compression and timeout.
+fn metric_sender(t: &SignalTarget, tr: &Transport) -> Result<Sender, OtlpError> {
+    let bad = |reason: String| OtlpError::Endpoint {
         signal: "metrics",
         url: t.url.clone(),
-        source,
-    })
+        reason,
+    };
+    let headers = header_map(&t.headers)?;
+    let gzip = compression(t).is_some();
+    match t.protocol {
+        Protocol::Grpc => {
+            let mut endpoint = tonic::transport::Endpoint::from_shared(t.url.clone())
+                .map_err(|e| bad(chain(&e)))?;
+            if let Some(tls) = &tr.tls {
+                endpoint = endpoint
+                    .tls_config(tls.tonic_config())
+                    .map_err(|e| bad(chain(&e)))?;
+            }
+            let channel = endpoint.timeout(t.timeout).connect_lazy();
+            Ok(Sender::grpc(channel, headers, gzip))
+        }
+        Protocol::HttpProtobuf => {
+            let url = t
+                .url
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+            Ok(Sender::http(
+                tr.http_client(t, "metrics")?,
+                url,
+                headers,
+                gzip,
+            ))
+        }
+    }
 }
 
 fn log_exporter(t: &SignalTarget, tr: &Transport) -> Result<LogExporter, OtlpError> {
@@ -252,9 +267,8 @@ fn log_exporter(t: &SignalTarget, tr: &Transport) -> Result<LogExporter, OtlpErr
     })
 }
 
-fn metadata(
-    headers: &BTreeMap<String, String>,
-) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, OtlpError> {
+/// The configured headers, checked once at start.
+fn header_map(headers: &BTreeMap<String, String>) -> Result<http::HeaderMap, OtlpError> {
     let mut map = http::HeaderMap::new();
     for (k, v) in headers {
         let bad = |reason: String| OtlpError::Header {
@@ -266,46 +280,11 @@ fn metadata(
         let value = http::HeaderValue::from_str(v).map_err(|e| bad(e.to_string()))?;
         map.insert(name, value);
     }
-    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map))
+    Ok(map)
 }
 
-/// The periodic reader exports from its own thread, outside tokio; the OTLP clients need the
-/// runtime's timers and I/O. This wrapper enters the runtime for every poll of the export
-/// (never across an await, so the future stays `Send`).
-#[derive(Debug)]
-struct InRuntime<E> {
-    inner: E,
-    handle: Handle,
-}
-
-struct Entered<'a, F> {
-    fut: Pin<Box<F>>,
-    handle: &'a Handle,
-}
-
-impl<F: Future> Future for Entered<'_, F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _in_runtime = self.handle.enter();
-        self.fut.as_mut().poll(cx)
-    }
-}
-
-impl<E: PushMetricExporter> PushMetricExporter for InRuntime<E> {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        Entered {
-            fut: Box::pin(self.inner.export(metrics)),
-            handle: &self.handle,
-        }
-        .await
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-    fn temporality(&self) -> Temporality {
-        self.inner.temporality()
-    }
+fn metadata(
+    headers: &BTreeMap<String, String>,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, OtlpError> {
+    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(headers)?))
 }

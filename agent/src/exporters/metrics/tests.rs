@@ -1,13 +1,48 @@
-use super::*;
-use crate::model::{AttrKey, MetricPoint};
-use opentelemetry::metrics::MeterProvider;
-use opentelemetry_sdk::error::OTelSdkError;
-use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Read;
+use std::time::UNIX_EPOCH;
 
-fn snapshot() -> Snapshot {
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use opentelemetry::KeyValue as ApiKeyValue;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, metric::Data, number_data_point,
+};
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::exporters::diagnosis::TlsFailureCounts;
+use crate::exporters::http_client::{DiagnosedClient, reqwest_client};
+use crate::model::{AttrKey, Attrs, InstrumentKind, MetricPoint};
+
+const STARTED_NANOS: u64 = 1_700_000_000_000_000_000;
+
+fn started() -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(STARTED_NANOS)
+}
+
+fn resource() -> Resource {
+    Resource::builder_empty()
+        .with_attributes([
+            ApiKeyValue::new("service.name", "hostwarden"),
+            ApiKeyValue::new("host.wsl", false),
+        ])
+        .build()
+}
+
+fn snapshot(timestamp_ms: u64) -> Snapshot {
     Snapshot {
-        timestamp_ms: 1,
+        timestamp_ms,
         collectors: Vec::new(),
         points: vec![
             MetricPoint::new(
@@ -32,193 +67,424 @@ fn snapshot() -> Snapshot {
                     .with(AttrKey::CpuLogicalNumber, 1u32),
                 0.5,
             ),
+            MetricPoint::new(
+                MetricName::SystemCpuTime,
+                Attrs::new()
+                    .with(AttrKey::CpuMode, "system")
+                    .with(AttrKey::CpuLogicalNumber, 1u32),
+                0.25,
+            ),
             MetricPoint::new(MetricName::SystemCpuLinuxPressureTotal, Attrs::new(), 1.5),
             MetricPoint::new(MetricName::SystemMemoryLinuxOomKills, Attrs::new(), 2u64),
         ],
     }
 }
 
-/// (name, unit, kind letter, value, attributes) of every exported point.
-fn exported(
-    exporter: &InMemoryMetricExporter,
-) -> Vec<(String, String, &'static str, f64, Vec<String>)> {
-    let mut out = Vec::new();
-    let all = exporter.get_finished_metrics().unwrap();
-    let last = all.last().expect("one export");
-    for scope in last.scope_metrics() {
-        for m in scope.metrics() {
-            let mut push = |kind, v: f64, attrs: Vec<String>| {
-                out.push((m.name().to_owned(), m.unit().to_owned(), kind, v, attrs))
+fn decode(bytes: &[u8]) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest::decode(bytes).expect("a valid ExportMetricsServiceRequest")
+}
+
+fn encode(encoder: &mut Encoder, s: &Snapshot) -> (usize, ExportMetricsServiceRequest) {
+    let mut buf = BytesMut::new();
+    let n = encoder.encode(s, &mut buf);
+    (n, decode(&buf))
+}
+
+fn metrics(req: &ExportMetricsServiceRequest) -> BTreeMap<String, Metric> {
+    assert_eq!(req.resource_metrics.len(), 1);
+    assert_eq!(req.resource_metrics[0].scope_metrics.len(), 1);
+    req.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .map(|m| (m.name.clone(), m.clone()))
+        .collect()
+}
+
+/// "key=value" of each attribute, in wire order.
+fn attrs(p: &NumberDataPoint) -> Vec<String> {
+    p.attributes
+        .iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                Some(any_value::Value::IntValue(i)) => format!("int:{i}"),
+                other => panic!("unexpected attribute value {other:?}"),
             };
-            let attrs = |it: &mut dyn Iterator<Item = &KeyValue>| {
-                let mut v: Vec<String> = it.map(|kv| format!("{}={}", kv.key, kv.value)).collect();
-                v.sort();
-                v
-            };
-            match m.data() {
-                AggregatedMetrics::F64(MetricData::Gauge(g)) => {
-                    for p in g.data_points() {
-                        push("gauge", p.value(), attrs(&mut p.attributes()));
-                    }
-                }
-                AggregatedMetrics::F64(MetricData::Sum(s)) => {
-                    let kind = if s.is_monotonic() {
-                        "counter"
-                    } else {
-                        "updown"
-                    };
-                    for p in s.data_points() {
-                        push(kind, p.value(), attrs(&mut p.attributes()));
-                    }
-                }
-                AggregatedMetrics::I64(MetricData::Sum(s)) => {
-                    assert!(!s.is_monotonic());
-                    for p in s.data_points() {
-                        push("updown", p.value() as f64, attrs(&mut p.attributes()));
-                    }
-                }
-                AggregatedMetrics::U64(MetricData::Sum(s)) => {
-                    assert!(s.is_monotonic());
-                    for p in s.data_points() {
-                        push("counter", p.value() as f64, attrs(&mut p.attributes()));
-                    }
-                }
-                other => panic!("unexpected data for {}: {other:?}", m.name()),
-            }
+            format!("{}={v}", kv.key)
+        })
+        .collect()
+}
+
+/// (monotonic, points) of a cumulative sum; panics on anything else.
+fn sum(m: &Metric) -> (bool, &[NumberDataPoint]) {
+    match &m.data {
+        Some(Data::Sum(s)) => {
+            assert_eq!(
+                s.aggregation_temporality,
+                AggregationTemporality::Cumulative as i32,
+                "{}",
+                m.name
+            );
+            (s.is_monotonic, &s.data_points)
+        }
+        other => panic!("{} is not a sum: {other:?}", m.name),
+    }
+}
+
+fn gauge(m: &Metric) -> &[NumberDataPoint] {
+    match &m.data {
+        Some(Data::Gauge(g)) => &g.data_points,
+        other => panic!("{} is not a gauge: {other:?}", m.name),
+    }
+}
+
+use number_data_point::Value::{AsDouble, AsInt};
+
+#[test]
+fn a_snapshot_becomes_one_request_with_each_metric_s_kind_values_and_attributes() {
+    let mut encoder = Encoder::new(&resource(), started());
+    let (n, req) = encode(&mut encoder, &snapshot(1_700_000_123_456));
+    assert_eq!(n, 7);
+    let rm = &req.resource_metrics[0];
+    let res = rm.resource.as_ref().unwrap();
+    let res_attrs: BTreeMap<_, _> = res
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.clone().unwrap().value.unwrap()))
+        .collect();
+    assert_eq!(
+        res_attrs["service.name"],
+        any_value::Value::StringValue("hostwarden".into())
+    );
+    assert_eq!(res_attrs["host.wsl"], any_value::Value::BoolValue(false));
+    let scope = rm.scope_metrics[0].scope.as_ref().unwrap();
+    assert_eq!(
+        (scope.name.as_str(), scope.version.as_str()),
+        ("hostwarden", "")
+    );
+
+    let m = metrics(&req);
+    assert_eq!(m.len(), 6, "{:?}", m.keys());
+    let time = 1_700_000_123_456 * 1_000_000;
+    for metric in m.values() {
+        let name = MetricName::from_name(&metric.name).unwrap();
+        assert_eq!(metric.unit, name.unit());
+        assert_eq!(metric.description, name.description());
+        let points = match &metric.data {
+            Some(Data::Gauge(g)) => &g.data_points,
+            Some(Data::Sum(s)) => &s.data_points,
+            other => panic!("{other:?}"),
+        };
+        for p in points {
+            assert_eq!(p.time_unix_nano, time, "{}", metric.name);
+            assert_eq!(p.start_time_unix_nano, STARTED_NANOS, "{}", metric.name);
         }
     }
-    out.sort_by(|a, b| (&a.0, &a.4).cmp(&(&b.0, &b.4)));
-    out
-}
 
-#[test]
-fn every_point_is_exported_with_its_name_unit_kind_and_attributes() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-    let _instruments = register(&provider.meter("test"), &rx);
-    tx.send_replace(Arc::new(snapshot()));
-    provider.force_flush().unwrap();
-    let got = exported(&exporter);
-    let s = |x: &str| x.to_owned();
+    // Up-down counters in bytes: non-monotonic integer sums.
+    let (mono, pts) = sum(&m["system.memory.limit"]);
+    assert!(!mono);
+    assert_eq!(pts[0].value, Some(AsInt(8_000_000_000)));
+    assert!(pts[0].attributes.is_empty());
+    let (mono, pts) = sum(&m["system.memory.usage"]);
+    assert!(!mono);
+    assert_eq!(pts[0].value, Some(AsInt(123)));
+    assert_eq!(attrs(&pts[0]), ["system.memory.state=used"]);
+    // A ratio gauge: double.
+    let pts = gauge(&m["system.cpu.utilization"]);
+    assert_eq!(pts[0].value, Some(AsDouble(0.25)));
+    assert_eq!(attrs(&pts[0]), ["cpu.mode=idle"]);
+    // Counters in seconds: monotonic double sums, one point per snapshot point, in order.
+    let (mono, pts) = sum(&m["system.cpu.time"]);
+    assert!(mono);
+    assert_eq!(pts.len(), 2);
+    assert_eq!(pts[0].value, Some(AsDouble(0.5)));
     assert_eq!(
-        got,
-        vec![
-            (
-                s("system.cpu.linux.pressure.total"),
-                s("s"),
-                "counter",
-                1.5,
-                vec![]
-            ),
-            (
-                s("system.cpu.time"),
-                s("s"),
-                "counter",
-                0.5,
-                vec![s("cpu.logical_number=1"), s("cpu.mode=user")]
-            ),
-            (
-                s("system.cpu.utilization"),
-                s("1"),
-                "gauge",
-                0.25,
-                vec![s("cpu.mode=idle")]
-            ),
-            (s("system.memory.limit"), s("By"), "updown", 8e9, vec![]),
-            (
-                s("system.memory.linux.oom_kills"),
-                s("{kill}"),
-                "counter",
-                2.0,
-                vec![]
-            ),
-            (
-                s("system.memory.usage"),
-                s("By"),
-                "updown",
-                123.0,
-                vec![s("system.memory.state=used")]
-            ),
-        ]
+        attrs(&pts[0]),
+        ["cpu.logical_number=int:1", "cpu.mode=user"]
     );
-    provider.shutdown().unwrap();
+    assert_eq!(pts[1].value, Some(AsDouble(0.25)));
+    assert_eq!(
+        attrs(&pts[1]),
+        ["cpu.logical_number=int:1", "cpu.mode=system"]
+    );
+    let (mono, pts) = sum(&m["system.cpu.linux.pressure.total"]);
+    assert!(mono);
+    assert_eq!(pts[0].value, Some(AsDouble(1.5)));
+    // A count counter: monotonic integer sum.
+    let (mono, pts) = sum(&m["system.memory.linux.oom_kills"]);
+    assert!(mono);
+    assert_eq!(pts[0].value, Some(AsInt(2)));
 }
 
 #[test]
-fn an_empty_snapshot_exports_nothing_and_does_not_panic() {
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    let (_tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-    let _instruments = register(&provider.meter("test"), &rx);
-    provider.force_flush().unwrap();
-    let all = exporter.get_finished_metrics().unwrap();
-    let points: usize = all
-        .iter()
-        .flat_map(|rm| rm.scope_metrics())
-        .map(|s| s.metrics().count())
-        .sum();
-    assert_eq!(points, 0);
+fn values_follow_the_instruments_the_sdk_had() {
+    let points = vec![
+        // A negative float counter (a reset read mid-way) is clamped to 0, as before.
+        MetricPoint::new(MetricName::SystemCpuLinuxPressureTotal, Attrs::new(), -0.5),
+        // An integral counter read as a float is rounded; a negative one becomes 0.
+        MetricPoint::new(MetricName::SystemMemoryLinuxOomKills, Attrs::new(), -3.0),
+        // An integral up-down counter given a float is rounded, sign kept.
+        MetricPoint::new(MetricName::SystemMemoryLimit, Attrs::new(), -2.6),
+        // A gauge given an integer is a double.
+        MetricPoint::new(MetricName::SystemCpuUtilization, Attrs::new(), 1u32),
+    ];
+    let s = Snapshot {
+        points,
+        ..Snapshot::default()
+    };
+    let (_, req) = encode(&mut Encoder::new(&resource(), started()), &s);
+    let m = metrics(&req);
+    assert_eq!(
+        sum(&m["system.cpu.linux.pressure.total"]).1[0].value,
+        Some(AsDouble(0.0))
+    );
+    assert_eq!(
+        sum(&m["system.memory.linux.oom_kills"]).1[0].value,
+        Some(AsInt(0))
+    );
+    assert_eq!(sum(&m["system.memory.limit"]).1[0].value, Some(AsInt(-3)));
+    assert_eq!(
+        gauge(&m["system.cpu.utilization"])[0].value,
+        Some(AsDouble(1.0))
+    );
 }
 
 #[test]
-fn every_name_registers_without_a_validation_error() {
-    // Name, unit and description limits are checked by the SDK at registration; an invalid
-    // one would be replaced by a no-op instrument, so export one point of each and count them.
-    let exporter = InMemoryMetricExporter::default();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(exporter.clone()).build())
-        .build();
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-    let _instruments = register(&provider.meter("test"), &rx);
+fn an_empty_snapshot_encodes_nothing() {
+    let mut buf = BytesMut::from(&b"stale"[..]);
+    let n = Encoder::new(&resource(), started()).encode(&Snapshot::default(), &mut buf);
+    assert_eq!(n, 0);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn every_name_encodes_once_with_its_registry_entry() {
     let points = MetricName::ALL
         .iter()
         .map(|n| MetricPoint::new(*n, Attrs::new(), 1u32))
         .collect();
-    tx.send_replace(Arc::new(Snapshot {
+    let s = Snapshot {
         points,
         ..Snapshot::default()
-    }));
-    provider.force_flush().unwrap();
-    let names: std::collections::BTreeSet<String> =
-        exported(&exporter).into_iter().map(|p| p.0).collect();
-    assert_eq!(names.len(), MetricName::ALL.len());
-}
-
-#[derive(Debug)]
-struct Failing;
-
-impl PushMetricExporter for Failing {
-    async fn export(&self, _metrics: &ResourceMetrics) -> OTelSdkResult {
-        Err(OTelSdkError::InternalFailure("connection refused".into()))
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
+    };
+    let (n, req) = encode(&mut Encoder::new(&resource(), started()), &s);
+    assert_eq!(n, MetricName::ALL.len());
+    let m = metrics(&req);
+    assert_eq!(m.len(), MetricName::ALL.len());
+    for name in MetricName::ALL {
+        let metric = &m[name.as_str()];
+        let kind = match &metric.data {
+            Some(Data::Gauge(_)) => InstrumentKind::Gauge,
+            Some(Data::Sum(s)) if s.is_monotonic => InstrumentKind::Counter,
+            Some(Data::Sum(_)) => InstrumentKind::UpDownCounter,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind, name.kind(), "{}", name.as_str());
+        assert!(!metric.description.is_empty(), "{}", name.as_str());
     }
 }
 
 #[test]
-fn failed_exports_are_counted() {
+fn reused_buffers_carry_nothing_over_to_the_next_export() {
+    let mut encoder = Encoder::new(&resource(), started());
+    encode(&mut encoder, &snapshot(1));
+    // Fewer points, other attributes, an int where a string was, a metric gone.
+    let s = Snapshot {
+        timestamp_ms: 2,
+        collectors: Vec::new(),
+        points: vec![MetricPoint::new(
+            MetricName::SystemCpuTime,
+            Attrs::new().with(AttrKey::CpuMode, "idle"),
+            7.0,
+        )],
+    };
+    let (n, req) = encode(&mut encoder, &s);
+    assert_eq!(n, 1);
+    let m = metrics(&req);
+    assert_eq!(m.keys().collect::<Vec<_>>(), ["system.cpu.time"]);
+    let (_, pts) = sum(&m["system.cpu.time"]);
+    assert_eq!(pts.len(), 1);
+    assert_eq!(attrs(&pts[0]), ["cpu.mode=idle"]);
+    assert_eq!(pts[0].time_unix_nano, 2_000_000);
+    // And back: the earlier shape again, exactly.
+    let (n, again) = encode(&mut encoder, &snapshot(1));
+    let (_, first) = encode(&mut Encoder::new(&resource(), started()), &snapshot(1));
+    assert_eq!(n, 7);
+    assert_eq!(again, first);
+}
+
+/// What the test receiver saw of one request.
+struct Received {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// An http/protobuf receiver on 127.0.0.1:0 answering every request with `status`.
+async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let headers = req.headers().clone();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        tx.send(Received { headers, body }).unwrap();
+                        let mut r = Response::new(Full::new(Bytes::new()));
+                        *r.status_mut() = status;
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _served = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn http_export(url: &str, gzip: bool, snapshots: Snapshots) -> (MetricExport, Arc<AtomicU64>) {
+    let diagnosis = Arc::new(Diagnosis::new(
+        "metrics",
+        Arc::new(TlsFailureCounts::default()),
+        None,
+    ));
+    let client = DiagnosedClient::new(
+        reqwest_client(None, Duration::from_secs(5)).unwrap(),
+        diagnosis.clone(),
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert("x-tenant", HeaderValue::from_static("lab"));
+    let sender = Sender::http(client, url.parse().unwrap(), headers, gzip);
     let failures = Arc::new(AtomicU64::new(0));
-    let provider = SdkMeterProvider::builder()
-        .with_reader(
-            PeriodicReader::builder(CountingExporter::new(Failing, failures.clone())).build(),
-        )
-        .build();
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
-    let _instruments = register(&provider.meter("test"), &rx);
-    tx.send_replace(Arc::new(snapshot()));
-    assert!(provider.force_flush().is_err());
-    assert!(provider.force_flush().is_err());
+    let export = MetricExport::new(
+        &resource(),
+        sender,
+        snapshots,
+        Duration::from_secs(5),
+        failures.clone(),
+    )
+    .with_diagnosis(diagnosis);
+    (export, failures)
+}
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn http_protobuf_posts_the_gzipped_request_once_per_new_snapshot() {
+    let (url, mut seen) = receiver(StatusCode::OK).await;
+    let (tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (mut export, failures) = http_export(&url, true, rx);
+
+    assert_eq!(
+        export.export(Duration::from_secs(5)).await,
+        Outcome::Delivered(7)
+    );
+    let got = seen.recv().await.unwrap();
+    assert_eq!(got.headers["content-type"], "application/x-protobuf");
+    assert_eq!(got.headers["content-encoding"], "gzip");
+    assert_eq!(got.headers["x-tenant"], "lab");
+    let req = decode(&gunzip(&got.body));
+    assert_eq!(metrics(&req).len(), 6);
+
+    // No new tick: nothing is sent again.
+    assert_eq!(
+        export.export(Duration::from_secs(5)).await,
+        Outcome::Nothing
+    );
+    // A new tick: its points, with its timestamp.
+    tx.send_replace(Arc::new(snapshot(20)));
+    assert_eq!(
+        export.export(Duration::from_secs(5)).await,
+        Outcome::Delivered(7)
+    );
+    let req = decode(&gunzip(&seen.recv().await.unwrap().body));
+    let m = metrics(&req);
+    assert_eq!(sum(&m["system.cpu.time"]).1[0].time_unix_nano, 20_000_000);
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(seen.try_recv().is_err(), "one request per export");
+}
+
+#[tokio::test]
+async fn a_refused_export_is_counted_and_the_snapshot_sent_again_next_interval() {
+    let (url, mut seen) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (mut export, failures) = http_export(&url, false, rx);
+    assert_eq!(export.export(Duration::from_secs(5)).await, Outcome::Failed);
+    assert_eq!(export.export(Duration::from_secs(5)).await, Outcome::Failed);
     assert_eq!(failures.load(Ordering::Relaxed), 2);
+    // Uncompressed when gzip is off.
+    let got = seen.recv().await.unwrap();
+    assert!(got.headers.get("content-encoding").is_none());
+    assert_eq!(metrics(&decode(&got.body)).len(), 6);
+    assert!(seen.recv().await.is_some());
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_given_up_on_at_the_timeout() {
+    // Accepts the connection, never reads or answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (mut export, failures) = http_export(&url, false, rx);
+    let held = tokio::spawn(async move {
+        let conn = listener.accept().await;
+        std::future::pending::<()>().await;
+        drop(conn);
+    });
+    let outcome = export.export(Duration::from_millis(200)).await;
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(failures.load(Ordering::Relaxed), 1);
+    held.abort();
+}
+
+#[tokio::test]
+async fn stopping_sends_the_last_snapshot_once() {
+    let (url, mut seen) = receiver(StatusCode::OK).await;
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (export, failures) = http_export(&url, false, rx);
+    let (stop, stopped) = oneshot::channel();
+    // An interval far beyond the test: only the final export can send.
+    let task = tokio::spawn(export.run(Duration::from_secs(3600), stopped));
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let req = decode(&seen.recv().await.unwrap().body);
+    assert_eq!(metrics(&req).len(), 6);
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_grpc_receiver_that_is_not_there_is_a_counted_failure() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_lazy();
+    let sender = Sender::grpc(channel, HeaderMap::new(), true);
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let failures = Arc::new(AtomicU64::new(0));
+    let mut export = MetricExport::new(
+        &resource(),
+        sender,
+        rx,
+        Duration::from_secs(5),
+        failures.clone(),
+    );
+    assert_eq!(export.export(Duration::from_secs(5)).await, Outcome::Failed);
+    assert_eq!(failures.load(Ordering::Relaxed), 1);
 }
