@@ -85,8 +85,10 @@ impl Lines {
                         lines.join("\n")
                     )
                 });
+            // A condition may look outside these lines (nginx's log, a file), so it is asked
+            // again at least every 200 ms, not only when a new line arrives.
             lines = cv
-                .wait_timeout(lines, left)
+                .wait_timeout(lines, left.min(Duration::from_millis(200)))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
