@@ -2,15 +2,20 @@
 //! ask systemd again only then instead of every tick.
 //!
 //! What systemd reports for a unit changes at a few moments only:
-//! - a daemon-reload: unit files and drop-ins are read again. systemd.unit(5): after changing
-//!   unit files or drop-ins "systemctl daemon-reload is required for the changes to take
-//!   effect"; accordingly `DropInPaths` and `Environment` are `const` properties (busctl
-//!   introspect), announced by no `PropertiesChanged`. The manager's `Reloading(false)` signal
+//! - a daemon-reload: unit files and drop-ins are read again. systemd.unit(5), "Unit garbage
+//!   collection": "Use systemctl daemon-reload or an equivalent command to reload unit
+//!   configuration while the unit is already loaded"; accordingly `DropInPaths` and
+//!   `Environment` are `const` properties (busctl introspect), announced by no
+//!   `PropertiesChanged`. (One exception: `systemctl set-property` adds its `50-*.conf` to
+//!   `DropInPaths` at once, systemd commit "unit: update unit dropin paths and time when dropin
+//!   file is written"; see below.) The manager's `Reloading(false)` signal
 //!   ends every reload, so a read made after it sees everything a reload brought in.
-//! - a change of the unit itself: a start, stop or restart, or a `SetUnitProperties` (ours or
-//!   an operator's `systemctl set-property`). The resource-control properties carry no
-//!   change flag either, but each of these queues the unit's `PropertiesChanged` (its state
-//!   properties), which is what is counted here.
+//! - a change of the unit's state: a start, stop or restart moves `ActiveState`, `MainPID`,
+//!   `NRestarts` (`emits-change` properties), announced by the unit's `PropertiesChanged`.
+//! - a `SetUnitProperties` (ours, or an operator's `systemctl set-property`): NOT signalled.
+//!   The resource-control properties (`MemoryMax`, `TasksMax`, ...) carry no change flag, and
+//!   busctl monitor shows no signal for a set-property (systemd 252). Readers of limits cover it
+//!   with a short fallback cadence; our own changes they know of.
 //!
 //! systemd sends unit signals only to subscribed clients (`Subscribe`), so the watch subscribes
 //! first. A missed signal is covered by the readers' slow fallback cadence.

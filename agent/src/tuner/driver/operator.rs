@@ -6,10 +6,12 @@
 //! When the scan runs: at start, after each of our own applies, after each daemon-reload the
 //! manager announces (`UnitChanges`, from its `Reloading` signal), and every `SCAN_FALLBACK` in
 //! case a signal was missed. Not every tick: a drop-in takes effect only at a daemon-reload
-//! (systemd.unit(5): "systemctl daemon-reload is required for the changes to take effect"),
-//! and `DropInPaths` is a `const` property that only a reload changes, so a scan made after
-//! the reload finished sees everything that reload brought in. A file edited without a reload
-//! is not in force yet, and the next reload's scan reads it.
+//! (systemd.unit(5): "Use systemctl daemon-reload or an equivalent command to reload unit
+//! configuration while the unit is already loaded"), and `DropInPaths` is a `const` property
+//! that a reload changes, so a scan made after the reload finished sees everything that reload
+//! brought in. A file edited without a reload is not in force yet; the next reload's scan reads
+//! it. The one drop-in listed without a reload is `systemctl set-property`'s `50-<name>.conf`,
+//! which sorts before our `60-` file and so is never an override.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

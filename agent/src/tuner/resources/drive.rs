@@ -1,8 +1,10 @@
 //! `[tuner.resources]` on the tuner's tick. What systemd holds is read over D-Bus
 //! (`unit_limits`, then `DropInPaths` and the later drop-ins), off the tick loop, only when it
 //! can have changed: at start, after each change of ours, when systemd announces a reload or a
-//! change of the unit (`UnitChanges`: a `systemctl set-property` too), and every
-//! `READ_FALLBACK` in case a signal was missed. Each tick the limits wanted (`auto::resolve`)
+//! change of the unit's state (`UnitChanges`), and every `READ_FALLBACK`. The fallback is short
+//! because one change is never signalled: an operator's `systemctl set-property` (the
+//! resource-control properties carry no change flag, and busctl monitor shows no
+//! `PropertiesChanged` for it), and the tuner puts a managed limit back within that time. Each tick the limits wanted (`auto::resolve`)
 //! are compared with the last read. Observe mode journals and logs what it would set and why, and touches nothing. Apply mode
 //! asks the same gate as the environment keys (settle, `restart_when`, the rollback backoff;
 //! cooldown and the daily cap count restarts, which a live limit change never causes) and, on
@@ -36,9 +38,10 @@ use crate::tuner::apply::operator::{self, Overrides};
 use crate::tuner::config::{TunerConfig, TunerMode};
 use crate::tuner::gate::{Gate, GateInput, HostFingerprint, RestartWindow, Verdict};
 
-/// The read's cadence when no signal asks for one (a missed signal, a manager whose signals
-/// cannot be received).
-const READ_FALLBACK: Duration = Duration::from_secs(60);
+/// The read's cadence when no signal asks for one: an operator's `systemctl set-property` (not
+/// signalled), a missed signal, a manager whose signals cannot be received. One read (about 20
+/// D-Bus calls) per 10 s instead of one per tick.
+const READ_FALLBACK: Duration = Duration::from_secs(10);
 
 enum Outcome {
     /// What systemd holds, every key, and what later drop-ins set, read after the limits (so a
