@@ -566,6 +566,15 @@ fn count(journal: &str, needle: &str) -> usize {
     journal.matches(needle).count()
 }
 
+/// Waits until the tuner has heard systemd announce a change after `seen` (the `Reloading`
+/// signal of a daemon-reload): the drop-in scan follows that signal, and these ticks run back
+/// to back, faster than a signal crosses the bus.
+async fn reload_heard(tuner: &Tuner, seen: u64) {
+    tokio::time::timeout(Duration::from_secs(10), tuner.unit_changed_since(seen))
+        .await
+        .expect("the tuner heard no Reloading signal within 10 s");
+}
+
 /// An operator's 90-operator.conf sets OLLAMA_NUM_PARALLEL after our 60-hostwarden.conf: the
 /// tuner reports it once, applies the other keys, and never fights the file (no apply of that
 /// key, no failed verification, no rollback) however many ticks pass; a new version of the file
@@ -623,10 +632,12 @@ async fn an_operator_dropin_is_reported_once_and_never_fought() {
     assert!(status[0].summary.contains(&path), "{}", status[0].summary);
 
     // A new version of the file is reported again, once; an agent restart reports nothing new.
+    let seen = tuner.unit_changes();
     rig.write_operator_dropin(
         "90-operator.conf",
         "[Service]\nEnvironment=OLLAMA_NUM_PARALLEL=5\n",
     );
+    reload_heard(&tuner, seen).await;
     for i in 8..11 {
         tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
         tuner.settle_task().await;
@@ -653,7 +664,9 @@ async fn an_operator_dropin_is_reported_once_and_never_fought() {
 
     // The operator removes the file: the tuner takes the key back.
     std::fs::remove_file(&operator).expect("remove");
+    let seen = tuner.unit_changes();
     rig.mgr.systemctl(&["daemon-reload"]);
+    reload_heard(&tuner, seen).await;
     for i in 14..17 {
         tuner.on_tick(T0 + i * MIN, &snap, Some(&d));
         if let Some(r) = tuner.settle_task().await {

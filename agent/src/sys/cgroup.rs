@@ -28,6 +28,61 @@ pub enum UnitCgroup {
     V1(BTreeMap<String, PathBuf>),
 }
 
+/// The cgroup of a unit's main process, derived once per main PID instead of every tick (a read
+/// of `<pid>/cgroup`, a stat of the root and a few allocations). On the unified tree a
+/// service's main process stays in its cgroup for life. On v1 systemd moves it into a
+/// controller's hierarchy the first time the unit gets a setting there (a limit set live), so
+/// a v1 entry is kept only while `<pid>/cgroup` still reads the same.
+#[derive(Debug, Default)]
+pub struct CgroupCache {
+    entry: Option<Cached>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    pid: u32,
+    /// The `<pid>/cgroup` text it was derived from (v1 only).
+    v1_text: Option<String>,
+    cg: UnitCgroup,
+}
+
+impl CgroupCache {
+    /// `UnitCgroup::of_pid`, from the cache while `pid` (and on v1 its cgroup file) is the same.
+    pub fn of_pid(
+        &mut self,
+        proc: &ProcReader,
+        pid: u32,
+        cgroup_root: &Path,
+    ) -> Result<&UnitCgroup, String> {
+        let path = proc.root().join(pid.to_string()).join("cgroup");
+        let mut text = None;
+        let fresh = match &self.entry {
+            Some(c) if c.pid == pid => match &c.v1_text {
+                None => true,
+                Some(old) => {
+                    text = read(&path);
+                    text.as_ref() == Some(old)
+                }
+            },
+            _ => false,
+        };
+        if !fresh {
+            self.entry = None;
+            let text = match text {
+                Some(t) => t,
+                None => read(&path).ok_or_else(|| format!("cannot read {}", path.display()))?,
+            };
+            let cg = UnitCgroup::of_text(&text, &path, cgroup_root)?;
+            let v1_text = matches!(cg, UnitCgroup::V1(_)).then_some(text);
+            self.entry = Some(Cached { pid, v1_text, cg });
+        }
+        self.entry
+            .as_ref()
+            .map(|c| &c.cg)
+            .ok_or_else(|| format!("no cgroup for {}", path.display()))
+    }
+}
+
 /// Limits and usage read from the files, in systemd's units (`u64::MAX` is infinity; `None`
 /// where the layout has no such file).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +134,11 @@ impl UnitCgroup {
     pub fn of_pid(proc: &ProcReader, pid: u32, cgroup_root: &Path) -> Result<UnitCgroup, String> {
         let path = proc.root().join(pid.to_string()).join("cgroup");
         let text = read(&path).ok_or_else(|| format!("cannot read {}", path.display()))?;
+        UnitCgroup::of_text(&text, &path, cgroup_root)
+    }
+
+    /// The cgroup a `<pid>/cgroup` file (`path`, for messages) names.
+    fn of_text(text: &str, path: &Path, cgroup_root: &Path) -> Result<UnitCgroup, String> {
         let rel = |p: &str| PathBuf::from(p.trim_start_matches('/'));
         if cgroup_root.join("cgroup.controllers").exists() {
             let line = text
@@ -217,6 +277,44 @@ mod tests {
         assert_eq!(r.tasks_max, Some(4096));
         assert_eq!(r.cpu_usage_usec, Some(1234));
         assert_eq!(r.oom_kills, Some(1));
+    }
+
+    #[test]
+    fn the_cache_keeps_a_v2_path_per_pid_and_a_v1_one_while_the_file_is_the_same() {
+        let proc = tree(&[
+            ("42/cgroup", "0::/system.slice/ollama.service\n"),
+            ("43/cgroup", "0::/system.slice/other.service\n"),
+        ]);
+        let cg = tree(&[("cgroup.controllers", "cpu memory pids\n")]);
+        let p = ProcReader::new(proc.path());
+        let mut cache = CgroupCache::default();
+        let first = cache.of_pid(&p, 42, cg.path()).unwrap().clone();
+        // v2: not read again for the same PID.
+        std::fs::remove_file(proc.path().join("42/cgroup")).unwrap();
+        assert_eq!(cache.of_pid(&p, 42, cg.path()).unwrap(), &first);
+        // A new main PID is derived again.
+        let other = cache.of_pid(&p, 43, cg.path()).unwrap().clone();
+        assert_eq!(
+            other,
+            UnitCgroup::V2(cg.path().join("system.slice/other.service"))
+        );
+
+        // v1: the process moved into its own cpu cgroup (a limit set live): derived again.
+        let proc = tree(&[("7/cgroup", "4:memory:/a/x.service\n1:cpu:/a\n")]);
+        let cg = tree(&[]);
+        let p = ProcReader::new(proc.path());
+        let mut cache = CgroupCache::default();
+        let before = cache.of_pid(&p, 7, cg.path()).unwrap().clone();
+        assert_eq!(cache.of_pid(&p, 7, cg.path()).unwrap(), &before);
+        std::fs::write(
+            proc.path().join("7/cgroup"),
+            "4:memory:/a/x.service\n1:cpu:/a/x.service\n",
+        )
+        .unwrap();
+        let UnitCgroup::V1(dirs) = cache.of_pid(&p, 7, cg.path()).unwrap() else {
+            panic!("v1 expected");
+        };
+        assert_eq!(dirs["cpu"], cg.path().join("cpu/a/x.service"));
     }
 
     #[test]

@@ -3,16 +3,27 @@
 //! (reload, restart, status) and the Ollama collector (status: `ollama.service.active`,
 //! `.restarts`, the main PID and the Environment in force). `SystemdClient` is the one
 //! implementation, tested against a real `systemd --user` manager.
+//!
+//! A failed connection is tried again only after a backoff (`backoff`), and `watch` tells
+//! readers when what systemd holds for a unit can have changed, so neither a host without a
+//! bus nor a host with one pays D-Bus round trips on every tick.
+
+mod backoff;
+mod watch;
+
+pub use watch::UnitChanges;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 use tokio::time::Instant;
+use tracing::{debug, info, warn};
 use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath, proxy};
 
@@ -32,6 +43,8 @@ trait Manager {
         runtime: bool,
         properties: &[(&str, zbus::Variant<'_>)],
     ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn reloading(&self, active: bool) -> zbus::Result<()>;
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -127,12 +140,10 @@ pub struct UnitLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActuateError {
-    #[error("failed to connect to the {bus} D-Bus: {source}")]
-    Connect {
-        bus: String,
-        #[source]
-        source: zbus::Error,
-    },
+    /// The same text for every failure of an outage, whether an attempt ran or the backoff
+    /// held it, so a caller that logs a changed error logs an outage once.
+    #[error("failed to connect to the {bus} D-Bus: {reason}")]
+    Connect { bus: String, reason: String },
     #[error("systemd {op} of {unit} failed: {source}")]
     Bus {
         op: &'static str,
@@ -227,14 +238,37 @@ pub trait UnitManager: Send + Sync {
     ) -> Result<(), ActuateError>;
     /// The unit's resource-control properties, read back over D-Bus.
     async fn unit_limits(&self, unit: &str) -> Result<UnitLimits, ActuateError>;
+    /// Starts moving `changes` at each finished daemon-reload and each change of `unit`
+    /// (`watch`), unless a watch runs. A manager that sends no signals leaves it not live:
+    /// readers then rely on their fallback cadence.
+    async fn watch_changes(
+        &self,
+        unit: &str,
+        changes: &Arc<UnitChanges>,
+    ) -> Result<(), ActuateError> {
+        let _ = (unit, changes);
+        Ok(())
+    }
 }
 
-/// systemd reached over a D-Bus connection made on first use.
+/// The connection, or the outage keeping it from being made.
+#[derive(Default)]
+struct Link {
+    conn: Option<Connection>,
+    backoff: backoff::Backoff,
+    /// The last failure's text, returned while the backoff holds attempts back.
+    last_error: String,
+}
+
+/// systemd reached over a D-Bus connection made on first use (and, after a failure, on the
+/// first use after the backoff).
 #[derive(Clone)]
 pub struct SystemdClient {
     bus: String,
-    conn: Arc<OnceCell<Connection>>,
+    link: Arc<Mutex<Link>>,
     subscribed: Arc<OnceCell<()>>,
+    /// Connect attempts that failed, over the client's life.
+    connect_failures: Arc<AtomicU64>,
 }
 
 impl SystemdClient {
@@ -242,41 +276,81 @@ impl SystemdClient {
     pub fn new(bus: &str) -> Self {
         SystemdClient {
             bus: bus.to_owned(),
-            conn: Arc::new(OnceCell::new()),
+            link: Arc::new(Mutex::new(Link::default())),
             subscribed: Arc::new(OnceCell::new()),
+            connect_failures: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    async fn connection(&self) -> Result<&Connection, ActuateError> {
-        self.conn
-            .get_or_try_init(|| async {
-                let built = match self.bus.as_str() {
-                    "system" => Connection::system().await,
-                    "session" => Connection::session().await,
-                    addr => zbus::connection::Builder::address(addr).build().await,
-                };
-                built.map_err(|source| ActuateError::Connect {
-                    bus: self.bus.clone(),
-                    source,
-                })
-            })
-            .await
+    /// Connect attempts that failed so far (the first of an outage is logged, the rest only
+    /// counted).
+    pub fn connect_failures(&self) -> u64 {
+        self.connect_failures.load(Ordering::Relaxed)
+    }
+
+    /// The connection; during an outage an attempt runs only once the backoff allows it, and
+    /// the other calls fail at once with the last failure.
+    async fn connection(&self) -> Result<Connection, ActuateError> {
+        let mut link = self.link.lock().await;
+        if let Some(c) = &link.conn {
+            return Ok(c.clone());
+        }
+        let now = Instant::now();
+        let fail = |reason: &str| ActuateError::Connect {
+            bus: self.bus.clone(),
+            reason: reason.to_owned(),
+        };
+        if !link.backoff.ready(now) {
+            return Err(fail(&link.last_error));
+        }
+        let built = match self.bus.as_str() {
+            "system" => Connection::system().await,
+            "session" => Connection::session().await,
+            addr => zbus::connection::Builder::address(addr).build().await,
+        };
+        match built {
+            Ok(c) => {
+                let failed = link.backoff.succeeded();
+                if failed > 0 {
+                    info!(bus = %self.bus, failed_attempts = failed, "Reached the systemd D-Bus after an outage.");
+                }
+                link.conn = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                self.connect_failures.fetch_add(1, Ordering::Relaxed);
+                link.last_error = e.to_string();
+                if link.backoff.failed(now) {
+                    warn!(bus = %self.bus, error = %e, first_retry_s = backoff::FIRST.as_secs(), retry_cap_s = backoff::CAP.as_secs(), "Cannot reach the systemd D-Bus; trying again with a doubling backoff. Further failures are counted, not logged.");
+                } else {
+                    debug!(bus = %self.bus, error = %e, failures = link.backoff.failures(), next_try_ms = u64::try_from(link.backoff.wait(now).as_millis()).unwrap_or(u64::MAX), "The systemd D-Bus is still unreachable.");
+                }
+                Err(fail(&link.last_error))
+            }
+        }
     }
 
     async fn manager(&self) -> Result<ManagerProxy<'static>, ActuateError> {
-        let conn = self.connection().await?.clone();
+        let conn = self.connection().await?;
         ManagerProxy::new(&conn)
             .await
-            .map_err(|source| ActuateError::Connect {
-                bus: self.bus.clone(),
-                source,
-            })
+            .map_err(bus_err("manager proxy", "the manager"))
+    }
+
+    /// `Subscribe`, once per connection: systemd sends job and unit signals only to
+    /// subscribed clients.
+    async fn subscribe(&self, mgr: &ManagerProxy<'_>, unit: &str) -> Result<(), ActuateError> {
+        self.subscribed
+            .get_or_try_init(|| async { mgr.subscribe().await })
+            .await
+            .map(|_| ())
+            .map_err(bus_err("subscribe", unit))
     }
 
     /// The connection and the unit's object path (LoadUnit), for the property proxies that
     /// `unit_status` and `unit_limits` build on it.
     async fn unit_object(&self, unit: &str) -> Result<(Connection, OwnedObjectPath), ActuateError> {
-        let conn = self.connection().await?.clone();
+        let conn = self.connection().await?;
         let path = self
             .manager()
             .await?
@@ -284,6 +358,41 @@ impl SystemdClient {
             .await
             .map_err(bus_err("LoadUnit", unit))?;
         Ok((conn, path))
+    }
+}
+
+impl SystemdClient {
+    /// Subscribes, then matches the manager's `Reloading` and the unit's `PropertiesChanged`
+    /// before returning, so a change after this call is never missed.
+    async fn start_watch(
+        &self,
+        unit: &str,
+        changes: &Arc<UnitChanges>,
+    ) -> Result<tokio::task::JoinHandle<()>, ActuateError> {
+        let mgr = self.manager().await?;
+        self.subscribe(&mgr, unit).await?;
+        let reloading = mgr
+            .receive_reloading()
+            .await
+            .map_err(bus_err("Reloading match", unit))?
+            .map(|sig| sig.args().is_ok_and(|a| a.active));
+        let (conn, path) = self.unit_object(unit).await?;
+        let props = zbus::fdo::PropertiesProxy::builder(&conn)
+            .destination("org.freedesktop.systemd1")
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(bus_err("properties proxy", unit))?;
+        let changed = props
+            .receive_properties_changed()
+            .await
+            .map_err(bus_err("PropertiesChanged match", unit))?;
+        Ok(tokio::spawn(watch::run(
+            Box::pin(reloading),
+            changed,
+            Arc::downgrade(changes),
+        )))
     }
 }
 
@@ -304,11 +413,7 @@ impl UnitManager for SystemdClient {
 
     async fn restart(&self, unit: &str, timeout: Duration) -> Result<JobOutcome, ActuateError> {
         let mgr = self.manager().await?;
-        // systemd only emits job signals to subscribed clients; once per connection.
-        self.subscribed
-            .get_or_try_init(|| async { mgr.subscribe().await })
-            .await
-            .map_err(bus_err("subscribe", unit))?;
+        self.subscribe(&mgr, unit).await?;
         let mut removed = mgr
             .receive_job_removed()
             .await
@@ -394,6 +499,23 @@ impl UnitManager for SystemdClient {
             .map_err(bus_err("SetUnitProperties", unit))
     }
 
+    async fn watch_changes(
+        &self,
+        unit: &str,
+        changes: &Arc<UnitChanges>,
+    ) -> Result<(), ActuateError> {
+        if !changes.claim() {
+            return Ok(());
+        }
+        let started = self.start_watch(unit, changes).await;
+        let task = started
+            .as_ref()
+            .ok()
+            .map(tokio::task::JoinHandle::abort_handle);
+        changes.started(task);
+        started.map(|_| ())
+    }
+
     async fn unit_limits(&self, unit: &str) -> Result<UnitLimits, ActuateError> {
         let (conn, path) = self.unit_object(unit).await?;
         let p = ServiceLimitsProxy::builder(&conn)
@@ -428,4 +550,24 @@ pub fn client_for(bus: &str) -> Option<Arc<dyn UnitManager>> {
         return None;
     }
     Some(Arc::new(SystemdClient::new(bus)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_bus_is_tried_once_per_backoff_with_the_same_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("unix:path={}", dir.path().join("no-bus").display());
+        let c = SystemdClient::new(&addr);
+        let first = c.unit_status("ollama.service").await.expect_err("no bus");
+        for _ in 0..50 {
+            let again = c.unit_status("ollama.service").await.expect_err("no bus");
+            assert_eq!(again.to_string(), first.to_string());
+        }
+        // One attempt: the rest were held back by the backoff (1 s).
+        assert_eq!(c.connect_failures(), 1);
+        assert!(first.to_string().contains("failed to connect"), "{first}");
+    }
 }

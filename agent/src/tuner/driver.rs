@@ -21,7 +21,7 @@ use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
 use crate::rules::event::AlertEvent;
 use crate::sys::ollama::{Api, ApiError};
 use crate::sys::proc::ProcReader;
-use crate::sys::systemd::{SystemdClient, UnitManager};
+use crate::sys::systemd::{SystemdClient, UnitChanges, UnitManager};
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::dropin::{self, DropinPath, Env};
 use crate::tuner::apply::journal::{self, ActionResult, Entry, Event, Journal};
@@ -84,6 +84,10 @@ pub struct Tuner {
     /// Keys a drop-in sorting after ours sets, as last reported.
     overrides: Overrides,
     scan_task: Option<JoinHandle<Option<Scan>>>,
+    /// When the drop-ins were last scanned (scans follow systemd's change signals).
+    scan_clock: operator::ScanClock,
+    /// Moved by systemd's signals for the unit; shared with the limits driver.
+    changes: Arc<UnitChanges>,
     /// Scan problems already logged (each once).
     scan_problems: std::collections::BTreeSet<String>,
     /// `[tuner.resources]`: the unit's limits, driven from `limits_tick`.
@@ -120,6 +124,7 @@ impl Tuner {
     ) -> Result<Tuner, TunerError> {
         let (journal, entries) = Journal::open(state_dir)?;
         let journal = Arc::new(Mutex::new(journal));
+        let changes = UnitChanges::new();
         let limits = crate::tuner::resources::drive::LimitsDriver::new(
             crate::tuner::resources::apply::LimitsApplier {
                 mgr: Arc::clone(&mgr),
@@ -131,6 +136,7 @@ impl Tuner {
                 journal: Arc::clone(&journal),
             },
             &entries,
+            Arc::clone(&changes),
         );
         let applier = Arc::new(Applier {
             mgr,
@@ -161,6 +167,8 @@ impl Tuner {
             alerts: Vec::new(),
             overrides: Overrides::new(),
             scan_task: None,
+            scan_clock: operator::ScanClock::default(),
+            changes,
             scan_problems: std::collections::BTreeSet::new(),
             limits,
             last_cores: None,
@@ -264,6 +272,7 @@ impl Tuner {
     pub async fn settle_task(&mut self) -> Option<ApplyReport> {
         let task = self.task.take()?;
         let outcome = task.await.unwrap_or_default();
+        self.scan_clock.force();
         if let Some(scan) = outcome.scan {
             self.note_scan(scan);
         }
@@ -307,6 +316,8 @@ impl Tuner {
         {
             let outcome = task.now_or_never().and_then(Result::ok).unwrap_or_default();
             self.task = None;
+            // Our apply reloaded the manager: see what the unit's drop-ins are now.
+            self.scan_clock.force();
             if let Some(scan) = outcome.scan {
                 self.note_scan(scan);
             }

@@ -13,6 +13,7 @@ pub(crate) mod presence;
 pub(crate) mod process;
 pub(crate) mod published;
 pub(crate) mod unit_cgroup;
+mod unit_status;
 
 pub use config::OllamaConfig;
 
@@ -65,6 +66,10 @@ pub struct OllamaCollector {
     answered_ever: bool,
     /// The cgroup mount the unit's `ollama.unit.*` figures are read below.
     cgroup_root: std::path::PathBuf,
+    /// The unit's cgroup directory, derived once per main PID.
+    cgroup: crate::sys::cgroup::CgroupCache,
+    /// The unit's status, read again when systemd signals a change.
+    unit_status: unit_status::UnitStatusCache,
 }
 
 /// How long a `/api/version` answer stands while the server's PID cannot be told (no systemd
@@ -93,6 +98,8 @@ impl OllamaCollector {
             version_cache: None,
             answered_ever: false,
             cgroup_root: std::path::PathBuf::from("/sys/fs/cgroup"),
+            cgroup: crate::sys::cgroup::CgroupCache::default(),
+            unit_status: unit_status::UnitStatusCache::default(),
         }
     }
 
@@ -102,12 +109,16 @@ impl OllamaCollector {
         self
     }
 
-    async fn unit(&self) -> UnitWatch {
+    async fn unit(&mut self) -> UnitWatch {
         match &self.hooks.unit_source {
             None => UnitWatch::NotWatched {
                 reason: NO_SYSTEMD.to_owned(),
             },
-            Some(src) => match src.unit_status(&self.config.unit).await {
+            Some(src) => match self
+                .unit_status
+                .status(src.as_ref(), &self.config.unit)
+                .await
+            {
                 Ok(s) => UnitWatch::Status(s),
                 Err(e) => UnitWatch::Error {
                     reason: format!("unit {}: {e}; advice-only", self.config.unit),
@@ -293,8 +304,7 @@ impl Collector for OllamaCollector {
         if let UnitWatch::Status(st) = &view.unit
             && st.main_pid > 0
             // No cgroup tree to read (a container without /sys/fs/cgroup): no unit points.
-            && let Ok(cg) =
-                crate::sys::cgroup::UnitCgroup::of_pid(&self.proc, st.main_pid, &self.cgroup_root)
+            && let Ok(cg) = self.cgroup.of_pid(&self.proc, st.main_pid, &self.cgroup_root)
         {
             points.extend(unit_cgroup::points(&cg.read(), &self.config.unit));
         }

@@ -120,6 +120,7 @@ impl Tuner {
     /// Spawns the apply off the tick loop; its report comes back on a later tick.
     fn start_apply(&mut self, now_ms: u64, host: &HostFingerprint, desired: Env, why: String) {
         let a = Arc::clone(&self.applier);
+        let changes = Arc::clone(&self.changes);
         let before = self.current.clone();
         // Unique across restarts even when the clock repeats (the journal pairs by id).
         let id = now_ms.max(self.last_id + 1);
@@ -130,7 +131,7 @@ impl Tuner {
         self.task = Some(tokio::spawn(async move {
             // A drop-in added since the last scan: its keys are held too, and when nothing is
             // left to change, nothing is applied.
-            let scan = operator::scan_unit(Arc::clone(&a)).await;
+            let scan = operator::scan_unit(Arc::clone(&a), changes).await;
             let mut after = desired;
             if let Some(s) = &scan {
                 operator::hold(&mut after, &before, &s.overrides);

@@ -2,23 +2,74 @@
 //! already reported, a new one (or a new version of its file) is reported once (log, journal,
 //! warning alert naming the file), and the wanted environment holds an overridden key at what
 //! our drop-in has, so the key never causes an apply, a failed verification or a rollback.
+//!
+//! When the scan runs: at start, after each of our own applies, after each daemon-reload the
+//! manager announces (`UnitChanges`, from its `Reloading` signal), and every `SCAN_FALLBACK` in
+//! case a signal was missed. Not every tick: a drop-in takes effect only at a daemon-reload
+//! (systemd.unit(5): "Use systemctl daemon-reload or an equivalent command to reload unit
+//! configuration while the unit is already loaded"), and `DropInPaths` is a `const` property
+//! that a reload changes, so a scan made after the reload finished sees everything that reload
+//! brought in. A file edited without a reload is not in force yet; the next reload's scan reads
+//! it. The one drop-in listed without a reload is `systemctl set-property`'s `50-<name>.conf`,
+//! which sorts before our `60-` file and so is never an override.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::{info, warn};
 
 use super::Tuner;
 use crate::rules::event::{AlertEvent, AlertState, Severity};
+use crate::sys::systemd::UnitChanges;
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::Applier;
 use crate::tuner::apply::dropin::Env;
 use crate::tuner::apply::journal::{Entry, Event};
 use crate::tuner::apply::operator::{self, Override, Overrides, Scan};
 
+/// The scan's cadence when no signal asks for one (a missed signal, a manager whose signals
+/// cannot be received).
+pub(super) const SCAN_FALLBACK: Duration = Duration::from_secs(60);
+
+/// When the last scan started, and the change count it started at.
+#[derive(Debug, Default)]
+pub(super) struct ScanClock {
+    last: Option<(Instant, u64)>,
+    /// An apply of ours finished: scan at the next tick whatever the count says.
+    forced: bool,
+}
+
+impl ScanClock {
+    /// Whether a scan is due at `now` with the change count at `count`.
+    pub(super) fn due(&self, now: Instant, count: u64) -> bool {
+        match self.last {
+            None => true,
+            Some((at, seen)) => {
+                self.forced || seen != count || now.duration_since(at) >= SCAN_FALLBACK
+            }
+        }
+    }
+
+    pub(super) fn started(&mut self, now: Instant, count: u64) {
+        self.last = Some((now, count));
+        self.forced = false;
+    }
+
+    pub(super) fn force(&mut self) {
+        self.forced = true;
+    }
+}
+
 /// Reads the unit's `DropInPaths` over D-Bus, then the files (off the async threads). `None`
-/// when systemd does not answer.
-pub(super) async fn scan_unit(a: Arc<Applier>) -> Option<Scan> {
+/// when systemd does not answer. Starts the change watch first (unless it runs), so a reload
+/// after this read is seen.
+pub(super) async fn scan_unit(a: Arc<Applier>, changes: Arc<UnitChanges>) -> Option<Scan> {
+    if let Err(e) = a.mgr.watch_changes(&a.unit, &changes).await {
+        tracing::debug!(unit = %a.unit, error = %e, "No change watch; drop-ins are scanned at the fallback cadence.");
+    }
     let status = a.mgr.unit_status(&a.unit).await.ok()?;
     tokio::task::spawn_blocking(move || operator::scan(&status.drop_in_paths))
         .await
@@ -64,12 +115,27 @@ impl Tuner {
         }
     }
 
-    /// Starts a scan of the unit's drop-ins unless one runs.
+    /// Starts a scan of the unit's drop-ins when one is due (`ScanClock`) and none runs.
     pub(super) fn start_scan(&mut self) {
-        if self.scan_task.is_none() {
+        let (now, count) = (Instant::now(), self.changes.count());
+        if self.scan_task.is_none() && self.scan_clock.due(now, count) {
+            self.scan_clock.started(now, count);
             let a = Arc::clone(&self.applier);
-            self.scan_task = Some(tokio::spawn(scan_unit(a)));
+            let changes = Arc::clone(&self.changes);
+            self.scan_task = Some(tokio::spawn(scan_unit(a, changes)));
         }
+    }
+
+    /// How many times systemd announced a change of the unit (a finished daemon-reload, a
+    /// property change) since the tuner started watching.
+    pub fn unit_changes(&self) -> u64 {
+        self.changes.count()
+    }
+
+    /// Waits until systemd announced a change after `seen` (`unit_changes`): tests wait on
+    /// this after a daemon-reload instead of sleeping.
+    pub async fn unit_changed_since(&self, seen: u64) {
+        self.changes.changed_since(seen).await;
     }
 
     /// Waits for a running scan and takes its result (tests).

@@ -1,6 +1,11 @@
-//! `[tuner.resources]` on the tuner's tick. Each tick, off the tick loop: what systemd holds now
-//! is read over D-Bus (`unit_limits`), and the limits wanted (`auto::resolve`) are compared with
-//! it. Observe mode journals and logs what it would set and why, and touches nothing. Apply mode
+//! `[tuner.resources]` on the tuner's tick. What systemd holds is read over D-Bus
+//! (`unit_limits`, then `DropInPaths` and the later drop-ins), off the tick loop, only when it
+//! can have changed: at start, after each change of ours, when systemd announces a reload or a
+//! change of the unit's state (`UnitChanges`), and every `READ_FALLBACK`. The fallback is short
+//! because one change is never signalled: an operator's `systemctl set-property` (the
+//! resource-control properties carry no change flag, and busctl monitor shows no
+//! `PropertiesChanged` for it), and the tuner puts a managed limit back within that time. Each tick the limits wanted (`auto::resolve`)
+//! are compared with the last read. Observe mode journals and logs what it would set and why, and touches nothing. Apply mode
 //! asks the same gate as the environment keys (settle, `restart_when`, the rollback backoff;
 //! cooldown and the daily cap count restarts, which a live limit change never causes) and, on
 //! go, runs `LimitsApplier` in a task whose report comes back on a later tick.
@@ -16,6 +21,7 @@
 //! journal, host unknown, so by time alone).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::task::JoinHandle;
@@ -26,10 +32,16 @@ use super::apply::{LimitsApplier, LimitsReport};
 use super::auto::Wanted;
 use super::limits::{self, Limits, as_env};
 use crate::rules::event::AlertEvent;
+use crate::sys::systemd::UnitChanges;
 use crate::tuner::apply::journal::{self, ActionResult, Entry, Event};
 use crate::tuner::apply::operator::{self, Overrides};
 use crate::tuner::config::{TunerConfig, TunerMode};
 use crate::tuner::gate::{Gate, GateInput, HostFingerprint, RestartWindow, Verdict};
+
+/// The read's cadence when no signal asks for one: an operator's `systemctl set-property` (not
+/// signalled), a missed signal, a manager whose signals cannot be received. One read (about 20
+/// D-Bus calls) per 10 s instead of one per tick.
+const READ_FALLBACK: Duration = Duration::from_secs(10);
 
 enum Outcome {
     /// What systemd holds, every key, and what later drop-ins set, read after the limits (so a
@@ -67,6 +79,10 @@ pub struct LimitsDriver {
     /// The later drop-ins found by the same read.
     held_overrides: Overrides,
     read_error: Option<String>,
+    /// Moved by systemd's signals for the unit (shared with the tuner's drop-in scan).
+    changes: Arc<UnitChanges>,
+    /// When the last read started, and the change count it started at.
+    read_at: Option<(Instant, u64)>,
     task: Option<JoinHandle<Outcome>>,
     /// The task changes the unit (an apply or a reconcile), not only reads it.
     changing: bool,
@@ -90,13 +106,19 @@ pub struct LimitsDriver {
 impl LimitsDriver {
     /// Rebuilds the rollback backoff from the journal and (in either mode) starts reconciling a
     /// change the agent died in.
-    pub fn new(applier: LimitsApplier, entries: &[Entry]) -> LimitsDriver {
+    pub fn new(
+        applier: LimitsApplier,
+        entries: &[Entry],
+        changes: Arc<UnitChanges>,
+    ) -> LimitsDriver {
         let mut d = LimitsDriver {
             applier: Arc::new(applier),
             gate: Gate::default(),
             held: None,
             held_overrides: Overrides::new(),
             read_error: None,
+            changes,
+            read_at: None,
             task: None,
             changing: false,
             task_after: Limits::new(),
@@ -292,8 +314,17 @@ impl LimitsDriver {
                 self.resync = false;
                 self.spawn_read(Some(desired));
             }
-            _ => self.spawn_read(None),
+            // A wait needs no fresh read each tick either: whatever could change what systemd
+            // holds is signalled, and an apply reads the unit again before it sets anything.
+            _ if self.read_due() => self.spawn_read(None),
+            _ => {}
         }
+    }
+
+    /// Whether what systemd holds can have changed since the last read.
+    fn read_due(&self) -> bool {
+        self.read_at
+            .is_none_or(|(at, seen)| seen != self.changes.count() || at.elapsed() >= READ_FALLBACK)
     }
 
     /// Journals when the wish or the kind of verdict changes (the text before its first
@@ -343,9 +374,15 @@ impl LimitsDriver {
     /// limits (systemd holds them already: the verdict was no change).
     fn spawn_read(&mut self, persist: Option<Limits>) {
         let a = Arc::clone(&self.applier);
+        let changes = Arc::clone(&self.changes);
+        self.read_at = Some((Instant::now(), changes.count()));
         self.task = Some(tokio::spawn(async move {
             if let Some(l) = persist {
                 a.persist(&l);
+            }
+            // Watched before the read, so a change after it is seen (a no-op once it runs).
+            if let Err(e) = a.mgr.watch_changes(&a.unit, &changes).await {
+                tracing::debug!(unit = %a.unit, error = %e, "No change watch; limits are read at the fallback cadence.");
             }
             let held = match a.mgr.unit_limits(&a.unit).await {
                 Ok(l) => limits::all_from_dbus(&l),
