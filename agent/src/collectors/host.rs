@@ -1,12 +1,14 @@
 //! CPU, load, memory, swap, pressure stall information and OOM kills, read from a configurable
 //! proc root (`/host/proc` in a container, a captured tree in tests).
 //!
-//! Seven small files per tick, read into one reused buffer. `/proc/stat` (cpu.rs), loadavg and
-//! the pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline
-//! CPUs, its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU
-//! line has no `full` record); meminfo goes through `procfs`. On a ZFS host the ARC's kstat is an
-//! eighth file (arc.rs), read here so that available memory can count the ARC it can shrink.
-//! Disks (disk.rs), network interfaces (network.rs) and filesystems (filesystem.rs, with its
+//! Seven small files per tick, read into one reused buffer and, on the proc filesystem, kept
+//! open between ticks (files.rs, `sys::procfile`). `/proc/stat` (cpu.rs), loadavg and the
+//! pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline CPUs,
+//! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
+//! has no `full` record), meminfo in meminfo.rs (procfs' parser allocates every line). On a ZFS
+//! host the ARC's kstat is an eighth file (arc.rs), read here so that available memory can count
+//! the ARC it can shrink. Disks (disk.rs), network interfaces (network.rs) and filesystems
+//! (filesystem.rs, with the mount table in mounttable.rs, read only when it changed, and its
 //! statvfs deadline in statvfs.rs) come from three more files.
 
 mod arc;
@@ -15,6 +17,7 @@ pub mod cpu;
 pub mod disk;
 mod files;
 pub mod filesystem;
+mod meminfo;
 mod mounttable;
 pub mod network;
 pub mod statvfs;
@@ -24,11 +27,11 @@ pub use config::{DiskConfig, FilesystemConfig, HostConfig, NetworkConfig};
 pub use cpu::{CpuStat, CpuTicks, mode_shares, parse_stat};
 
 use async_trait::async_trait;
-use procfs::{FromBufRead, Meminfo};
 
 use super::{CollectError, Collector, Sample};
 use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
 use files::{HostFiles, read_core};
+use meminfo::{MemInfo, parse_meminfo};
 use mounttable::MountRead;
 
 /// One PSI line: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
@@ -196,9 +199,7 @@ impl HostCollector {
             Err(e) => problems.push(e),
         }
 
-        let meminfo = match read_core(&mut self.files.meminfo, &mut self.buf)
-            .map(|t| Meminfo::from_buf_read(t.as_bytes()))
-        {
+        let meminfo = match read_core(&mut self.files.meminfo, &mut self.buf).map(parse_meminfo) {
             Ok(Ok(m)) => {
                 memory_points(&m, points);
                 Some(m)
@@ -346,7 +347,7 @@ pub(crate) const PSI: [(&str, [MetricName; 3], MetricName); 3] = [
     ),
 ];
 
-fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
+fn memory_points(m: &MemInfo, points: &mut Vec<MetricPoint>) {
     // As gopsutil (and so the OTel hostmetrics receiver) computes it: reclaimable slab counts
     // as cache, and the four states add up to the total.
     let cached = m.cached + m.s_reclaimable.unwrap_or(0);
@@ -408,7 +409,7 @@ fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
 
 /// The share of memory a new allocation can still get: MemAvailable plus the ARC the kernel can
 /// take back (none without ZFS), over MemTotal. Absent on kernels without MemAvailable (< 3.14).
-fn available_ratio(m: &Meminfo, arc: Option<&ArcStats>, points: &mut Vec<MetricPoint>) {
+fn available_ratio(m: &MemInfo, arc: Option<&ArcStats>, points: &mut Vec<MetricPoint>) {
     let (Some(avail), true) = (m.mem_available, m.mem_total > 0) else {
         return;
     };

@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use procfs::{FromBufRead, Meminfo};
+
 use super::*;
 use crate::model::{Snapshot, Value};
 
