@@ -1,19 +1,24 @@
 //! CPU, load, memory, swap, pressure stall information and OOM kills, read from a configurable
 //! proc root (`/host/proc` in a container, a captured tree in tests).
 //!
-//! Seven small files per tick, read into one reused buffer. `/proc/stat` (cpu.rs), loadavg and
-//! the pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline
-//! CPUs, its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU
-//! line has no `full` record); meminfo goes through `procfs`. On a ZFS host the ARC's kstat is an
-//! eighth file (arc.rs), read here so that available memory can count the ARC it can shrink.
-//! Disks (disk.rs), network interfaces (network.rs) and filesystems (filesystem.rs, with its
+//! Seven small files per tick, read into one reused buffer and, on the proc filesystem, kept
+//! open between ticks (files.rs, `sys::procfile`). `/proc/stat` (cpu.rs), loadavg and the
+//! pressure files are parsed here (procfs' `KernelStats` drops the CPU numbers of offline CPUs,
+//! its `LoadAverage` rounds through f32, and its pressure parser rejects kernels whose CPU line
+//! has no `full` record), meminfo in meminfo.rs (procfs' parser allocates every line). On a ZFS
+//! host the ARC's kstat is an eighth file (arc.rs), read here so that available memory can count
+//! the ARC it can shrink. Disks (disk.rs), network interfaces (network.rs) and filesystems
+//! (filesystem.rs, with the mount table in mounttable.rs, read only when it changed, and its
 //! statvfs deadline in statvfs.rs) come from three more files.
 
 mod arc;
 mod config;
 pub mod cpu;
 pub mod disk;
+mod files;
 pub mod filesystem;
+mod meminfo;
+mod mounttable;
 pub mod network;
 pub mod statvfs;
 
@@ -22,11 +27,12 @@ pub use config::{DiskConfig, FilesystemConfig, HostConfig, NetworkConfig};
 pub use cpu::{CpuStat, CpuTicks, mode_shares, parse_stat};
 
 use async_trait::async_trait;
-use procfs::{FromBufRead, Meminfo};
 
 use super::{CollectError, Collector, Sample};
 use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
-use crate::sys::proc::ProcReader;
+use files::{HostFiles, read_core};
+use meminfo::{MemInfo, parse_meminfo};
+use mounttable::MountRead;
 
 /// One PSI line: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,7 +95,7 @@ pub fn parse_oom_kills(vmstat: &str) -> Option<u64> {
 }
 
 pub struct HostCollector {
-    proc: ProcReader,
+    files: HostFiles,
     per_cpu: bool,
     /// The kernel's USER_HZ: /proc/stat counts jiffies of 1/hz seconds.
     hz: f64,
@@ -105,7 +111,7 @@ pub struct HostCollector {
 impl HostCollector {
     pub fn new(config: &HostConfig) -> Self {
         HostCollector {
-            proc: ProcReader::new(&config.proc_root),
+            files: HostFiles::new(&config.proc_root),
             per_cpu: config.per_cpu,
             #[allow(clippy::cast_precision_loss)]
             hz: procfs::ticks_per_second().max(1) as f64,
@@ -130,39 +136,31 @@ impl HostCollector {
     /// Disks and interfaces: two more small files, read like the others.
     fn devices(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         if let Some(filter) = &self.disk {
-            match self
-                .proc
-                .read_optional_into(disk::DISKSTATS, &mut self.buf, disk::DISKSTATS_CAP)
-            {
+            match self.files.diskstats.read(&mut self.buf) {
                 Ok(Some(text)) => disk::disk_points(&disk::parse_diskstats(text), filter, points),
                 Ok(None) => problems.push(format!(
-                    "{}/{} does not exist",
-                    self.proc.root().display(),
-                    disk::DISKSTATS
+                    "{} does not exist",
+                    self.files.diskstats.path().display()
                 )),
                 Err(e) => problems.push(e),
             }
         }
         if let Some(filter) = &self.network {
-            match self.proc.read_optional_into(
-                network::NET_DEV,
-                &mut self.buf,
-                network::NET_DEV_CAP,
-            ) {
+            match self.files.net_dev.read(&mut self.buf) {
                 Ok(Some(text)) => {
                     network::network_points(&network::parse_net_dev(text), filter, points);
                 }
                 Ok(None) => problems.push(format!(
-                    "{}/{} does not exist",
-                    self.proc.root().display(),
-                    network::NET_DEV
+                    "{} does not exist",
+                    self.files.net_dev.path().display()
                 )),
                 Err(e) => problems.push(e),
             }
         }
     }
 
-    /// Filesystems: mountinfo, then one statvfs per mount under a deadline (statvfs.rs).
+    /// Filesystems: mountinfo when it changed (mounttable.rs), then one statvfs per mount
+    /// under a deadline (statvfs.rs), every tick: free space changes without a mount event.
     async fn filesystems(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let Some(fs) = &mut self.filesystem else {
             return;
@@ -170,28 +168,15 @@ impl HostCollector {
         // PID 1's mount table first, as node_exporter reads it: in a container with the host's
         // /proc (and under a hardened unit's private mount namespace) our own `self` table lists
         // the container's mounts, PID 1's the host's. `self` when PID 1's cannot be read.
-        let mut missing = Vec::new();
-        for rel in filesystem::MOUNTINFO {
-            match self
-                .proc
-                .read_optional_into(rel, &mut self.buf, filesystem::MOUNTINFO_CAP)
-            {
-                Ok(Some(text)) => {
-                    fs.collect(text, &self.root_fs, points, problems).await;
-                    return;
-                }
-                Ok(None) => missing.push(format!(
-                    "{}/{rel} does not exist",
-                    self.proc.root().display()
-                )),
-                Err(e) => missing.push(e),
+        match self.files.mounts.read(&mut self.buf) {
+            MountRead::Unchanged => {}
+            MountRead::Text(text) => fs.set_table(text, &self.root_fs),
+            MountRead::Unreadable(why) => {
+                problems.push(why);
+                return;
             }
         }
-        problems.push(missing.join("; "));
-    }
-
-    fn read(&mut self, rel: &str) -> Result<&str, String> {
-        self.proc.read_into(rel, &mut self.buf)
+        fs.measure(points, problems).await;
     }
 
     /// Reads everything synchronously: these are small pseudo-files that the kernel renders in
@@ -205,7 +190,7 @@ impl HostCollector {
 
     /// Everything but the filesystems, which wait on statvfs (`collect`).
     fn read_files(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
-        let stat = self.read("stat").map(parse_stat);
+        let stat = read_core(&mut self.files.stat, &mut self.buf).map(parse_stat);
         match stat {
             Ok(stat) => {
                 cpu::cpu_points(self.prev.as_ref(), &stat, self.per_cpu, self.hz, points);
@@ -214,18 +199,15 @@ impl HostCollector {
             Err(e) => problems.push(e),
         }
 
-        let meminfo = match self
-            .read("meminfo")
-            .map(|t| Meminfo::from_buf_read(t.as_bytes()))
-        {
+        let meminfo = match read_core(&mut self.files.meminfo, &mut self.buf).map(parse_meminfo) {
             Ok(Ok(m)) => {
                 memory_points(&m, points);
                 Some(m)
             }
             Ok(Err(e)) => {
                 problems.push(format!(
-                    "cannot parse {}/meminfo: {e}",
-                    self.proc.root().display()
+                    "cannot parse {}: {e}",
+                    self.files.meminfo.path().display()
                 ));
                 None
             }
@@ -242,7 +224,7 @@ impl HostCollector {
             available_ratio(m, arc.as_ref(), points);
         }
 
-        match self.read("loadavg").map(parse_loadavg) {
+        match read_core(&mut self.files.loadavg, &mut self.buf).map(parse_loadavg) {
             Ok(Some([one, five, fifteen])) => {
                 for (name, v) in [
                     (MetricName::SystemCpuLoadAverage1m, one),
@@ -253,13 +235,13 @@ impl HostCollector {
                 }
             }
             Ok(None) => problems.push(format!(
-                "cannot parse {}/loadavg",
-                self.proc.root().display()
+                "cannot parse {}",
+                self.files.loadavg.path().display()
             )),
             Err(e) => problems.push(e),
         }
 
-        match self.read("vmstat").map(parse_oom_kills) {
+        match read_core(&mut self.files.vmstat, &mut self.buf).map(parse_oom_kills) {
             Ok(Some(n)) => points.push(MetricPoint::new(
                 MetricName::SystemMemoryLinuxOomKills,
                 Attrs::new(),
@@ -273,25 +255,31 @@ impl HostCollector {
         self.devices(points, problems);
     }
 
-    /// The ARC's kstat; `None` without a ZFS module (not a problem) or when it cannot be read.
+    /// The ARC's kstat; `None` without a ZFS module (not a problem; looked for again every
+    /// `ARC_REPROBE`, files.rs) or when it cannot be read.
     fn arcstats(&mut self, problems: &mut Vec<String>) -> Option<ArcStats> {
-        match self
-            .proc
-            .read_optional_into(arc::ARCSTATS, &mut self.buf, arc::ARCSTATS_CAP)
-        {
-            Ok(None) => None,
+        let now = tokio::time::Instant::now();
+        if !self.files.arc_due(now) {
+            return None;
+        }
+        match self.files.arcstats.read(&mut self.buf) {
+            Ok(None) => {
+                self.files.arc_next_probe = Some(now + files::ARC_REPROBE);
+                None
+            }
             Ok(Some(text)) => {
+                self.files.arc_next_probe = None;
                 let parsed = arc::parse_arcstats(text);
                 if parsed.is_none() {
                     problems.push(format!(
-                        "cannot parse {}/{}: no size, c, c_min or c_max",
-                        self.proc.root().display(),
-                        arc::ARCSTATS
+                        "cannot parse {}: no size, c, c_min or c_max",
+                        self.files.arcstats.path().display()
                     ));
                 }
                 parsed
             }
             Err(e) => {
+                self.files.arc_next_probe = None;
                 problems.push(e);
                 None
             }
@@ -302,8 +290,8 @@ impl HostCollector {
     /// problem, not three.
     fn pressure_points(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let mut psi_missing = 0;
-        for (file, [avg10, avg60, avg300], total) in PSI {
-            match self.read(file) {
+        for (file, (_, [avg10, avg60, avg300], total)) in self.files.pressure.iter_mut().zip(PSI) {
+            match read_core(file, &mut self.buf) {
                 Ok(text) => {
                     let (some, full) = parse_pressure(text);
                     for (stall, line) in [("some", some), ("full", full)] {
@@ -322,14 +310,14 @@ impl HostCollector {
         if psi_missing == PSI.len() {
             problems.push(format!(
             "{}/pressure is not readable: kernel without PSI (CONFIG_PSI, or booted with psi=0)",
-            self.proc.root().display()
+            self.files.root().display()
         ));
         }
     }
 }
 
 /// Each pressure file with its 10 s, 1 min and 5 min averages and its total.
-const PSI: [(&str, [MetricName; 3], MetricName); 3] = [
+pub(crate) const PSI: [(&str, [MetricName; 3], MetricName); 3] = [
     (
         "pressure/cpu",
         [
@@ -359,7 +347,7 @@ const PSI: [(&str, [MetricName; 3], MetricName); 3] = [
     ),
 ];
 
-fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
+fn memory_points(m: &MemInfo, points: &mut Vec<MetricPoint>) {
     // As gopsutil (and so the OTel hostmetrics receiver) computes it: reclaimable slab counts
     // as cache, and the four states add up to the total.
     let cached = m.cached + m.s_reclaimable.unwrap_or(0);
@@ -421,7 +409,7 @@ fn memory_points(m: &Meminfo, points: &mut Vec<MetricPoint>) {
 
 /// The share of memory a new allocation can still get: MemAvailable plus the ARC the kernel can
 /// take back (none without ZFS), over MemTotal. Absent on kernels without MemAvailable (< 3.14).
-fn available_ratio(m: &Meminfo, arc: Option<&ArcStats>, points: &mut Vec<MetricPoint>) {
+fn available_ratio(m: &MemInfo, arc: Option<&ArcStats>, points: &mut Vec<MetricPoint>) {
     let (Some(avail), true) = (m.mem_available, m.mem_total > 0) else {
         return;
     };
@@ -453,11 +441,13 @@ impl Collector for HostCollector {
         if !config.host.enabled {
             return false;
         }
-        if config.host.proc_root != self.proc.root() {
+        if config.host.proc_root != self.files.root() {
             // Counters from another tree cannot be subtracted from these.
-            self.proc = ProcReader::new(&config.host.proc_root);
+            self.files = HostFiles::new(&config.host.proc_root);
             self.prev = None;
         }
+        // A new filter, limit or root_fs applies to the table read now, not at its next change.
+        self.files.mounts.forget();
         self.per_cpu = config.host.per_cpu;
         self.root_fs.clone_from(&config.host.root_fs);
         let host = config.host;

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub(crate) mod fs;
 pub(crate) mod ollama;
 pub(crate) mod proc;
+pub(crate) mod procfile;
 pub mod systemd;
 pub(crate) mod time;
 pub(crate) mod tls;

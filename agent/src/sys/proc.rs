@@ -1,7 +1,8 @@
 //! The one reader of the proc filesystem. It owns the root (`[host] proc_root`: `/proc`,
-//! `/host/proc` in a container, a captured tree in tests) and serves every reader of it: the
-//! host collector's files, a process's CPU time and memory (Ollama's server, the agent itself),
-//! a process found by its command line, and the names of GPU processes.
+//! `/host/proc` in a container, a captured tree in tests) and serves every reader of it but the
+//! host collector's per-tick files (procfile.rs, which keeps them open): a process's CPU time
+//! and memory (Ollama's server, the agent itself), a process found by its command line, and the
+//! names of GPU processes.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -36,52 +37,6 @@ impl ProcReader {
 
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// Reads `<root>/<rel>` whole into `buf` (reused across ticks) and returns it as text.
-    pub fn read_into<'b>(&self, rel: &str, buf: &'b mut Vec<u8>) -> Result<&'b str, String> {
-        let path = self.root.join(rel);
-        buf.clear();
-        std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(buf))
-            .map_err(|e| format!("failed to read {}: {}", path.display(), io_reason(&e)))?;
-        std::str::from_utf8(buf).map_err(|_| format!("{} is not UTF-8", path.display()))
-    }
-
-    /// Like `read_into` for a file that may be absent (a kernel module's kstat): `Ok(None)` when
-    /// it does not exist, an error when it holds more than `cap` bytes.
-    pub fn read_optional_into<'b>(
-        &self,
-        rel: &str,
-        buf: &'b mut Vec<u8>,
-        cap: u64,
-    ) -> Result<Option<&'b str>, String> {
-        let path = self.root.join(rel);
-        buf.clear();
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(format!(
-                    "failed to read {}: {}",
-                    path.display(),
-                    io_reason(&e)
-                ));
-            }
-        };
-        // Proc files report size 0, so the cap is enforced on the read itself.
-        file.take(cap + 1)
-            .read_to_end(buf)
-            .map_err(|e| format!("failed to read {}: {}", path.display(), io_reason(&e)))?;
-        if buf.len() as u64 > cap {
-            return Err(format!(
-                "refused {}: over the {cap}-byte limit",
-                path.display()
-            ));
-        }
-        std::str::from_utf8(buf)
-            .map(Some)
-            .map_err(|_| format!("{} is not UTF-8", path.display()))
     }
 
     /// CPU time and resident memory from `<root>/<pid>/stat` and `status`.
@@ -222,7 +177,7 @@ impl ProcReader {
     }
 }
 
-fn io_reason(e: &std::io::Error) -> String {
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "not found".to_owned(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
@@ -256,9 +211,6 @@ mod tests {
     #[test]
     fn a_missing_root_reads_nothing() {
         let r = ProcReader::new("/nonexistent/proc");
-        let mut buf = Vec::new();
-        let e = r.read_into("stat", &mut buf).unwrap_err();
-        assert!(e.contains("/nonexistent/proc/stat"), "{e}");
         assert!(r.usage(1).unwrap_err().contains("/nonexistent/proc/1/stat"));
         assert_eq!(r.own_usage(), None);
         assert_eq!(r.find_process(|_| true), None);

@@ -42,9 +42,21 @@ pub fn parse_stat(text: &str) -> CpuStat {
         };
         // The aggregate line is `cpu  1 2 3 ...`; per-CPU lines are `cpu7 1 2 3 ...`.
         let (label, values) = rest.split_once(' ').unwrap_or((rest, ""));
-        let fields = values.split_ascii_whitespace();
-        let nums: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
-        if nums.len() < 4 {
+        // The first eight numbers (unparseable fields skipped), in a fixed array: no
+        // allocation per line.
+        let mut nums = [0u64; 8];
+        let mut len = 0;
+        for v in values
+            .split_ascii_whitespace()
+            .take(8)
+            .filter_map(|f| f.parse().ok())
+        {
+            if let Some(slot) = nums.get_mut(len) {
+                *slot = v;
+                len += 1;
+            }
+        }
+        if len < 4 {
             continue;
         }
         let at = |i: usize| nums.get(i).copied().unwrap_or(0);
@@ -62,9 +74,7 @@ pub fn parse_stat(text: &str) -> CpuStat {
 /// passed (never a made-up 0%). A mode whose counter went back (iowait can, and a CPU that was
 /// unplugged restarts from 0) counts as no time rather than as negative time.
 pub fn mode_shares(prev: CpuTicks, now: CpuTicks) -> Option<[f64; MODES.len()]> {
-    let delta: Vec<u64> = (0..MODES.len())
-        .map(|i| now.0[i].saturating_sub(prev.0[i]))
-        .collect();
+    let delta: [u64; MODES.len()] = std::array::from_fn(|i| now.0[i].saturating_sub(prev.0[i]));
     let total: u64 = delta.iter().sum();
     if total == 0 {
         return None;

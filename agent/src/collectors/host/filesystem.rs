@@ -201,6 +201,11 @@ pub struct FsCollector {
     statter: super::statvfs::Statter,
     /// Mount points reported stale; a warning is logged when one joins, not every tick.
     stale: std::collections::BTreeSet<String>,
+    /// The selected mounts of the table read last, their stat paths, and whether the table
+    /// had more than `max_mounts`: kept until the table changes (mounttable.rs).
+    mounts: Vec<Mount>,
+    paths: Vec<PathBuf>,
+    truncated: bool,
 }
 
 impl FsCollector {
@@ -214,6 +219,9 @@ impl FsCollector {
             config: config.clone(),
             statter,
             stale: std::collections::BTreeSet::new(),
+            mounts: Vec::new(),
+            paths: Vec::new(),
+            truncated: false,
         }
     }
 
@@ -234,22 +242,36 @@ impl FsCollector {
         points: &mut Vec<MetricPoint>,
         problems: &mut Vec<String>,
     ) {
+        self.set_table(text, root_fs);
+        self.measure(points, problems).await;
+    }
+
+    /// Takes a new mount table: the mounts to report and where they are stat'ed.
+    pub fn set_table(&mut self, text: &str, root_fs: &Path) {
         let (mounts, truncated) = parse_mountinfo(text, self.config.max_mounts);
-        if truncated {
+        self.truncated = truncated;
+        self.mounts = self.filter.select(mounts);
+        self.paths = self
+            .mounts
+            .iter()
+            .map(|m| stat_path(root_fs, &m.mountpoint))
+            .collect();
+    }
+
+    /// Stats the mounts of the table taken last and adds their points; problems (a truncated
+    /// list, a failed stat, stale mounts) go to `problems`.
+    pub async fn measure(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
+        if self.truncated {
             problems.push(format!(
                 "mountinfo lists more than {} mounts ([host.filesystem] max_mounts); the rest are not reported",
                 self.config.max_mounts
             ));
         }
-        let mounts = self.filter.select(mounts);
-        let paths: Vec<PathBuf> = mounts
-            .iter()
-            .map(|m| stat_path(root_fs, &m.mountpoint))
-            .collect();
         let outcomes = self
             .statter
-            .stat_all(&paths, self.config.stat_timeout)
+            .stat_all(&self.paths, self.config.stat_timeout)
             .await;
+        let mounts = &self.mounts;
         let mut stale_now = std::collections::BTreeSet::new();
         for (m, outcome) in mounts.iter().zip(&outcomes) {
             filesystem_points(m, outcome, points);

@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use procfs::{FromBufRead, Meminfo};
+
 use super::*;
 use crate::model::{Snapshot, Value};
 
@@ -391,4 +393,35 @@ fn an_oversized_or_garbled_arcstats_is_a_problem_and_gives_no_arc_point() {
     std::fs::write(&path, "13 1 0x01\nname type data\nhits 4 1\n").unwrap();
     let why = collector(&root).collect_now().unwrap().degraded.unwrap();
     assert!(why.contains("cannot parse"), "{why}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_absent_arcstats_is_looked_for_again_each_minute_not_each_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path());
+    let mut host = collector(dir.path());
+    let arc_size = |s: Sample| value(&snap(s), MetricName::ZfsArcSize, &[]);
+    assert_eq!(arc_size(host.collect_now().unwrap()), None);
+
+    // The ZFS module loads after start: not read on the next ticks...
+    let kstat = dir.path().join("spl/kstat/zfs");
+    std::fs::create_dir_all(&kstat).unwrap();
+    std::fs::write(kstat.join("arcstats"), ARCSTATS_2G).unwrap();
+    tokio::time::advance(files::ARC_REPROBE - std::time::Duration::from_secs(1)).await;
+    assert_eq!(arc_size(host.collect_now().unwrap()), None);
+    // ...but within a minute, and then every tick while it is there.
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        arc_size(host.collect_now().unwrap()),
+        Some(Value::Int(1 << 31))
+    );
+    std::fs::write(
+        kstat.join("arcstats"),
+        ARCSTATS_2G.replace("2147483648\nc ", "2147483649\nc "),
+    )
+    .unwrap();
+    assert_eq!(
+        arc_size(host.collect_now().unwrap()),
+        Some(Value::Int((1 << 31) + 1))
+    );
 }
