@@ -258,17 +258,9 @@ impl HostCollector {
     /// The ARC's kstat; `None` without a ZFS module (not a problem; looked for again every
     /// `ARC_REPROBE`, files.rs) or when it cannot be read.
     fn arcstats(&mut self, problems: &mut Vec<String>) -> Option<ArcStats> {
-        let now = tokio::time::Instant::now();
-        if !self.files.arc_due(now) {
-            return None;
-        }
-        match self.files.arcstats.read(&mut self.buf) {
-            Ok(None) => {
-                self.files.arc_next_probe = Some(now + files::ARC_REPROBE);
-                None
-            }
+        match self.files.arcstats(&mut self.buf) {
+            Ok(None) => None,
             Ok(Some(text)) => {
-                self.files.arc_next_probe = None;
                 let parsed = arc::parse_arcstats(text);
                 if parsed.is_none() {
                     problems.push(format!(
@@ -279,7 +271,6 @@ impl HostCollector {
                 parsed
             }
             Err(e) => {
-                self.files.arc_next_probe = None;
                 problems.push(e);
                 None
             }

@@ -11,7 +11,7 @@
 mod backoff;
 mod watch;
 
-pub use watch::UnitChanges;
+pub use watch::{ReadClock, UnitChanges, ensure_watch};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -21,7 +21,7 @@ use crate::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
 use crate::rules::event::AlertEvent;
 use crate::sys::ollama::{Api, ApiError};
 use crate::sys::proc::ProcReader;
-use crate::sys::systemd::{SystemdClient, UnitChanges, UnitManager};
+use crate::sys::systemd::{ReadClock, SystemdClient, UnitChanges, UnitManager};
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::dropin::{self, DropinPath, Env};
 use crate::tuner::apply::journal::{self, ActionResult, Entry, Event, Journal};
@@ -85,7 +85,7 @@ pub struct Tuner {
     overrides: Overrides,
     scan_task: Option<JoinHandle<Option<Scan>>>,
     /// When the drop-ins were last scanned (scans follow systemd's change signals).
-    scan_clock: operator::ScanClock,
+    scan_clock: ReadClock,
     /// Moved by systemd's signals for the unit; shared with the limits driver.
     changes: Arc<UnitChanges>,
     /// Scan problems already logged (each once).
@@ -167,7 +167,7 @@ impl Tuner {
             alerts: Vec::new(),
             overrides: Overrides::new(),
             scan_task: None,
-            scan_clock: operator::ScanClock::default(),
+            scan_clock: ReadClock::new(operator::SCAN_FALLBACK),
             changes,
             scan_problems: std::collections::BTreeSet::new(),
             limits,

@@ -36,7 +36,7 @@ pub struct HostFiles {
     pub mounts: MountTable,
     pub arcstats: ProcFile,
     /// When the absent ARC kstat is looked for next; `None` while it is present.
-    pub arc_next_probe: Option<Instant>,
+    arc_next_probe: Option<Instant>,
 }
 
 impl HostFiles {
@@ -61,10 +61,16 @@ impl HostFiles {
         &self.root
     }
 
-    /// Whether the ARC kstat should be read this tick: always while it is present, and once
-    /// every `ARC_REPROBE` while it is absent.
-    pub fn arc_due(&self, now: Instant) -> bool {
-        self.arc_next_probe.is_none_or(|t| now >= t)
+    /// The ARC's kstat: read every tick while it is present, looked for once every
+    /// `ARC_REPROBE` while it is absent (`Ok(None)` then, as when it does not exist).
+    pub fn arcstats<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Option<&'b str>, String> {
+        let now = Instant::now();
+        if self.arc_next_probe.is_some_and(|t| now < t) {
+            return Ok(None);
+        }
+        let read = self.arcstats.read(buf);
+        self.arc_next_probe = matches!(read, Ok(None)).then(|| now + ARC_REPROBE);
+        read
     }
 }
 

@@ -10,19 +10,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use tracing::debug;
-
-use crate::sys::systemd::{ActuateError, UnitChanges, UnitManager, UnitStatus};
+use crate::sys::systemd::{
+    ActuateError, ReadClock, UnitChanges, UnitManager, UnitStatus, ensure_watch,
+};
 
 /// The longest a status stands without a read, in case a signal was missed.
 const FALLBACK: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
 pub(crate) struct UnitStatusCache {
     changes: Arc<UnitChanges>,
-    /// The last status, when it was read and the change count before the read.
-    last: Option<(Instant, u64, UnitStatus)>,
+    clock: ReadClock,
+    /// The last status read.
+    last: Option<UnitStatus>,
+}
+
+impl Default for UnitStatusCache {
+    fn default() -> Self {
+        UnitStatusCache {
+            changes: UnitChanges::new(),
+            clock: ReadClock::new(FALLBACK),
+            last: None,
+        }
+    }
 }
 
 impl UnitStatusCache {
@@ -32,24 +41,28 @@ impl UnitStatusCache {
         unit: &str,
     ) -> Result<UnitStatus, ActuateError> {
         if self.changes.live()
-            && let Some((at, seen, s)) = &self.last
-            && *seen == self.changes.count()
-            && at.elapsed() < FALLBACK
+            && !self.clock.due(&self.changes)
+            && let Some(s) = &self.last
         {
             return Ok(s.clone());
         }
-        if let Err(e) = src.watch_changes(unit, &self.changes).await {
-            debug!(unit = %unit, error = %e, "No change watch; the unit's status is read every tick.");
-        }
-        // Taken before the read: a change during it makes the next collect read again.
-        let (at, seen) = (Instant::now(), self.changes.count());
+        ensure_watch(
+            src,
+            unit,
+            &self.changes,
+            "the Ollama unit's status (every tick)",
+        )
+        .await;
+        // Before the read: a change during it makes the next collect read again.
+        self.clock.started(&self.changes);
         match src.unit_status(unit).await {
             Ok(s) => {
-                self.last = Some((at, seen, s.clone()));
+                self.last = Some(s.clone());
                 Ok(s)
             }
             Err(e) => {
                 self.last = None;
+                self.clock.force();
                 Err(e)
             }
         }

@@ -160,7 +160,7 @@ fn partial_success(r: &ExportMetricsServiceResponse) {
     }
 }
 
-pub fn gzipped(body: &[u8]) -> Result<Bytes, SendError> {
+fn gzipped(body: &[u8]) -> Result<Bytes, SendError> {
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4),
         flate2::Compression::default(),

@@ -464,6 +464,7 @@ async fn stopping_sends_the_last_snapshot_once() {
     let req = decode(&seen.recv().await.unwrap().body);
     assert_eq!(metrics(&req).len(), 6);
     assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(seen.try_recv().is_err(), "one final export");
 }
 
 #[tokio::test]

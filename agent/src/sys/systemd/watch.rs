@@ -22,10 +22,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::UnitManager;
 
 /// The count of moments at which what systemd holds for one unit may have changed, moved by
 /// the watch task `UnitManager::watch_changes` starts. Dropping the last handle stops the task.
@@ -111,6 +115,59 @@ impl Drop for UnitChanges {
     }
 }
 
+/// Starts the change watch of `unit` unless it runs; without one (no bus, a manager that sends
+/// no signals) `reader` falls back to its timed reads, which is worth a debug line only.
+pub async fn ensure_watch(
+    mgr: &dyn UnitManager,
+    unit: &str,
+    changes: &Arc<UnitChanges>,
+    reader: &str,
+) {
+    if let Err(e) = mgr.watch_changes(unit, changes).await {
+        tracing::debug!(unit = %unit, error = %e, reader, "No change watch; the reader falls back to its timed reads.");
+    }
+}
+
+/// When one reader of a unit's state in systemd last read it, and the change count it read at:
+/// the next read is due when the count moved since (a signal), `fallback` passed (a missed or
+/// unsignalled change), or `force` asked for one (a change of our own). The one schedule of the
+/// Ollama collector's status, the tuner's drop-in scan and the limits read.
+#[derive(Debug)]
+pub struct ReadClock {
+    fallback: Duration,
+    last: Option<(Instant, u64)>,
+    forced: bool,
+}
+
+impl ReadClock {
+    pub const fn new(fallback: Duration) -> Self {
+        ReadClock {
+            fallback,
+            last: None,
+            forced: false,
+        }
+    }
+
+    /// Whether a read is due now.
+    pub fn due(&self, changes: &UnitChanges) -> bool {
+        self.forced
+            || self
+                .last
+                .is_none_or(|(at, seen)| seen != changes.count() || at.elapsed() >= self.fallback)
+    }
+
+    /// A read starts now: a change from here on makes the next one due.
+    pub fn started(&mut self, changes: &UnitChanges) {
+        self.last = Some((Instant::now(), changes.count()));
+        self.forced = false;
+    }
+
+    /// The next `due` is true (our own change; a failed read).
+    pub fn force(&mut self) {
+        self.forced = true;
+    }
+}
+
 /// Counts finished reloads and the unit's property changes into `changes` until either stream
 /// ends (the connection closed) or the last handle of `changes` is gone.
 pub(super) async fn run<R, P>(mut reloading: R, mut changed: P, changes: Weak<UnitChanges>)
@@ -174,6 +231,27 @@ mod tests {
         waiter.await.expect("woken");
         assert_eq!(c.count(), 1);
         assert!(c.live());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_is_due_at_first_on_a_change_after_the_fallback_and_when_forced() {
+        let c = UnitChanges::new();
+        let mut clock = ReadClock::new(Duration::from_secs(10));
+        assert!(clock.due(&c), "never read");
+        clock.started(&c);
+        assert!(!clock.due(&c));
+        c.bump();
+        assert!(clock.due(&c), "a signal since the read");
+        clock.started(&c);
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(!clock.due(&c));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(clock.due(&c), "the fallback passed");
+        clock.started(&c);
+        clock.force();
+        assert!(clock.due(&c), "forced");
+        clock.started(&c);
+        assert!(!clock.due(&c), "a read ends the force");
     }
 
     #[tokio::test]

@@ -17,13 +17,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use tracing::{info, warn};
 
 use super::Tuner;
 use crate::rules::event::{AlertEvent, AlertState, Severity};
-use crate::sys::systemd::UnitChanges;
+use crate::sys::systemd::{UnitChanges, ensure_watch};
 use crate::sys::time::wall_ms;
 use crate::tuner::apply::Applier;
 use crate::tuner::apply::dropin::Env;
@@ -34,42 +32,17 @@ use crate::tuner::apply::operator::{self, Override, Overrides, Scan};
 /// cannot be received).
 pub(super) const SCAN_FALLBACK: Duration = Duration::from_secs(60);
 
-/// When the last scan started, and the change count it started at.
-#[derive(Debug, Default)]
-pub(super) struct ScanClock {
-    last: Option<(Instant, u64)>,
-    /// An apply of ours finished: scan at the next tick whatever the count says.
-    forced: bool,
-}
-
-impl ScanClock {
-    /// Whether a scan is due at `now` with the change count at `count`.
-    pub(super) fn due(&self, now: Instant, count: u64) -> bool {
-        match self.last {
-            None => true,
-            Some((at, seen)) => {
-                self.forced || seen != count || now.duration_since(at) >= SCAN_FALLBACK
-            }
-        }
-    }
-
-    pub(super) fn started(&mut self, now: Instant, count: u64) {
-        self.last = Some((now, count));
-        self.forced = false;
-    }
-
-    pub(super) fn force(&mut self) {
-        self.forced = true;
-    }
-}
-
 /// Reads the unit's `DropInPaths` over D-Bus, then the files (off the async threads). `None`
 /// when systemd does not answer. Starts the change watch first (unless it runs), so a reload
 /// after this read is seen.
 pub(super) async fn scan_unit(a: Arc<Applier>, changes: Arc<UnitChanges>) -> Option<Scan> {
-    if let Err(e) = a.mgr.watch_changes(&a.unit, &changes).await {
-        tracing::debug!(unit = %a.unit, error = %e, "No change watch; drop-ins are scanned at the fallback cadence.");
-    }
+    ensure_watch(
+        a.mgr.as_ref(),
+        &a.unit,
+        &changes,
+        "the drop-in scan (every 60 s)",
+    )
+    .await;
     let status = a.mgr.unit_status(&a.unit).await.ok()?;
     tokio::task::spawn_blocking(move || operator::scan(&status.drop_in_paths))
         .await
@@ -115,11 +88,10 @@ impl Tuner {
         }
     }
 
-    /// Starts a scan of the unit's drop-ins when one is due (`ScanClock`) and none runs.
+    /// Starts a scan of the unit's drop-ins when one is due (`scan_clock`) and none runs.
     pub(super) fn start_scan(&mut self) {
-        let (now, count) = (Instant::now(), self.changes.count());
-        if self.scan_task.is_none() && self.scan_clock.due(now, count) {
-            self.scan_clock.started(now, count);
+        if self.scan_task.is_none() && self.scan_clock.due(&self.changes) {
+            self.scan_clock.started(&self.changes);
             let a = Arc::clone(&self.applier);
             let changes = Arc::clone(&self.changes);
             self.scan_task = Some(tokio::spawn(scan_unit(a, changes)));

@@ -32,7 +32,7 @@ use super::apply::{LimitsApplier, LimitsReport};
 use super::auto::Wanted;
 use super::limits::{self, Limits, as_env};
 use crate::rules::event::AlertEvent;
-use crate::sys::systemd::UnitChanges;
+use crate::sys::systemd::{ReadClock, UnitChanges, ensure_watch};
 use crate::tuner::apply::journal::{self, ActionResult, Entry, Event};
 use crate::tuner::apply::operator::{self, Overrides};
 use crate::tuner::config::{TunerConfig, TunerMode};
@@ -82,7 +82,7 @@ pub struct LimitsDriver {
     /// Moved by systemd's signals for the unit (shared with the tuner's drop-in scan).
     changes: Arc<UnitChanges>,
     /// When the last read started, and the change count it started at.
-    read_at: Option<(Instant, u64)>,
+    read_clock: ReadClock,
     task: Option<JoinHandle<Outcome>>,
     /// The task changes the unit (an apply or a reconcile), not only reads it.
     changing: bool,
@@ -118,7 +118,7 @@ impl LimitsDriver {
             held_overrides: Overrides::new(),
             read_error: None,
             changes,
-            read_at: None,
+            read_clock: ReadClock::new(READ_FALLBACK),
             task: None,
             changing: false,
             task_after: Limits::new(),
@@ -316,15 +316,9 @@ impl LimitsDriver {
             }
             // A wait needs no fresh read each tick either: whatever could change what systemd
             // holds is signalled, and an apply reads the unit again before it sets anything.
-            _ if self.read_due() => self.spawn_read(None),
+            _ if self.read_clock.due(&self.changes) => self.spawn_read(None),
             _ => {}
         }
-    }
-
-    /// Whether what systemd holds can have changed since the last read.
-    fn read_due(&self) -> bool {
-        self.read_at
-            .is_none_or(|(at, seen)| seen != self.changes.count() || at.elapsed() >= READ_FALLBACK)
     }
 
     /// Journals when the wish or the kind of verdict changes (the text before its first
@@ -375,15 +369,19 @@ impl LimitsDriver {
     fn spawn_read(&mut self, persist: Option<Limits>) {
         let a = Arc::clone(&self.applier);
         let changes = Arc::clone(&self.changes);
-        self.read_at = Some((Instant::now(), changes.count()));
+        self.read_clock.started(&changes);
         self.task = Some(tokio::spawn(async move {
             if let Some(l) = persist {
                 a.persist(&l);
             }
             // Watched before the read, so a change after it is seen (a no-op once it runs).
-            if let Err(e) = a.mgr.watch_changes(&a.unit, &changes).await {
-                tracing::debug!(unit = %a.unit, error = %e, "No change watch; limits are read at the fallback cadence.");
-            }
+            ensure_watch(
+                a.mgr.as_ref(),
+                &a.unit,
+                &changes,
+                "the limits read (every 10 s)",
+            )
+            .await;
             let held = match a.mgr.unit_limits(&a.unit).await {
                 Ok(l) => limits::all_from_dbus(&l),
                 Err(e) => return Outcome::Held(Err(e.to_string())),
