@@ -196,15 +196,22 @@ cap arc-meminfo-after cat /proc/meminfo
 # usual MemAvailable alert (node_exporter's mixin: available under 10 %) fires, although the ARC
 # could give most of it back. GNU tail holds a line with no newline in memory until its input
 # ends; the sleep keeps the input open while the readings are taken.
+# The readings wait until the hog holds all it asked for: head has written everything (the
+# marker; tail has then read all but one pipe buffer) and MemAvailable moved less than 0.5 % of
+# MemTotal over the last half-second. Waiting only for MemAvailable to cross 6 % let the hog
+# take another 80 MiB between the meminfo reading and `once` (CI, 2026-12-02).
 avail_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 hog_kib=$((avail_kib - mem_kib * 4 / 100))
-( head -c "${hog_kib}K" /dev/zero; sleep 600 ) | tail > /dev/null &
+rm -f /tmp/hog-full
+( head -c "${hog_kib}K" /dev/zero; : > /tmp/hog-full; sleep 600 ) | tail > /dev/null &
 hog=$!
 i=0
-while [ $i -lt 240 ] && [ "$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)" -gt $((mem_kib * 6 / 100)) ]; do
-  sleep 0.5; i=$((i + 1))
+while [ $i -lt 240 ] && [ ! -e /tmp/hog-full ]; do sleep 0.5; i=$((i + 1)); done
+last=0; now=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+while [ $i -lt 300 ] && [ $(( now > last ? now - last : last - now )) -gt $((mem_kib / 200)) ]; do
+  sleep 0.5; i=$((i + 1)); last=$now; now=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 done
-log "squeeze: $hog_kib KiB held after $i half-seconds"
+log "squeeze: $hog_kib KiB held after $i half-seconds, MemAvailable $now KiB"
 cap squeeze-arcstats-before cat /proc/spl/kstat/zfs/arcstats
 cap squeeze-meminfo-before cat /proc/meminfo
 cap squeeze-once /hostwarden once --format json --config /hostwarden.toml
