@@ -33,6 +33,7 @@ use crate::model::{AttrKey, Attrs, CollectorId, MetricName, MetricPoint};
 use files::{HostFiles, read_core};
 use meminfo::{MemInfo, parse_meminfo};
 use mounttable::MountRead;
+use statvfs::Issued;
 
 /// One PSI line: `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,12 +160,11 @@ impl HostCollector {
         }
     }
 
-    /// Filesystems: mountinfo when it changed (mounttable.rs), then one statvfs per mount
-    /// under a deadline (statvfs.rs), every tick: free space changes without a mount event.
-    async fn filesystems(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
-        let Some(fs) = &mut self.filesystem else {
-            return;
-        };
+    /// Filesystems, first half: mountinfo when it changed (mounttable.rs), then one statvfs
+    /// per mount sent to the workers (statvfs.rs), every tick: free space changes without a
+    /// mount event. `None` when the table cannot be read (its reason is in `problem`).
+    fn start_filesystems(&mut self, problem: &mut Option<String>) -> Option<Issued> {
+        let fs = self.filesystem.as_mut()?;
         // PID 1's mount table first, as node_exporter reads it: in a container with the host's
         // /proc (and under a hardened unit's private mount namespace) our own `self` table lists
         // the container's mounts, PID 1's the host's. `self` when PID 1's cannot be read.
@@ -172,11 +172,11 @@ impl HostCollector {
             MountRead::Unchanged => {}
             MountRead::Text(text) => fs.set_table(text, &self.root_fs),
             MountRead::Unreadable(why) => {
-                problems.push(why);
-                return;
+                *problem = Some(why);
+                return None;
             }
         }
-        fs.measure(points, problems).await;
+        Some(fs.start())
     }
 
     /// Reads everything synchronously: these are small pseudo-files that the kernel renders in
@@ -423,8 +423,14 @@ impl Collector for HostCollector {
     async fn collect(&mut self) -> Result<Sample, CollectError> {
         let mut points = Vec::with_capacity(256);
         let mut problems: Vec<String> = Vec::new();
+        // The statvfs calls go out first: the workers make them while this thread reads /proc.
+        let mut mount_problem = None;
+        let calls = self.start_filesystems(&mut mount_problem);
         self.read_files(&mut points, &mut problems);
-        self.filesystems(&mut points, &mut problems).await;
+        problems.extend(mount_problem);
+        if let (Some(calls), Some(fs)) = (calls, self.filesystem.as_mut()) {
+            fs.finish(calls, &mut points, &mut problems).await;
+        }
         finish(points, &problems)
     }
 

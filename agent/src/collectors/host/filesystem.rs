@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use super::config::{FilesystemConfig, compile};
-use super::statvfs::{FsStat, StatOutcome};
+use super::statvfs::{FsStat, Issued, StatOutcome};
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
 /// Below the proc root, in the order tried: PID 1's mount table (the host's, also from inside a
@@ -261,17 +261,33 @@ impl FsCollector {
 
     /// Stats the mounts of the table taken last and adds their points; problems (a truncated
     /// list, a failed stat, stale mounts) go to `problems`.
+    #[cfg(test)]
     pub async fn measure(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
+        let calls = self.start();
+        self.finish(calls, points, problems).await;
+    }
+
+    /// Sends the statvfs calls for the mounts of the table taken last; `finish` takes their
+    /// answers. The host collector reads /proc in between, while the workers stat.
+    pub fn start(&mut self) -> Issued {
+        self.statter.submit(&self.paths, self.config.stat_timeout)
+    }
+
+    /// Adds the points of `start`'s calls; problems (a truncated list, a failed stat, stale
+    /// mounts) go to `problems`.
+    pub async fn finish(
+        &mut self,
+        calls: Issued,
+        points: &mut Vec<MetricPoint>,
+        problems: &mut Vec<String>,
+    ) {
         if self.truncated {
             problems.push(format!(
                 "mountinfo lists more than {} mounts ([host.filesystem] max_mounts); the rest are not reported",
                 self.config.max_mounts
             ));
         }
-        let outcomes = self
-            .statter
-            .stat_all(&self.paths, self.config.stat_timeout)
-            .await;
+        let outcomes = self.statter.gather(&self.paths, calls).await;
         let mounts = &self.mounts;
         let mut stale_now = std::collections::BTreeSet::new();
         for (m, outcome) in mounts.iter().zip(&outcomes) {

@@ -90,6 +90,15 @@ impl Statter {
 
     /// Stats every path, waiting at most `timeout` in total.
     pub async fn stat_all(&mut self, paths: &[PathBuf], timeout: Duration) -> Vec<StatOutcome> {
+        let issued = self.submit(paths, timeout);
+        self.gather(paths, issued).await
+    }
+
+    /// Sends the calls for `paths` to the workers and returns at once; `gather` waits for the
+    /// answers, at most `timeout` from now. What the caller does in between (reading /proc)
+    /// overlaps the workers' calls, so the tick usually finds the answers there instead of
+    /// sleeping until a worker wakes it (issue 20: one wake-up of the tick thread per tick).
+    pub fn submit(&mut self, paths: &[PathBuf], timeout: Duration) -> Issued {
         let mut out = vec![StatOutcome::Stale; paths.len()];
         let mut issued = Vec::with_capacity(paths.len());
         let mut jobs = Vec::with_capacity(paths.len());
@@ -117,9 +126,23 @@ impl Statter {
                 self.pending.remove(&paths[i]);
                 out[i] = StatOutcome::Failed(format!("statvfs {}: {e}", paths[i].display()));
             }
-            return out;
+            issued.clear();
         }
-        let deadline = Instant::now() + timeout;
+        Issued {
+            out,
+            issued,
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    /// The answers to `submit`'s calls (`paths` as given to it), each stale that is not in by
+    /// the deadline.
+    pub async fn gather(&mut self, paths: &[PathBuf], calls: Issued) -> Vec<StatOutcome> {
+        let Issued {
+            mut out,
+            issued,
+            deadline,
+        } = calls;
         for &i in &issued {
             let Some(rx) = self.pending.get_mut(&paths[i]) else {
                 continue;
@@ -158,6 +181,16 @@ impl Statter {
             .retain(|_, rx| matches!(rx.try_recv(), Err(TryRecvError::Empty)));
         out
     }
+}
+
+/// The calls of one tick, between `submit` and `gather`.
+#[derive(Debug)]
+pub struct Issued {
+    /// Stale until answered; failed already when no worker could take the calls.
+    out: Vec<StatOutcome>,
+    /// The indices (into the paths) of the calls sent.
+    issued: Vec<usize>,
+    deadline: Instant,
 }
 
 struct Job {
