@@ -125,8 +125,8 @@ mod tests {
 
     #[test]
     fn our_own_usage_is_readable() {
-        let u = crate::sys::proc::ProcReader::own()
-            .own_usage()
+        let u = crate::sys::ownusage::OwnUsage::new()
+            .read()
             .expect("/proc/self is readable in tests");
         assert!(u.rss_bytes > 0);
         assert!(u.cpu_seconds > 0.0, "the test process has run: {u:?}");

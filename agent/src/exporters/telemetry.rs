@@ -28,7 +28,7 @@ use crate::rules::ActiveAlert;
 use crate::rules::event::AlertEvent;
 use crate::status::server::StatusServer;
 use crate::status::{ExportReport, StatusSource};
-use crate::sys::proc::ProcReader;
+use crate::sys::ownusage::OwnUsage;
 
 pub struct Telemetry {
     otlp: Option<Otlp>,
@@ -39,6 +39,8 @@ pub struct Telemetry {
     outbox: SharedOutbox,
     sources: watch::Sender<Arc<StatusSource>>,
     status: Option<StatusServer>,
+    /// The agent's own CPU and memory, for the self-metrics.
+    own: OwnUsage,
 }
 
 impl Telemetry {
@@ -136,6 +138,7 @@ impl Telemetry {
             outbox,
             sources,
             status,
+            own: OwnUsage::new(),
         }
     }
 
@@ -155,14 +158,14 @@ impl Telemetry {
     }
 
     /// Appends the self-metrics to a freshly collected snapshot.
-    pub fn finish_snapshot(&self, snapshot: &mut Snapshot) {
+    pub fn finish_snapshot(&mut self, snapshot: &mut Snapshot) {
         let e = self.export_report();
         let counters = SelfCounters {
             export_failures: e.failures,
             tls_failures: self.tls_failures.snapshot(),
             alertmanager_failures: self.alertmanager.as_ref().map(Alertmanager::failures),
         };
-        selfmetrics::append(snapshot, counters, ProcReader::own().own_usage());
+        selfmetrics::append(snapshot, counters, self.own.read());
     }
 
     /// What the status socket reports for a snapshot; the rules engine and the tuner add

@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub(crate) mod fs;
 pub(crate) mod ollama;
+pub(crate) mod ownusage;
 pub(crate) mod proc;
 pub(crate) mod procfile;
 pub mod systemd;

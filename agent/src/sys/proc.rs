@@ -4,7 +4,6 @@
 //! and memory (Ollama's server, the agent itself), a process found by its command line, and the
 //! names of GPU processes.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use procfs::FromRead;
@@ -42,44 +41,6 @@ impl ProcReader {
     /// CPU time and resident memory from `<root>/<pid>/stat` and `status`.
     pub fn usage(&self, pid: u32) -> Result<ProcessUsage, String> {
         self.usage_of(&pid.to_string())
-    }
-
-    /// The same for the agent itself (`<root>/self`); `None` when it cannot be read.
-    /// Runs every tick (the self-metrics), so it asks the kernel directly: getrusage(2) for
-    /// the CPU time (the same user + system time as `stat`, every thread, exited ones
-    /// included, in microseconds rather than clock ticks) and `statm` for the resident pages
-    /// (VmRSS of `status`), instead of parsing the two longest files of /proc/self (issue 20).
-    pub fn own_usage(&self) -> Option<ProcessUsage> {
-        let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
-        // SAFETY: `ru` is writable memory of the right type, filled completely on success.
-        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-        if rc != 0 {
-            return None;
-        }
-        // SAFETY: rc == 0, so the kernel filled the struct.
-        let ru = unsafe { ru.assume_init() };
-        let seconds = |t: libc::timeval| {
-            // Seconds of CPU time stay far below 2^53.
-            #[allow(clippy::cast_precision_loss)]
-            let s = t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            s
-        };
-        let mut buf = [0u8; 128];
-        let n = std::fs::File::open(self.root.join("self/statm"))
-            .and_then(|mut f| f.read(&mut buf))
-            .ok()?;
-        let resident: u64 = std::str::from_utf8(&buf[..n])
-            .ok()?
-            .split_ascii_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        let rss_bytes = resident * procfs::page_size();
-        // A process without resident pages is a kernel thread; the agent always has some.
-        (rss_bytes > 0).then_some(ProcessUsage {
-            rss_bytes,
-            cpu_seconds: seconds(ru.ru_utime) + seconds(ru.ru_stime),
-        })
     }
 
     fn usage_of(&self, entry: &str) -> Result<ProcessUsage, String> {
@@ -192,8 +153,6 @@ mod tests {
     #[test]
     fn reads_the_agents_own_process() {
         let me = ProcReader::own();
-        let usage = me.own_usage().expect("/proc/self is readable in tests");
-        assert!(usage.rss_bytes > 0 && usage.cpu_seconds >= 0.0);
         assert!(me.usage(std::process::id()).unwrap().rss_bytes > 0);
         assert!(me.process_name(std::process::id()).is_some());
     }
@@ -212,7 +171,6 @@ mod tests {
     fn a_missing_root_reads_nothing() {
         let r = ProcReader::new("/nonexistent/proc");
         assert!(r.usage(1).unwrap_err().contains("/nonexistent/proc/1/stat"));
-        assert_eq!(r.own_usage(), None);
         assert_eq!(r.find_process(|_| true), None);
         assert_eq!(r.process_name(1), None);
         assert!(r.children(1).is_empty());
