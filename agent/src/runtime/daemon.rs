@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::ViewMode;
@@ -23,6 +23,8 @@ use crate::tuner::arc::ArcCoordinator;
 use crate::tuner::driver::Tuner;
 use crate::tuner::observe::TunerObserver;
 use crate::view;
+
+use super::ticker::Ticker;
 
 /// The live config and what was built from it.
 struct Live {
@@ -77,7 +79,7 @@ pub(super) struct Daemon {
     arc: ArcCoordinator,
     telemetry: Telemetry,
     snapshots: watch::Sender<Arc<Snapshot>>,
-    pub(super) ticker: tokio::time::Interval,
+    pub(super) ticker: Ticker,
     pub(super) ticks: u64,
     /// When the last tick was due: a new interval counts from there.
     last_tick: Option<Instant>,
@@ -288,21 +290,17 @@ fn start_tuner(config: &Config) -> Option<Tuner> {
     }
 }
 
-fn new_ticker(interval: Duration) -> tokio::time::Interval {
-    let mut t = tokio::time::interval(interval);
-    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    t
+fn new_ticker(interval: Duration) -> Ticker {
+    Ticker::starting_at(Instant::now(), interval)
 }
 
 /// The ticker for a new `interval`: its first tick is one new interval after the last tick (at
 /// once if that is past), never a full interval after the reload, so reloads in a row cannot
 /// hold ticks off.
-fn ticker_after(last_tick: Option<Instant>, interval: Duration) -> tokio::time::Interval {
+fn ticker_after(last_tick: Option<Instant>, interval: Duration) -> Ticker {
     let now = Instant::now();
     let first = last_tick.map_or(now, |t| (t + interval).max(now));
-    let mut t = tokio::time::interval_at(first, interval);
-    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    t
+    Ticker::starting_at(first, interval)
 }
 
 /// Returns true when a new config took effect.

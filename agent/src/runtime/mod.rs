@@ -2,6 +2,7 @@
 //! rules and export are called from here; each lives in its own module.
 
 mod daemon;
+mod ticker;
 
 use std::path::PathBuf;
 use std::time::Duration;
