@@ -374,6 +374,7 @@ async fn alert_records_survive_a_receiver_outage() {
         let failures = Arc::new(AtomicU64::new(0));
         let otlp = Otlp::start(
             &export,
+            Duration::from_millis(500),
             &res,
             &snapshots,
             outbox.clone(),

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use opentelemetry_sdk::Resource;
 use tokio::sync::{oneshot, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::diagnosis::Diagnosis;
@@ -100,18 +100,40 @@ impl MetricExport {
     /// Exports every `interval` (the first one interval after start, as the SDK's periodic
     /// reader did) until `stop` fires or its sender is dropped, then exports once more,
     /// bounded by `FINAL_EXPORT_LIMIT`.
-    pub async fn run(mut self, interval: Duration, mut stop: oneshot::Receiver<()>) {
-        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
-        // A slow receiver delays the next export instead of causing a burst of catch-ups.
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ///
+    /// An export that is due goes out with the first snapshot published from half a `tick`
+    /// before it on, in the wake-up of the tick that published it: a timer of its own woke the
+    /// thread a second time per tick (issue 20). Before the first export, and while the last
+    /// one failed, the timer fires too, so a retry never waits for a slower tick.
+    pub async fn run(
+        mut self,
+        interval: Duration,
+        tick: Duration,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        // Its own receiver: marking a snapshot seen here leaves `export`'s freshness as it was.
+        let mut published = self.snapshots.clone();
+        let mut open = true;
+        let slack = tick / 2;
+        let mut due = Instant::now() + interval;
         loop {
             tokio::select! {
                 biased;
                 _stopped = &mut stop => break,
-                _tick = ticker.tick() => {
-                    self.export(self.timeout).await;
+                changed = published.changed(), if open => {
+                    if changed.is_err() {
+                        open = false;
+                        continue;
+                    }
+                    if Instant::now() + slack < due {
+                        continue;
+                    }
                 }
+                () = tokio::time::sleep_until(due), if !self.delivered => {}
             }
+            // The next one counts from this one, so ticks that drift keep taking it.
+            due = Instant::now() + interval;
+            self.export(self.timeout).await;
         }
         self.export(self.timeout.min(FINAL_EXPORT_LIMIT)).await;
     }

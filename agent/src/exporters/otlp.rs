@@ -56,9 +56,10 @@ pub struct Otlp {
 
 impl Otlp {
     /// Builds the exporters and starts the sink. Must run inside the tokio runtime: the OTLP
-    /// clients bind to it.
+    /// clients bind to it. `tick` is `[agent] interval`: exports go out with the ticks.
     pub fn start(
         settings: &ExportSettings,
+        tick: std::time::Duration,
         resource: &Resource,
         snapshots: &Snapshots,
         outbox: SharedOutbox,
@@ -78,7 +79,7 @@ impl Otlp {
                 )
                 .with_diagnosis(transport.diagnosis.clone());
                 let (stop, stopped) = oneshot::channel();
-                let task = tokio::spawn(export.run(settings.interval, stopped));
+                let task = tokio::spawn(export.run(settings.interval, tick, stopped));
                 info!(endpoint = %t.url, protocol = ?t.protocol, compression = ?t.compression, tls = t.url.starts_with("https://"), interval = ?settings.interval, "OTLP metric export started.");
                 Some((stop, task))
             }

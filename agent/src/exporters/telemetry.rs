@@ -83,6 +83,7 @@ impl Telemetry {
             let resource = super::resource::build(&facts, &env);
             match Otlp::start(
                 &otlp_settings,
+                interval,
                 &resource,
                 snapshots,
                 outbox.clone(),

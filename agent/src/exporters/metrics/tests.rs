@@ -452,13 +452,47 @@ async fn a_receiver_that_never_answers_is_given_up_on_at_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_due_export_goes_out_with_each_tick_s_snapshot() {
+    let (url, mut seen) = receiver(StatusCode::OK).await;
+    let (tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (export, _failures) = http_export(&url, false, rx);
+    let (stop, stopped) = oneshot::channel();
+    let every = Duration::from_millis(600);
+    let task = tokio::spawn(export.run(every, every, stopped));
+    // Ticks out of phase with the export's schedule (the first a third of an interval before
+    // it is due): each one's snapshot is exported at once, none waits for a timer.
+    tokio::time::sleep(every * 2 / 3).await;
+    for t in 11..14u64 {
+        let published = Instant::now();
+        tx.send_replace(Arc::new(snapshot(t)));
+        let got = tokio::time::timeout(every, seen.recv()).await;
+        let got = got
+            .expect("exported with the tick, not a timer later")
+            .unwrap();
+        // On its own schedule it would have come a third of an interval after the tick.
+        assert!(published.elapsed() < every / 6, "tick {t}");
+        let req = decode(&got.body);
+        let ts = sum(&metrics(&req)["system.cpu.time"]).1[0].time_unix_nano;
+        assert_eq!(ts, t * 1_000_000, "tick {t}'s own snapshot");
+        tokio::time::sleep(every.saturating_sub(published.elapsed())).await;
+    }
+    // No tick: nothing new, nothing sent.
+    assert!(
+        tokio::time::timeout(every * 2, seen.recv()).await.is_err(),
+        "no export without a new snapshot once delivered"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
 async fn stopping_sends_the_last_snapshot_once() {
     let (url, mut seen) = receiver(StatusCode::OK).await;
     let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
     let (export, failures) = http_export(&url, false, rx);
     let (stop, stopped) = oneshot::channel();
     // An interval far beyond the test: only the final export can send.
-    let task = tokio::spawn(export.run(Duration::from_secs(3600), stopped));
+    let task = tokio::spawn(export.run(Duration::from_secs(3600), Duration::from_secs(1), stopped));
     stop.send(()).unwrap();
     task.await.unwrap();
     let req = decode(&seen.recv().await.unwrap().body);
