@@ -36,7 +36,7 @@ fn snapshot(cpus: u32) -> Snapshot {
     for g in 0..8 {
         let id = format!("GPU-{g}");
         let t = Attrs::new()
-            .with(AttrKey::HwId, id.as_str())
+            .with(AttrKey::HwId, id.clone())
             .with(AttrKey::HwSensorLocation, "gpu");
         points.push(MetricPoint::new(
             MetricName::HwTemperature,
@@ -44,10 +44,10 @@ fn snapshot(cpus: u32) -> Snapshot {
             80.0 + f64::from(g),
         ));
         let l = Attrs::new()
-            .with(AttrKey::HwId, id.as_str())
+            .with(AttrKey::HwId, id.clone())
             .with(AttrKey::HwLimitType, "high.degraded");
         points.push(MetricPoint::new(MetricName::HwTemperatureLimit, l, 87.0));
-        let m = Attrs::new().with(AttrKey::HwId, id.as_str());
+        let m = Attrs::new().with(AttrKey::HwId, id.clone());
         points.push(MetricPoint::new(
             MetricName::HwGpuMemoryUtilization,
             m,

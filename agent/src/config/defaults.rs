@@ -55,7 +55,7 @@ mod tests {
         );
     }
 
-    fn pt(name: MetricName, attrs: &[(AttrKey, &str)], v: f64) -> MetricPoint {
+    fn pt(name: MetricName, attrs: &[(AttrKey, &'static str)], v: f64) -> MetricPoint {
         let mut a = Attrs::new();
         for (k, val) in attrs {
             a.set(*k, *val);

@@ -117,7 +117,7 @@ mod tests {
     fn attrs_with_pool(pool: Option<&str>) -> Attrs {
         let a = Attrs::new().with(AttrKey::ZfsPoolHealthState, "ONLINE");
         match pool {
-            Some(p) => a.with(AttrKey::ZfsPoolName, p),
+            Some(p) => a.with(AttrKey::ZfsPoolName, p.to_owned()),
             None => a,
         }
     }

@@ -419,7 +419,7 @@ impl ArcCoordinator {
     /// `zfs.arc.limit{limit_type=tuner_target}`: the value the coordinator wants (in apply mode
     /// arcstats' `max` follows it once written); `limit_type=boot`: the value it restores.
     fn points(&self, boot: u64) -> Vec<MetricPoint> {
-        let point = |kind: &str, v: u64| {
+        let point = |kind: &'static str, v: u64| {
             MetricPoint::new(
                 MetricName::ZfsArcLimit,
                 Attrs::new().with(AttrKey::ZfsArcLimitType, kind),

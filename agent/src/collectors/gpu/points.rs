@@ -4,7 +4,7 @@
 
 use super::events::XidCounts;
 use super::health::Health;
-use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
+use crate::model::{AttrKey, AttrValue, Attrs, MetricName, MetricPoint};
 
 /// The device's condition this tick (`hw.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,19 +134,19 @@ pub const VENDOR: &str = "NVIDIA";
 /// `hw.id`, `process.pid` and the executable name.
 pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
     let mut base = Attrs::new()
-        .with(AttrKey::HwId, d.uuid.as_str())
+        .with(AttrKey::HwId, d.uuid.clone())
         .with(AttrKey::HwType, "gpu")
         .with(AttrKey::HwVendor, VENDOR);
     // Unknown only for a device lost before it could be identified.
     if !d.name.is_empty() {
-        base.set(AttrKey::HwName, d.name.as_str());
-        base.set(AttrKey::HwModel, d.name.as_str());
+        base.set(AttrKey::HwName, d.name.clone());
+        base.set(AttrKey::HwModel, d.name.clone());
     }
     if let Some(v) = &d.driver_version {
-        base.set(AttrKey::HwDriverVersion, v.as_str());
+        base.set(AttrKey::HwDriverVersion, v.clone());
     }
     if let Some(s) = &d.serial {
-        base.set(AttrKey::HwSerialNumber, s.as_str());
+        base.set(AttrKey::HwSerialNumber, s.clone());
     }
     let state = d.state.unwrap_or(DeviceState::Ok);
     for (name, s) in [
@@ -187,7 +187,7 @@ impl DevicePoints<'_> {
     }
 
     /// The device's attributes and one more.
-    fn with(&self, key: AttrKey, value: &str) -> Attrs {
+    fn with(&self, key: AttrKey, value: impl Into<AttrValue>) -> Attrs {
         self.base.clone().with(key, value)
     }
 
@@ -377,10 +377,10 @@ impl DevicePoints<'_> {
     fn processes(&mut self, d: &DeviceReading) {
         for p in d.processes.iter().flatten() {
             let mut attrs = Attrs::new()
-                .with(AttrKey::HwId, d.uuid.as_str())
+                .with(AttrKey::HwId, d.uuid.clone())
                 .with(AttrKey::ProcessPid, p.pid);
             if let Some(name) = &p.name {
-                attrs.set(AttrKey::ProcessExecutableName, name.as_str());
+                attrs.set(AttrKey::ProcessExecutableName, name.clone());
             }
             self.push(
                 MetricName::ProcessGpuMemoryUsage,

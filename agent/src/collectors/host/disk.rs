@@ -98,7 +98,7 @@ impl DiskFilter {
 /// The `system.disk.*` points of the devices the filter keeps.
 pub fn disk_points(stats: &[DiskStats], filter: &DiskFilter, points: &mut Vec<MetricPoint>) {
     for d in stats.iter().filter(|d| filter.keeps(&d.name)) {
-        let device = Attrs::new().with(AttrKey::SystemDevice, d.name.as_str());
+        let device = Attrs::new().with(AttrKey::SystemDevice, d.name.clone());
         for (dir, ops, merged, sectors, ms) in [
             ("read", d.reads, d.reads_merged, d.sectors_read, d.read_ms),
             (

@@ -134,9 +134,9 @@ pub fn stat_path(root_fs: &Path, mountpoint: &str) -> PathBuf {
 
 fn attrs(m: &Mount) -> Attrs {
     Attrs::new()
-        .with(AttrKey::SystemDevice, m.device.as_str())
-        .with(AttrKey::SystemFilesystemMountpoint, m.mountpoint.as_str())
-        .with(AttrKey::SystemFilesystemType, m.fstype.as_str())
+        .with(AttrKey::SystemDevice, m.device.clone())
+        .with(AttrKey::SystemFilesystemMountpoint, m.mountpoint.clone())
+        .with(AttrKey::SystemFilesystemType, m.fstype.clone())
         .with(AttrKey::SystemFilesystemMode, m.mode)
 }
 

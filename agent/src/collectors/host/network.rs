@@ -80,7 +80,7 @@ impl NetFilter {
 /// The `system.network.*` points of the interfaces the filter keeps.
 pub fn network_points(devs: &[NetDev], filter: &NetFilter, points: &mut Vec<MetricPoint>) {
     for d in devs.iter().filter(|d| filter.keeps(&d.name)) {
-        let iface = Attrs::new().with(AttrKey::NetworkInterfaceName, d.name.as_str());
+        let iface = Attrs::new().with(AttrKey::NetworkInterfaceName, d.name.clone());
         for (dir, c) in [("receive", d.receive), ("transmit", d.transmit)] {
             let a = iface.clone().with(AttrKey::NetworkIoDirection, dir);
             for (name, v) in [

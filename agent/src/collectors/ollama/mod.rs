@@ -333,7 +333,7 @@ pub fn points(view: &OllamaView, unit: &str) -> Vec<MetricPoint> {
             u64::try_from(models.len()).unwrap_or(u64::MAX),
         ));
         for m in models {
-            let model = || Attrs::new().with(AttrKey::GenAiRequestModel, m.ps.name.as_str());
+            let model = || Attrs::new().with(AttrKey::GenAiRequestModel, m.ps.name.clone());
             for (location, bytes) in [("vram", m.ps.size_vram), ("ram", m.ps.size_ram())] {
                 out.push(MetricPoint::new(
                     MetricName::OllamaModelMemoryUsage,
@@ -351,7 +351,7 @@ pub fn points(view: &OllamaView, unit: &str) -> Vec<MetricPoint> {
         }
     }
     if let UnitWatch::Status(s) = &view.unit {
-        let u = || Attrs::new().with(AttrKey::SystemdUnit, unit);
+        let u = || Attrs::new().with(AttrKey::SystemdUnit, unit.to_owned());
         out.push(MetricPoint::new(
             MetricName::OllamaServiceActive,
             u(),
@@ -371,7 +371,11 @@ pub fn points(view: &OllamaView, unit: &str) -> Vec<MetricPoint> {
         let by_model = p.by_model();
         let shares =
             std::iter::once((pid(), rss, cpu)).chain(by_model.iter().map(|(model, (rss, cpu))| {
-                (pid().with(AttrKey::OllamaRunnerModel, *model), *rss, *cpu)
+                (
+                    pid().with(AttrKey::OllamaRunnerModel, (*model).to_owned()),
+                    *rss,
+                    *cpu,
+                )
             }));
         for (attrs, rss, cpu) in shares {
             out.push(MetricPoint::new(

@@ -8,7 +8,7 @@ use crate::sys::cgroup::CgroupReading;
 /// The `ollama.unit.*` points of one reading. An unlimited memory limit has no point: a limit
 /// of 16 EiB only flattens every graph it is drawn on.
 pub fn points(r: &CgroupReading, unit: &str) -> Vec<MetricPoint> {
-    let u = || Attrs::new().with(AttrKey::SystemdUnit, unit);
+    let u = || Attrs::new().with(AttrKey::SystemdUnit, unit.to_owned());
     let mut out = Vec::new();
     for (kind, limit) in [("high", r.memory_high), ("max", r.memory_max)] {
         if let Some(b) = limit.filter(|b| *b != u64::MAX) {

@@ -21,7 +21,7 @@ pub const HEALTH_STATES: [&str; 7] = [
 ];
 
 fn pool_attrs(pool: &str) -> Attrs {
-    Attrs::new().with(AttrKey::ZfsPoolName, pool)
+    Attrs::new().with(AttrKey::ZfsPoolName, pool.to_owned())
 }
 
 /// The health set: 1 for `current`, 0 for the others; a state outside the set (a vdev's
@@ -32,7 +32,9 @@ fn health_points(name: MetricName, base: &Attrs, current: &str, out: &mut Vec<Me
         out.push(MetricPoint::new(name, attrs, u32::from(state == current)));
     }
     if !HEALTH_STATES.contains(&current) {
-        let attrs = base.clone().with(AttrKey::ZfsPoolHealthState, current);
+        let attrs = base
+            .clone()
+            .with(AttrKey::ZfsPoolHealthState, current.to_owned());
         out.push(MetricPoint::new(name, attrs, 1u32));
     }
 }
@@ -81,7 +83,7 @@ pub fn list_points(pools: &[PoolRow], out: &mut Vec<MetricPoint>) {
         }
         health_points(MetricName::ZfsPoolHealth, &attrs, &p.health, out);
         for v in &p.vdevs {
-            let base = attrs.clone().with(AttrKey::ZfsVdevName, v.name.as_str());
+            let base = attrs.clone().with(AttrKey::ZfsVdevName, v.name.clone());
             health_points(MetricName::ZfsVdevHealth, &base, &v.health, out);
         }
     }

@@ -224,7 +224,9 @@ fn write_attributes(out: &mut Vec<KeyValue>, attrs: &Attrs) {
                 slot.clear();
                 slot.push_str(s);
             }
-            (AttrValue::Str(s), slot) => *slot = Some(any_value::Value::StringValue(s.clone())),
+            (AttrValue::Str(s), slot) => {
+                *slot = Some(any_value::Value::StringValue(s.as_str().to_owned()));
+            }
             (AttrValue::Int(i), slot) => *slot = Some(any_value::Value::IntValue(*i)),
         }
         n += 1;

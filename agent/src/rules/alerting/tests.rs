@@ -41,7 +41,7 @@ fn mem_snapshot(at_ms: u64, v: f64) -> Snapshot {
     }
 }
 
-fn point_value(s: &Snapshot, name: MetricName, sev: Option<&str>) -> Option<f64> {
+fn point_value(s: &Snapshot, name: MetricName, sev: Option<&'static str>) -> Option<f64> {
     s.points
         .iter()
         .find(|p| {

@@ -12,7 +12,7 @@ fn rule(toml_text: &str) -> RuleConfig {
     toml::from_str(toml_text).unwrap()
 }
 
-fn p(name: MetricName, attrs: &[(AttrKey, &str)], v: f64) -> MetricPoint {
+fn p(name: MetricName, attrs: &[(AttrKey, &'static str)], v: f64) -> MetricPoint {
     let mut a = Attrs::new();
     for (k, val) in attrs {
         a.set(*k, *val);

@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn reads_gpus_memory_and_pressure_from_the_snapshot() {
-        let gpu = |id: &str| Attrs::new().with(AttrKey::HwId, id);
+        let gpu = |id: &'static str| Attrs::new().with(AttrKey::HwId, id);
         let snap = Snapshot {
             points: vec![
                 MetricPoint::new(MetricName::HwGpuMemoryLimit, gpu("GPU-a"), 24u64 << 30),
