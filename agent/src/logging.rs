@@ -52,8 +52,8 @@ where
 }
 
 /// Installs the global subscriber. Noisy transport crates are held at `warn` so exporting
-/// telemetry never generates telemetry about itself; the OpenTelemetry SDK's own logs are off
-/// (export failures are counted and logged once per outage by the exporters module).
+/// telemetry never generates telemetry about itself (export failures are counted and logged
+/// once per outage by the exporters module).
 ///
 /// The filter is `target=level` directives (`Targets`), not `EnvFilter`: its span and field
 /// matching needs the regex engine (regex-automata, regex-syntax, matchers) in the binary for
@@ -62,12 +62,9 @@ pub fn init() {
     let spec = std::env::var("HOSTWARDEN_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
-    let filter = format!(
-        "{spec},hyper=warn,h2=warn,tonic=warn,reqwest=warn,zbus=warn,\
-         opentelemetry=off,opentelemetry_sdk=off,opentelemetry-otlp=off"
-    )
-    .parse::<Targets>()
-    .unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
+    let filter = format!("{spec},hyper=warn,h2=warn,tonic=warn,reqwest=warn,zbus=warn")
+        .parse::<Targets>()
+        .unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
     // The builder's own filter would stop at `info`: let everything through to `filter`.
     let builder = tracing_subscriber::fmt()
         .with_max_level(tracing::level_filters::LevelFilter::TRACE)

@@ -136,9 +136,8 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(300
 
 /// One thread runs every task: a tick is a few hundred microseconds of work once a second, so
 /// a second worker only adds wake-ups (each tick woke both workers on a 2-core host: measured in
-/// bench/README.md, issue 20). Blocking calls (NVML, the OTLP SDK's shutdown) go to tokio's
-/// blocking pool, whose threads exist only while such work does; the OTLP metric reader has its
-/// own thread and enters this runtime for the exporters' I/O.
+/// bench/README.md, issue 20). Blocking calls (NVML) go to tokio's blocking pool, whose threads
+/// exist only while such work does; the OTLP export tasks run on this thread.
 fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

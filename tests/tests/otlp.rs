@@ -349,7 +349,7 @@ async fn poll_until(cond: impl Fn() -> bool) {
     .expect("condition never held");
 }
 
-/// The real OTLP log exporter and alert sink, fed through the outbox as the rules engine feeds
+/// The real OTLP log sender and alert sink, fed through the outbox as the rules engine feeds
 /// it: an event pushed while the receiver is down arrives after it comes back.
 async fn alert_records_survive_a_receiver_outage() {
     let rotel_bin = rotel_bin();

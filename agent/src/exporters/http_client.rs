@@ -5,10 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
-use opentelemetry_http::{HttpClient, HttpError};
 
 use super::diagnosis::{Diagnosis, chain, refusal};
 use super::tls::{Loaded, TlsError};
@@ -30,6 +28,13 @@ pub fn reqwest_client(
         .map_err(|e| TlsError::Config(chain(&e)))
 }
 
+/// Why a request failed, with its source chain intact (`chain` reads it).
+pub type HttpError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A longer response body is refused: an OTLP export response is a few bytes, and a wrong URL
+/// may stream anything (the SDK's client had the same limit).
+const MAX_RESPONSE_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct DiagnosedClient {
     inner: reqwest::Client,
@@ -40,12 +45,11 @@ impl DiagnosedClient {
     pub fn new(inner: reqwest::Client, diagnosis: Arc<Diagnosis>) -> Self {
         DiagnosedClient { inner, diagnosis }
     }
-}
 
-#[async_trait]
-impl HttpClient for DiagnosedClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        match self.inner.send_bytes(request).await {
+    /// Sends `request` and reads the whole response. An error status is still a response; it
+    /// and a failed request are told to the diagnosis with their reason.
+    pub async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        match self.exchange(request).await {
             Ok(response) => {
                 let status = response.status();
                 if status.is_client_error() || status.is_server_error() {
@@ -59,5 +63,23 @@ impl HttpClient for DiagnosedClient {
                 Err(e)
             }
         }
+    }
+
+    async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let mut response = self
+            .inner
+            .execute(reqwest::Request::try_from(request)?)
+            .await?;
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BODY_BYTES {
+                return Err("the response body exceeds 4 MiB".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut out = Response::new(body.freeze());
+        *out.status_mut() = response.status();
+        *out.headers_mut() = std::mem::take(response.headers_mut());
+        Ok(out)
     }
 }

@@ -1,26 +1,25 @@
 //! Alert events as OTLP log records, delivered at least once. The sink reads a batch from the
-//! outbox, exports it by calling the log exporter directly (a batch processor would drop it on
-//! failure), and acknowledges it only when the export succeeded. On failure it retries with a
-//! doubling delay capped at the export interval, so events wait in the (bounded) outbox during
-//! an outage and arrive after it.
+//! outbox, encodes it (`encode`), sends it, and acknowledges it only when the export succeeded.
+//! On failure it retries with a doubling delay capped at the export interval, so events wait in
+//! the (bounded) outbox during an outage and arrive after it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider, Severity};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
 
 use super::diagnosis::Diagnosis;
-use crate::rules::event::{AlertEvent, AlertState, Severity as AlertSeverity};
+use super::otlp::send::{SendError, Sender};
+use super::resource::Resource;
+use crate::rules::event::AlertEvent;
 use crate::rules::outbox::Outbox;
 
-/// The log record's event name.
-pub const EVENT_NAME: &str = "hostwarden.alert";
+pub mod encode;
+
+use encode::Encoder;
 
 /// Events exported per request.
 pub const BATCH: usize = 64;
@@ -36,71 +35,15 @@ pub fn lock(outbox: &SharedOutbox) -> MutexGuard<'_, Outbox> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// WARN for a firing warning, ERROR for a firing critical, INFO for pending and resolved.
-pub fn severity(e: &AlertEvent) -> (Severity, &'static str) {
-    match (e.state, e.severity) {
-        (AlertState::Firing, AlertSeverity::Critical) => (Severity::Error, "ERROR"),
-        (AlertState::Firing, AlertSeverity::Warning) => (Severity::Warn, "WARN"),
-        (AlertState::Pending | AlertState::Resolved, _) => (Severity::Info, "INFO"),
-    }
+/// Where the sink's encoded requests go: the OTLP `Sender`; the tests' receivers stand in.
+pub trait Deliver {
+    /// Sends one encoded `ExportLogsServiceRequest`; the sink bounds it with its timeout.
+    fn deliver(&mut self, body: Bytes) -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
-fn at(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// Builds log records. The SDK only hands out records through a logger; this provider has no
-/// processor, so the logger is used for nothing else.
-pub struct RecordMaker {
-    _provider: SdkLoggerProvider,
-    logger: SdkLogger,
-    scope: InstrumentationScope,
-}
-
-impl Default for RecordMaker {
-    fn default() -> Self {
-        let provider = SdkLoggerProvider::builder().build();
-        let logger = provider.logger("hostwarden");
-        RecordMaker {
-            _provider: provider,
-            logger,
-            scope: InstrumentationScope::builder("hostwarden")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        }
-    }
-}
-
-impl RecordMaker {
-    pub fn record(&self, e: &AlertEvent) -> SdkLogRecord {
-        let mut r = self.logger.create_log_record();
-        let (number, text) = severity(e);
-        r.set_event_name(EVENT_NAME);
-        r.set_severity_number(number);
-        r.set_severity_text(text);
-        r.set_timestamp(at(e.at_ms));
-        r.set_observed_timestamp(SystemTime::now());
-        r.set_body(AnyValue::String(e.summary.clone().into()));
-        r.add_attribute("alert.id", i64::try_from(e.id).unwrap_or(i64::MAX));
-        r.add_attribute("alert.rule", e.rule.clone());
-        r.add_attribute("alert.state", e.state.as_str());
-        r.add_attribute("alert.severity", e.severity.as_str());
-        r.add_attribute("alert.metric", e.metric.clone());
-        r.add_attribute("alert.value", e.value);
-        if let Some(t) = e.threshold {
-            r.add_attribute("alert.threshold", t);
-        }
-        if let Some(b) = e.baseline {
-            r.add_attribute("alert.baseline", b);
-        }
-        r.add_attribute(
-            "alert.since",
-            humantime::format_rfc3339_millis(at(e.since_ms)).to_string(),
-        );
-        for (k, v) in &e.attributes {
-            r.add_attribute(k.clone(), v.clone());
-        }
-        r
+impl Deliver for Sender {
+    fn deliver(&mut self, body: Bytes) -> impl Future<Output = Result<(), SendError>> + Send {
+        self.send(body)
     }
 }
 
@@ -131,29 +74,36 @@ impl Backoff {
     }
 }
 
-pub struct AlertSink<E> {
-    exporter: E,
+pub struct AlertSink<D> {
+    sender: D,
     outbox: SharedOutbox,
-    records: RecordMaker,
+    encoder: Encoder,
+    /// Reused for every request; the sent `Bytes` give its memory back when dropped.
+    buf: BytesMut,
+    /// The bound of one export.
+    timeout: Duration,
     failures: Arc<AtomicU64>,
     backoff: Backoff,
     diagnosis: Option<Arc<Diagnosis>>,
 }
 
-impl<E: LogExporter> AlertSink<E> {
+impl<D: Deliver> AlertSink<D> {
     /// `retry_cap` is the export interval: an outage is retried at least that often.
+    /// `timeout` bounds each export.
     pub fn new(
-        mut exporter: E,
+        sender: D,
         resource: &Resource,
         outbox: SharedOutbox,
         failures: Arc<AtomicU64>,
         retry_cap: Duration,
+        timeout: Duration,
     ) -> Self {
-        exporter.set_resource(resource);
         AlertSink {
-            exporter,
+            sender,
             outbox,
-            records: RecordMaker::default(),
+            encoder: Encoder::new(resource),
+            buf: BytesMut::new(),
+            timeout,
             failures,
             backoff: Backoff::new(retry_cap),
             diagnosis: None,
@@ -169,7 +119,7 @@ impl<E: LogExporter> AlertSink<E> {
 
     /// Exports everything queued, batch by batch, acknowledging each delivered batch. Returns
     /// how many events were delivered, or the first failure (the failed batch stays queued).
-    pub async fn drain(&mut self) -> Result<usize, opentelemetry_sdk::error::OTelSdkError> {
+    pub async fn drain(&mut self) -> Result<usize, String> {
         let mut delivered = 0;
         loop {
             let batch = lock(&self.outbox).peek(BATCH);
@@ -182,15 +132,18 @@ impl<E: LogExporter> AlertSink<E> {
         }
     }
 
-    async fn export(&self, batch: &[AlertEvent]) -> OTelSdkResult {
-        let records: Vec<SdkLogRecord> = batch.iter().map(|e| self.records.record(e)).collect();
-        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-            records.iter().map(|r| (r, &self.records.scope)).collect();
-        let result = self.exporter.export(LogBatch::new(&refs)).await;
+    async fn export(&mut self, batch: &[AlertEvent]) -> Result<(), String> {
+        self.encoder.encode(batch, SystemTime::now(), &mut self.buf);
+        let body = self.buf.split().freeze();
+        let timeout = self.timeout;
+        let result = match tokio::time::timeout(timeout, self.sender.deliver(body)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_elapsed) => Err(format!("no answer within {timeout:?}")),
+        };
         if let Some(d) = &self.diagnosis {
             match &result {
                 Ok(()) => d.succeeded(),
-                Err(e) => d.failed(&e.to_string()).await,
+                Err(e) => d.failed(e).await,
             }
         }
         result

@@ -1,6 +1,6 @@
 //! OTLP metric export without the SDK's meter provider: a tokio task encodes the last published
 //! snapshot straight into an OTLP `ExportMetricsServiceRequest` (`encode`) and sends it
-//! (`send`) once per `[export.otlp] interval`. No instruments, no aggregation maps, no reader
+//! (`otlp::send`) once per `[export.otlp] interval`. No instruments, no aggregation maps, no reader
 //! thread: the snapshot already holds one value per series (issue 20: the SDK's periodic
 //! reader cost about as much CPU as collecting). Names, units and kinds come from
 //! `MetricName` and nowhere else.
@@ -10,19 +10,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use opentelemetry_sdk::Resource;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::diagnosis::Diagnosis;
+use super::resource::Resource;
 use crate::model::{MetricName, Snapshot, Value};
 
 pub mod encode;
-pub mod send;
 
+use super::otlp::send::{SendError, Sender};
 use encode::Encoder;
-use send::{SendError, Sender};
 
 /// Where the exporters read from: the runtime publishes each tick's snapshot here.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;

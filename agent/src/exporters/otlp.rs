@@ -1,15 +1,11 @@
-//! Assembles the OTLP pipeline from resolved settings: the metric export task (our own
-//! encoder and sender, see `metrics`) and the alert sink task (the SDK's log exporter).
-//! Nothing is built when no endpoint is configured.
+//! Assembles the OTLP pipeline from resolved settings: the metric export task (see `metrics`)
+//! and the alert sink task (see `logs`), each with its own encoder and a `send::Sender` for its
+//! signal. Nothing is built when no endpoint is configured.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use opentelemetry_otlp::{
-    ExporterBuildError, LogExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
-use opentelemetry_sdk::Resource;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -18,19 +14,17 @@ use super::config::{Compression, Protocol};
 use super::diagnosis::{Diagnosis, TlsFailureCounts, chain};
 use super::http_client::{DiagnosedClient, reqwest_client};
 use super::logs::{AlertSink, SharedOutbox};
-use super::metrics::send::Sender;
 use super::metrics::{FINAL_EXPORT_LIMIT, MetricExport, Snapshots};
+use super::resource::Resource;
 use super::settings::{ExportSettings, SignalTarget};
 use super::tls::{self, Loaded, TlsError};
 
+pub mod send;
+
+use send::{Sender, Signal};
+
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
-    #[error("cannot build the OTLP {signal} exporter for {url}: {source}")]
-    Build {
-        signal: &'static str,
-        url: String,
-        source: ExporterBuildError,
-    },
     #[error("invalid OTLP {signal} endpoint {url}: {reason}")]
     Endpoint {
         signal: &'static str,
@@ -55,7 +49,7 @@ pub struct Otlp {
 }
 
 impl Otlp {
-    /// Builds the exporters and starts the sink. Must run inside the tokio runtime: the OTLP
+    /// Builds the senders and starts both tasks. Must run inside the tokio runtime: the OTLP
     /// clients bind to it. `tick` is `[agent] interval`: exports go out with the ticks.
     pub fn start(
         settings: &ExportSettings,
@@ -68,8 +62,8 @@ impl Otlp {
     ) -> Result<Otlp, OtlpError> {
         let metrics = match &settings.metrics {
             Some(t) => {
-                let transport = Transport::new("metrics", t, tls_failures.clone())?;
-                let sender = metric_sender(t, &transport)?;
+                let transport = Transport::new(Signal::Metrics.name(), t, tls_failures.clone())?;
+                let sender = sender(Signal::Metrics, t, &transport)?;
                 let export = MetricExport::new(
                     resource,
                     sender,
@@ -87,10 +81,17 @@ impl Otlp {
         };
         let sink = match &settings.logs {
             Some(t) => {
-                let transport = Transport::new("logs", t, tls_failures.clone())?;
-                let exporter = log_exporter(t, &transport)?;
-                let sink = AlertSink::new(exporter, resource, outbox, failures, settings.interval)
-                    .with_diagnosis(transport.diagnosis.clone());
+                let transport = Transport::new(Signal::Logs.name(), t, tls_failures.clone())?;
+                let sender = sender(Signal::Logs, t, &transport)?;
+                let sink = AlertSink::new(
+                    sender,
+                    resource,
+                    outbox,
+                    failures,
+                    settings.interval,
+                    t.timeout,
+                )
+                .with_diagnosis(transport.diagnosis.clone());
                 info!(endpoint = %t.url, protocol = ?t.protocol, compression = ?t.compression, tls = t.url.starts_with("https://"), "OTLP alert export started.");
                 Some(tokio::spawn(sink.run(snapshots.clone())))
             }
@@ -121,7 +122,7 @@ impl Otlp {
     }
 }
 
-/// What both exporter builders of a signal need besides the target.
+/// What a signal's sender needs besides the target.
 struct Transport {
     /// Present for https:// URLs.
     tls: Option<Loaded>,
@@ -173,60 +174,17 @@ impl Transport {
     }
 }
 
-fn compression(t: &SignalTarget) -> Option<opentelemetry_otlp::Compression> {
-    t.compression
-        .filter(|c| *c == Compression::Gzip)
-        .map(|_| opentelemetry_otlp::Compression::Gzip)
-}
-
-/// What a gRPC exporter of either signal is built with (the builders share the traits).
-fn tonic_setup<B: WithExportConfig + WithTonicConfig>(
-    b: B,
-    t: &SignalTarget,
-    tr: &Transport,
-) -> Result<B, OtlpError> {
-    let mut b = b
-        .with_endpoint(&t.url)
-        .with_timeout(t.timeout)
-        .with_metadata(metadata(&t.headers)?);
-    if let Some(c) = compression(t) {
-        b = b.with_compression(c);
-    }
-    if let Some(tls) = &tr.tls {
-        b = b.with_tls_config(tls.tonic_config());
-    }
-    Ok(b)
-}
-
-/// What an http/protobuf exporter of either signal is built with.
-fn http_setup<B: WithExportConfig + WithHttpConfig>(
-    b: B,
-    t: &SignalTarget,
-    tr: &Transport,
-    signal: &'static str,
-) -> Result<B, OtlpError> {
-    let mut b = b
-        .with_http_client(tr.http_client(t, signal)?)
-        .with_endpoint(&t.url)
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_timeout(t.timeout)
-        .with_headers(t.headers.clone().into_iter().collect());
-    if let Some(c) = compression(t) {
-        b = b.with_compression(c);
-    }
-    Ok(b)
-}
-
-/// Our own metric sender (see `metrics`), configured as the SDK's exporter was: the same
-/// endpoint, TLS files, headers, compression and timeout.
-fn metric_sender(t: &SignalTarget, tr: &Transport) -> Result<Sender, OtlpError> {
+/// A signal's sender, configured as the SDK's exporter was: the same endpoint, TLS files,
+/// headers, compression and timeout.
+fn sender(signal: Signal, t: &SignalTarget, tr: &Transport) -> Result<Sender, OtlpError> {
+    let name = signal.name();
     let bad = |reason: String| OtlpError::Endpoint {
-        signal: "metrics",
+        signal: name,
         url: t.url.clone(),
         reason,
     };
     let headers = header_map(&t.headers)?;
-    let gzip = compression(t).is_some();
+    let gzip = t.compression == Some(Compression::Gzip);
     match t.protocol {
         Protocol::Grpc => {
             let mut endpoint = tonic::transport::Endpoint::from_shared(t.url.clone())
@@ -237,7 +195,7 @@ fn metric_sender(t: &SignalTarget, tr: &Transport) -> Result<Sender, OtlpError> 
                     .map_err(|e| bad(chain(&e)))?;
             }
             let channel = endpoint.timeout(t.timeout).connect_lazy();
-            Ok(Sender::grpc(channel, headers, gzip))
+            Ok(Sender::grpc(signal, channel, headers, gzip))
         }
         Protocol::HttpProtobuf => {
             let url = t
@@ -245,27 +203,14 @@ fn metric_sender(t: &SignalTarget, tr: &Transport) -> Result<Sender, OtlpError> 
                 .parse()
                 .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
             Ok(Sender::http(
-                tr.http_client(t, "metrics")?,
+                signal,
+                tr.http_client(t, name)?,
                 url,
                 headers,
                 gzip,
             ))
         }
     }
-}
-
-fn log_exporter(t: &SignalTarget, tr: &Transport) -> Result<LogExporter, OtlpError> {
-    let built = match t.protocol {
-        Protocol::Grpc => tonic_setup(LogExporter::builder().with_tonic(), t, tr)?.build(),
-        Protocol::HttpProtobuf => {
-            http_setup(LogExporter::builder().with_http(), t, tr, "logs")?.build()
-        }
-    };
-    built.map_err(|source| OtlpError::Build {
-        signal: "logs",
-        url: t.url.clone(),
-        source,
-    })
 }
 
 /// The configured headers, checked once at start.
@@ -282,10 +227,4 @@ fn header_map(headers: &BTreeMap<String, String>) -> Result<http::HeaderMap, Otl
         map.insert(name, value);
     }
     Ok(map)
-}
-
-fn metadata(
-    headers: &BTreeMap<String, String>,
-) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, OtlpError> {
-    Ok(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(header_map(headers)?))
 }

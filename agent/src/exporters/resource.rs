@@ -1,11 +1,13 @@
 //! The OTLP resource: who is speaking. Facts are read once at start (`HostFacts::read`, plus the
 //! `identity`'s service.instance.id); turning them into attributes is pure, with OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME applied on
-//! top (an operator may rename the host or service that way).
+//! top (an operator may rename the host or service that way). The same attributes name the
+//! host on the Prometheus endpoint and in Alertmanager alerts.
 
+use std::fmt;
 use std::path::Path;
 
-use opentelemetry::{KeyValue, Value};
-use opentelemetry_sdk::Resource;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 
 use super::settings::{Env, parse_pairs};
 
@@ -60,9 +62,101 @@ pub fn semconv_arch(rust_arch: &str) -> &str {
     }
 }
 
+/// A resource attribute's value: the detected facts are strings and one boolean (host.wsl);
+/// OTEL_RESOURCE_ATTRIBUTES only gives strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+/// As a label value: the string itself, `true` or `false`.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => f.write_str(s),
+            Value::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// The resource: its attributes in the order `attributes` gives them (the Prometheus endpoint's
+/// `target_info` labels keep it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resource {
+    attributes: Vec<(String, Value)>,
+}
+
+impl Resource {
+    /// A later duplicate key replaces an earlier one.
+    pub fn new(attributes: impl IntoIterator<Item = (String, Value)>) -> Self {
+        let mut attrs: Vec<(String, Value)> = Vec::new();
+        for (k, v) in attributes {
+            match attrs.iter_mut().find(|(key, _)| *key == k) {
+                Some(slot) => slot.1 = v,
+                None => attrs.push((k, v)),
+            }
+        }
+        Resource { attributes: attrs }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.attributes.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The OTLP `Resource` message both signals' requests carry, its attributes sorted by key
+    /// (as the SDK's hash map forced us to before: every export and every start say the same).
+    pub fn to_proto(&self) -> ProtoResource {
+        let mut attributes: Vec<KeyValue> = self
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_owned(),
+                value: Some(AnyValue {
+                    value: Some(match v {
+                        Value::Str(s) => any_value::Value::StringValue(s.clone()),
+                        Value::Bool(b) => any_value::Value::BoolValue(*b),
+                    }),
+                }),
+                key_strindex: 0,
+            })
+            .collect();
+        attributes.sort_by(|a, b| a.key.cmp(&b.key));
+        ProtoResource {
+            attributes,
+            dropped_attributes_count: 0,
+            entity_refs: Vec::new(),
+        }
+    }
+}
+
 /// The resource attributes: detected facts, then OTEL_RESOURCE_ATTRIBUTES, then
 /// OTEL_SERVICE_NAME (each later one replaces an earlier key).
-pub fn attributes(facts: &HostFacts, env: &Env) -> Vec<KeyValue> {
+pub fn attributes(facts: &HostFacts, env: &Env) -> Vec<(String, Value)> {
     let mut attrs: Vec<(String, Value)> = vec![
         ("service.name".into(), SERVICE_NAME.into()),
         ("service.version".into(), env!("CARGO_PKG_VERSION").into()),
@@ -102,26 +196,21 @@ pub fn attributes(facts: &HostFacts, env: &Env) -> Vec<KeyValue> {
         set("service.name".into(), name.trim().to_owned().into());
     }
     attrs
-        .into_iter()
-        .map(|(k, v)| KeyValue::new(k, v))
-        .collect()
 }
 
 pub fn build(facts: &HostFacts, env: &Env) -> Resource {
-    Resource::builder_empty()
-        .with_attributes(attributes(facts, env))
-        .build()
+    Resource::new(attributes(facts, env))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn get(attrs: &[KeyValue], key: &str) -> Option<String> {
+    fn get(attrs: &[(String, Value)], key: &str) -> Option<String> {
         attrs
             .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| kv.value.to_string())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string())
     }
 
     fn facts(release: &str) -> HostFacts {
@@ -195,5 +284,37 @@ mod tests {
         let a = attributes(&f, &Env::new());
         assert!(get(&a, "host.id").is_none());
         assert!(get(&a, "service.instance.id").is_none());
+    }
+
+    #[test]
+    fn the_proto_resource_is_sorted_keeps_the_last_duplicate_and_keeps_value_types() {
+        let r = Resource::new([
+            ("service.name".to_owned(), Value::from("a")),
+            ("host.wsl".to_owned(), Value::from(false)),
+            ("service.name".to_owned(), Value::from("b")),
+        ]);
+        assert_eq!(r.get("service.name"), Some(&Value::from("b")));
+        let order: Vec<_> = r.iter().map(|(k, _)| k).collect();
+        assert_eq!(order, ["service.name", "host.wsl"]);
+        let p = r.to_proto();
+        let got: Vec<_> = p
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), kv.value.clone().and_then(|v| v.value)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("host.wsl", Some(any_value::Value::BoolValue(false))),
+                (
+                    "service.name",
+                    Some(any_value::Value::StringValue("b".into()))
+                ),
+            ]
+        );
+        assert_eq!(
+            r.get("host.wsl").map(ToString::to_string).as_deref(),
+            Some("false")
+        );
     }
 }

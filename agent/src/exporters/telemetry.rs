@@ -20,7 +20,7 @@ use super::logs::{SharedOutbox, lock};
 use super::otlp::Otlp;
 use super::prometheus::config::PrometheusConfig;
 use super::prometheus::{Endpoint, Identity};
-use super::resource::HostFacts;
+use super::resource::{HostFacts, Resource};
 use super::selfmetrics::{self, SelfCounters};
 use super::settings;
 use crate::model::Snapshot;
@@ -77,10 +77,10 @@ impl Telemetry {
                 None
             }
         };
+        let resource = super::resource::build(&facts, &env);
         let failures = Arc::new(AtomicU64::new(0));
         let tls_failures = Arc::new(TlsFailureCounts::default());
         let otlp = if otlp_settings.is_enabled() {
-            let resource = super::resource::build(&facts, &env);
             match Otlp::start(
                 &otlp_settings,
                 interval,
@@ -100,9 +100,9 @@ impl Telemetry {
             None
         };
         let endpoint = prometheus.listen.and_then(|listen| {
-            let attrs = super::resource::attributes(&facts, &env)
-                .into_iter()
-                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            let attrs = resource
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
                 .collect::<Vec<_>>();
             let identity = Identity::from_resource(&attrs);
             let users = prometheus.basic_auth_users.clone();
@@ -117,10 +117,9 @@ impl Telemetry {
                 }
             }
         });
-        let alertmanager = alertmanager.is_enabled().then(|| {
-            let attrs = super::resource::attributes(&facts, &env);
-            start_alertmanager(alertmanager, state_dir, source(&attrs))
-        });
+        let alertmanager = alertmanager
+            .is_enabled()
+            .then(|| start_alertmanager(alertmanager, state_dir, source(&resource)));
         let (sources, sources_rx) = watch::channel(Arc::new(StatusSource::default()));
         let path = status_socket;
         let status = match StatusServer::start(path, sources_rx) {
@@ -220,13 +219,8 @@ fn start_alertmanager(
 /// Who alerts are about, from the resource (so OTEL_RESOURCE_ATTRIBUTES renames apply here
 /// too): `instance` is service.instance.id, as on the Prometheus endpoint's series; `host` is
 /// host.name.
-fn source(attrs: &[opentelemetry::KeyValue]) -> Source {
-    let get = |k: &str| {
-        attrs
-            .iter()
-            .find(|kv| kv.key.as_str() == k)
-            .map(|kv| kv.value.to_string())
-    };
+fn source(resource: &Resource) -> Source {
+    let get = |k: &str| resource.get(k).map(ToString::to_string);
     let host = get("host.name").unwrap_or_else(|| "unknown".to_owned());
     Source {
         instance: get("service.instance.id").unwrap_or_else(|| host.clone()),

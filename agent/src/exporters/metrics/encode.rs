@@ -15,11 +15,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
     metric::Data, number_data_point,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
-use opentelemetry_sdk::Resource;
 use prost::Message;
 
 use super::{as_i64, is_integral};
+use crate::exporters::resource::Resource;
 use crate::model::{AttrValue, Attrs, InstrumentKind, MetricName, Snapshot, Value};
 
 /// The instrumentation scope of every metric (the name the SDK meter had; no version).
@@ -46,21 +45,6 @@ struct Slot {
 
 impl Encoder {
     pub fn new(resource: &Resource, started: SystemTime) -> Self {
-        let mut attributes: Vec<KeyValue> = resource
-            .iter()
-            .map(|(k, v)| KeyValue {
-                key: k.to_string(),
-                value: Some(AnyValue::from(v.clone())),
-                key_strindex: 0,
-            })
-            .collect();
-        // The SDK's resource is a hash map: sorted, every export and every start say the same.
-        attributes.sort_by(|a, b| a.key.cmp(&b.key));
-        let resource = ProtoResource {
-            attributes,
-            dropped_attributes_count: 0,
-            entity_refs: Vec::new(),
-        };
         let scope = ScopeMetrics {
             scope: Some(InstrumentationScope {
                 name: SCOPE.to_owned(),
@@ -71,7 +55,7 @@ impl Encoder {
         };
         let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
-                resource: Some(resource),
+                resource: Some(resource.to_proto()),
                 scope_metrics: vec![scope],
                 schema_url: String::new(),
             }],

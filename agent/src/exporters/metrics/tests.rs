@@ -10,7 +10,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use opentelemetry::KeyValue as ApiKeyValue;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -23,6 +22,7 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::exporters::diagnosis::TlsFailureCounts;
 use crate::exporters::http_client::{DiagnosedClient, reqwest_client};
+use crate::exporters::otlp::send::Signal;
 use crate::model::{AttrKey, Attrs, InstrumentKind, MetricPoint};
 
 const STARTED_NANOS: u64 = 1_700_000_000_000_000_000;
@@ -32,12 +32,10 @@ fn started() -> SystemTime {
 }
 
 fn resource() -> Resource {
-    Resource::builder_empty()
-        .with_attributes([
-            ApiKeyValue::new("service.name", "hostwarden"),
-            ApiKeyValue::new("host.wsl", false),
-        ])
-        .build()
+    Resource::new([
+        ("service.name".to_owned(), "hostwarden".into()),
+        ("host.wsl".to_owned(), false.into()),
+    ])
 }
 
 fn snapshot(timestamp_ms: u64) -> Snapshot {
@@ -362,7 +360,7 @@ fn http_export(url: &str, gzip: bool, snapshots: Snapshots) -> (MetricExport, Ar
     );
     let mut headers = HeaderMap::new();
     headers.insert("x-tenant", HeaderValue::from_static("lab"));
-    let sender = Sender::http(client, url.parse().unwrap(), headers, gzip);
+    let sender = Sender::http(Signal::Metrics, client, url.parse().unwrap(), headers, gzip);
     let failures = Arc::new(AtomicU64::new(0));
     let export = MetricExport::new(
         &resource(),
@@ -510,7 +508,7 @@ async fn a_grpc_receiver_that_is_not_there_is_a_counted_failure() {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
         .unwrap()
         .connect_lazy();
-    let sender = Sender::grpc(channel, HeaderMap::new(), true);
+    let sender = Sender::grpc(Signal::Metrics, channel, HeaderMap::new(), true);
     let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
     let failures = Arc::new(AtomicU64::new(0));
     let mut export = MetricExport::new(
