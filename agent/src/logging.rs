@@ -63,7 +63,7 @@ pub fn init() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
     let filter = format!(
-        "{spec},hyper=warn,h2=warn,tonic=warn,reqwest=warn,zbus=warn,\
+        "{spec},hyper=warn,hyper_util=warn,h2=warn,tonic=warn,zbus=warn,\
          opentelemetry=off,opentelemetry_sdk=off,opentelemetry-otlp=off"
     )
     .parse::<Targets>()

@@ -1,6 +1,7 @@
-//! The HTTP client of the http/protobuf exporters: reqwest over rustls (ring), configured from
-//! the signal's TLS files, and wrapped so that the reason of a failed request (the TLS error
-//! chain, or the server's refusal page) reaches `Diagnosis` instead of "network error".
+//! The HTTP client of the exporters (OTLP http/protobuf, Alertmanager, the TLS probe): the
+//! agent's client (sys/http.rs) over rustls (ring), configured from the signal's TLS files, and
+//! wrapped so that the reason of a failed request (the TLS error chain, or the server's refusal
+//! page) reaches `Diagnosis` instead of "network error".
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,44 +9,52 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response};
-use opentelemetry_http::{HttpClient, HttpError};
+use opentelemetry_http::HttpClient;
 
 use super::diagnosis::{Diagnosis, chain, refusal};
 use super::tls::{Loaded, TlsError};
+use crate::sys::http::{Client, HttpError};
 
-/// A reqwest client with the rustls configuration from `tls` (or, for http:// URLs, one that
-/// trusts nothing: it never makes a TLS connection). `timeout` bounds a whole request.
-pub fn reqwest_client(
-    tls: Option<&Loaded>,
-    timeout: Duration,
-) -> Result<reqwest::Client, TlsError> {
+/// Largest answer body read from a collector, an Alertmanager or the probe. What they send is
+/// small: OTLP's export response (a partial-success count and message), Alertmanager's empty
+/// or one-line answer, a proxy's error page of a few KiB. 1 MiB is far above any of them and
+/// still bounds what a wrong or hostile endpoint makes the agent hold.
+pub const ANSWER_LIMIT: usize = 1024 * 1024;
+
+/// A client with the rustls configuration from `tls` (or, for http:// URLs, one that trusts
+/// nothing: it never makes a TLS connection). `timeout` bounds a whole request.
+pub fn client(tls: Option<&Loaded>, timeout: Duration) -> Result<Client, TlsError> {
     let config = match tls {
         Some(loaded) => loaded.rustls_config()?,
         None => super::tls::plaintext_config()?,
     };
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .timeout(timeout)
-        .build()
-        .map_err(|e| TlsError::Config(chain(&e)))
+    Ok(Client::new(config, timeout, ANSWER_LIMIT))
+}
+
+/// The client of the gRPC TLS probe (`Diagnosis`): the same TLS files, h2 offered as the gRPC
+/// channel offers it, so the probe's handshake fails only where the channel's would.
+pub fn probe_client(tls: &Loaded, timeout: Duration) -> Result<Client, TlsError> {
+    Ok(Client::offering_h2(
+        tls.rustls_config()?,
+        timeout,
+        ANSWER_LIMIT,
+    ))
 }
 
 #[derive(Debug)]
 pub struct DiagnosedClient {
-    inner: reqwest::Client,
+    inner: Client,
     diagnosis: Arc<Diagnosis>,
 }
 
 impl DiagnosedClient {
-    pub fn new(inner: reqwest::Client, diagnosis: Arc<Diagnosis>) -> Self {
+    pub fn new(inner: Client, diagnosis: Arc<Diagnosis>) -> Self {
         DiagnosedClient { inner, diagnosis }
     }
-}
 
-#[async_trait]
-impl HttpClient for DiagnosedClient {
-    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        match self.inner.send_bytes(request).await {
+    /// Sends `request`; a failure or a refusal is recorded for `Diagnosis` on the way.
+    pub async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        match self.inner.send(request).await {
             Ok(response) => {
                 let status = response.status();
                 if status.is_client_error() || status.is_server_error() {
@@ -55,9 +64,22 @@ impl HttpClient for DiagnosedClient {
                 Ok(response)
             }
             Err(e) => {
-                self.diagnosis.record(chain(e.as_ref()));
+                self.diagnosis.record(chain(&e));
                 Err(e)
             }
         }
+    }
+}
+
+/// The SDK's log exporter sends through the same client.
+#[async_trait]
+impl HttpClient for DiagnosedClient {
+    async fn send_bytes(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, opentelemetry_http::HttpError> {
+        DiagnosedClient::send_bytes(self, request)
+            .await
+            .map_err(Into::into)
     }
 }

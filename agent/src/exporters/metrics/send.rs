@@ -1,4 +1,5 @@
-//! Sends an encoded `ExportMetricsServiceRequest` over gRPC (tonic) or http/protobuf (reqwest).
+//! Sends an encoded `ExportMetricsServiceRequest` over gRPC (tonic) or http/protobuf (the
+//! agent's HTTP client, sys/http.rs).
 //!
 //! gRPC goes through `tonic::client::Grpc` with a codec that writes the bytes we already
 //! encoded (the generated `MetricsServiceClient` would take the message by value and drop the
@@ -10,7 +11,6 @@ use bytes::{BufMut, Bytes};
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
-use opentelemetry_http::HttpClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -116,7 +116,7 @@ impl Sender {
                 let response = client
                     .send_bytes(request)
                     .await
-                    .map_err(|e| SendError::Http(chain(e.as_ref())))?;
+                    .map_err(|e| SendError::Http(chain(&e)))?;
                 let status = response.status();
                 if !status.is_success() {
                     return Err(SendError::Status(status.as_u16()));
