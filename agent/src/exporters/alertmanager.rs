@@ -25,6 +25,7 @@ use crate::rules::ActiveAlert;
 use crate::rules::event::AlertEvent;
 use crate::rules::persist;
 use crate::status::AlertmanagerReport;
+use crate::sys::http::url;
 use crate::sys::time::wall_ms;
 
 /// The sink's file inside `[agent] state_dir`.
@@ -53,7 +54,7 @@ impl Alertmanager {
         } else {
             Some(tls::load(&files)?)
         };
-        let client = super::http_client::reqwest_client(loaded.as_ref(), config.request_timeout())?;
+        let client = super::http_client::client(loaded.as_ref(), config.request_timeout())?;
         let path = state_dir.join(STATE_FILE);
         let saved = match persist::load::<SavedLedger>(&path) {
             Ok(s) => s.unwrap_or_default(),
@@ -177,11 +178,8 @@ fn auth(config: &AlertmanagerConfig) -> Auth {
 }
 
 /// `<base>/api/v2/alerts`, keeping a path prefix the base may have (a member behind a proxy).
-fn endpoint(base: &str) -> Option<reqwest::Url> {
-    let mut url = reqwest::Url::parse(base).ok()?;
-    let path = format!("{}/api/v2/alerts", url.path().trim_end_matches('/'));
-    url.set_path(&path);
-    Some(url)
+fn endpoint(base: &str) -> Option<http::Uri> {
+    url::join(&url::parse(base).ok()?, "/api/v2/alerts").ok()
 }
 
 #[cfg(test)]
@@ -191,13 +189,13 @@ mod tests {
     #[test]
     fn the_endpoint_keeps_a_path_prefix() {
         assert_eq!(
-            endpoint("http://127.0.0.1:9093").unwrap().as_str(),
+            endpoint("http://127.0.0.1:9093").unwrap().to_string(),
             "http://127.0.0.1:9093/api/v2/alerts"
         );
         assert_eq!(
             endpoint("https://am.example/alertmanager/")
                 .unwrap()
-                .as_str(),
+                .to_string(),
             "https://am.example/alertmanager/api/v2/alerts"
         );
     }

@@ -8,7 +8,11 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
+use http::{Request, Uri};
 use tracing::{info, warn};
+
+use crate::sys::http::Client;
 
 /// What went wrong, as a bounded set (the self-metric's `error.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,14 +114,14 @@ pub struct Diagnosis {
     logged: Mutex<BTreeSet<Cause>>,
     counts: Arc<TlsFailureCounts>,
     /// For gRPC over TLS: a client with the same TLS files, and the URL to ask.
-    probe: Option<(reqwest::Client, String)>,
+    probe: Option<(Client, Uri)>,
 }
 
 impl Diagnosis {
     pub fn new(
         signal: &'static str,
         counts: Arc<TlsFailureCounts>,
-        probe: Option<(reqwest::Client, String)>,
+        probe: Option<(Client, Uri)>,
     ) -> Self {
         Diagnosis {
             signal,
@@ -183,19 +187,19 @@ impl Diagnosis {
 
 /// One request over the TLS the gRPC channel uses; its failure (or the server's refusal) is
 /// the reason. A success means TLS was not the problem.
-async fn probe(client: &reqwest::Client, url: &str) -> String {
-    match client.get(url).send().await {
+async fn probe(client: &Client, url: &Uri) -> String {
+    let mut request = Request::new(Bytes::new());
+    *request.uri_mut() = url.clone();
+    match client.send(request).await {
         Err(e) => chain(&e),
         Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
-            let status = r.status();
-            let body = r.text().await.unwrap_or_default();
-            refusal(status.as_u16(), &body)
+            refusal(r.status().as_u16(), &String::from_utf8_lossy(r.body()))
         }
         Ok(_) => String::new(),
     }
 }
 
-/// An error and all its sources, `: `-separated (reqwest's Display stops at the first).
+/// An error and all its sources, `: `-separated (a Display stops at the first).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::config::{Compression, Protocol};
 use super::diagnosis::{Diagnosis, TlsFailureCounts, chain};
-use super::http_client::{DiagnosedClient, reqwest_client};
+use super::http_client::{self, DiagnosedClient};
 use super::logs::{AlertSink, SharedOutbox};
 use super::metrics::{FINAL_EXPORT_LIMIT, MetricExport, Snapshots};
 use super::resource::Resource;
@@ -147,10 +147,20 @@ impl Transport {
         };
         // For gRPC over TLS the probe asks the same host with the same files.
         let probe = match (&tls, t.protocol) {
-            (Some(loaded), Protocol::Grpc) => Some((
-                reqwest_client(Some(loaded), t.timeout).map_err(tls_error)?,
-                t.url.clone(),
-            )),
+            (Some(loaded), Protocol::Grpc) => {
+                let url =
+                    t.url
+                        .parse()
+                        .map_err(|e: http::uri::InvalidUri| OtlpError::Endpoint {
+                            signal,
+                            url: t.url.clone(),
+                            reason: e.to_string(),
+                        })?;
+                Some((
+                    http_client::probe_client(loaded, t.timeout).map_err(tls_error)?,
+                    url,
+                ))
+            }
             _ => None,
         };
         Ok(Transport {
@@ -165,7 +175,7 @@ impl Transport {
         signal: &'static str,
     ) -> Result<DiagnosedClient, OtlpError> {
         let client =
-            reqwest_client(self.tls.as_ref(), t.timeout).map_err(|source| OtlpError::Tls {
+            http_client::client(self.tls.as_ref(), t.timeout).map_err(|source| OtlpError::Tls {
                 signal,
                 url: t.url.clone(),
                 source,

@@ -283,7 +283,7 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
 }
 
 impl Loaded {
-    /// The rustls configuration for the HTTP client (HTTP/2 or HTTP/1.1 by ALPN).
+    /// The rustls configuration for the HTTP client (which sets its own ALPN, HTTP/1.1).
     pub fn rustls_config(&self) -> Result<ClientConfig, TlsError> {
         let roots = match &self.ca {
             Some((_, certs)) => {
@@ -297,14 +297,12 @@ impl Loaded {
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?
             .with_root_certificates(roots);
-        let mut config = match &self.identity {
+        match &self.identity {
             Some(id) => builder
                 .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
-                .map_err(|e| TlsError::Config(e.to_string()))?,
-            None => builder.with_no_client_auth(),
-        };
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(config)
+                .map_err(|e| TlsError::Config(e.to_string())),
+            None => Ok(builder.with_no_client_auth()),
+        }
     }
 
     /// tonic's TLS configuration from the same files.
@@ -349,7 +347,6 @@ mod tests {
         .unwrap();
         let config = loaded.rustls_config().unwrap();
         assert!(config.client_auth_cert_resolver.has_certs());
-        assert_eq!(config.alpn_protocols[0], b"h2");
         let _tonic = loaded.tonic_config();
     }
 

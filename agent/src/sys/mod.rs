@@ -1,9 +1,11 @@
 //! The outside systems, each spoken to through one module: systemd over D-Bus, Ollama's HTTP
-//! API, the proc filesystem, files written atomically, the clock, and the TLS provider. Collectors, rules, the
-//! tuner and the exporters reach these only through here; nothing here knows about them.
+//! API, the proc filesystem, files written atomically, the clock, the TLS provider and the
+//! HTTP client. Collectors, rules, the tuner and the exporters reach these only through here;
+//! nothing here knows about them.
 
 pub mod cgroup;
 pub(crate) mod fs;
+pub(crate) mod http;
 pub(crate) mod ollama;
 pub(crate) mod ownusage;
 pub(crate) mod proc;

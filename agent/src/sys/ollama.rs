@@ -1,4 +1,4 @@
-//! Ollama's HTTP API, the one client for it (reqwest): `HEAD /` (liveness, and the tuner's
+//! Ollama's HTTP API, the one client for it (sys/http.rs): `HEAD /` (liveness, and the tuner's
 //! check that a restarted server answers), `/api/version`, `/api/ps` (the collector's models and
 //! the idle check's expiries) and `POST /api/show`, each under `[ollama] probe_timeout` unless a
 //! caller gives its own deadline. Parsing is separate from I/O so the real captured bodies in
@@ -6,8 +6,13 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Uri};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+
+use super::http::url as http_url;
+use super::http::{Client, HttpError};
 
 /// Why an API call failed, in words for the collector's status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,8 +239,8 @@ pub const MAX_BODY: u64 = 16 * 1024 * 1024;
 /// The HTTP client, bound to one base URL. Cloning shares the connection pool.
 #[derive(Clone)]
 pub struct Api {
-    client: reqwest::Client,
-    base: reqwest::Url,
+    client: Client,
+    base: Uri,
     /// `host:port`, for "nothing listening on ...".
     authority: String,
     timeout: Duration,
@@ -247,25 +252,17 @@ impl Api {
             url: url.to_owned(),
             error,
         };
-        let base = reqwest::Url::parse(url).map_err(|e| url_err(e.to_string()))?;
-        if base.scheme() != "http" && base.scheme() != "https" {
-            return Err(url_err("scheme must be http".to_owned()));
-        }
-        let authority = match (base.host_str(), base.port_or_known_default()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            _ => return Err(url_err("no host".to_owned())),
-        };
-        // reqwest is built with rustls (for OTLP over TLS) but without a process-wide crypto
-        // provider, so every client is handed its TLS config; Ollama's (http only) is unused.
+        let base = http_url::parse(url).map_err(|e| url_err(e.to_string()))?;
+        let authority = format!(
+            "{}:{}",
+            base.host().unwrap_or_default(),
+            http_url::port(&base)
+        );
+        // Ollama is spoken to over http only; the configuration trusts nothing. The client
+        // uses no proxy: Ollama is local, and an HTTP_PROXY meant for downloads must not
+        // catch it.
         let tls = super::tls::plaintext_config().map_err(|e| url_err(e.to_string()))?;
-        // No proxy: Ollama is local, and an HTTP_PROXY meant for downloads must not catch it.
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| url_err(e.to_string()))?;
+        let client = Client::new(tls, timeout, MAX_BODY as usize);
         Ok(Api {
             client,
             base,
@@ -274,70 +271,66 @@ impl Api {
         })
     }
 
-    fn url(&self, path: &str) -> reqwest::Url {
-        let mut u = self.base.clone();
-        u.set_path(path);
-        u
+    /// A request for `path` on the base URL's host (the base's own path is replaced).
+    fn request(&self, method: Method, path: &str, body: Bytes) -> Result<Request<Bytes>, ApiError> {
+        let uri = http_url::with_path(&self.base, path).map_err(|e| ApiError::Url {
+            url: self.base.to_string(),
+            error: e.to_string(),
+        })?;
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        if !request.body().is_empty() {
+            request.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        Ok(request)
     }
 
-    fn map_err_within(
-        &self,
-        what: &'static str,
-        e: &reqwest::Error,
-        timeout: Duration,
-    ) -> ApiError {
-        if e.is_timeout() {
-            return ApiError::Timeout { what, timeout };
-        }
-        if e.is_connect() && is_refused(e) {
-            return ApiError::Refused(self.authority.clone());
-        }
-        ApiError::Transport {
-            what,
-            error: error_chain(e),
+    fn map_err_within(&self, what: &'static str, e: &HttpError, timeout: Duration) -> ApiError {
+        match e {
+            HttpError::Timeout(_) => ApiError::Timeout { what, timeout },
+            HttpError::TooLarge { .. } => ApiError::TooLarge { what },
+            e if e.is_refused() => ApiError::Refused(self.authority.clone()),
+            e => ApiError::Transport {
+                what,
+                error: error_chain(e),
+            },
         }
     }
 
-    async fn send(
-        &self,
-        what: &'static str,
-        req: reqwest::RequestBuilder,
-    ) -> Result<Vec<u8>, ApiError> {
+    async fn send(&self, what: &'static str, req: Request<Bytes>) -> Result<Bytes, ApiError> {
         self.send_within(what, req, self.timeout).await
     }
 
-    /// Sends `req` (whose deadline is `timeout`); anything but 200 is an error. The body is
-    /// refused from its Content-Length when that is over [`MAX_BODY`], and otherwise read
-    /// chunk by chunk up to the cap, so a chunked body without end stops there too.
+    /// Sends `req` within `timeout`; anything but 200 is an error. The body is refused from
+    /// its Content-Length when that is over [`MAX_BODY`], and otherwise read up to the cap,
+    /// so a chunked body without end stops there too.
     async fn send_within(
         &self,
         what: &'static str,
-        req: reqwest::RequestBuilder,
+        req: Request<Bytes>,
         timeout: Duration,
-    ) -> Result<Vec<u8>, ApiError> {
-        let fail = |e: reqwest::Error| self.map_err_within(what, &e, timeout);
-        let mut resp = req.send().await.map_err(fail)?;
+    ) -> Result<Bytes, ApiError> {
+        let resp = self
+            .client
+            .send_within(req, timeout)
+            .await
+            .map_err(|e| self.map_err_within(what, &e, timeout))?;
         let status = resp.status().as_u16();
-        if resp.content_length().is_some_and(|n| n > MAX_BODY) {
-            return Err(ApiError::TooLarge { what });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(fail)? {
-            if (body.len() + chunk.len()) as u64 > MAX_BODY {
-                return Err(ApiError::TooLarge { what });
-            }
-            body.extend_from_slice(&chunk);
-        }
         if status != 200 {
             return Err(ApiError::Status { what, status });
         }
-        Ok(body)
+        Ok(resp.into_body())
     }
 
     /// `HEAD /`: the liveness probe. Returns the round trip.
     pub async fn probe(&self) -> Result<Duration, ApiError> {
         let started = Instant::now();
-        self.send("HEAD /", self.client.head(self.url("/"))).await?;
+        let req = self.request(Method::HEAD, "/", Bytes::new())?;
+        self.send("HEAD /", req).await?;
         Ok(started.elapsed())
     }
 
@@ -345,60 +338,43 @@ impl Api {
     /// the status itself (any answer below 500 means the server is up).
     pub async fn head_status(&self, timeout: Duration) -> Result<u16, ApiError> {
         let what = "HEAD /";
-        let req = self.client.head(self.url("/")).timeout(timeout);
-        let resp = req
-            .send()
+        let req = self.request(Method::HEAD, "/", Bytes::new())?;
+        let resp = self
+            .client
+            .send_within(req, timeout)
             .await
             .map_err(|e| self.map_err_within(what, &e, timeout))?;
         Ok(resp.status().as_u16())
     }
 
     pub async fn version(&self) -> Result<String, ApiError> {
-        let body = self
-            .send("/api/version", self.client.get(self.url("/api/version")))
-            .await?;
-        parse_version(&body)
+        let req = self.request(Method::GET, "/api/version", Bytes::new())?;
+        parse_version(&self.send("/api/version", req).await?)
     }
 
     pub async fn ps(&self) -> Result<Vec<PsModel>, ApiError> {
-        let body = self
-            .send("/api/ps", self.client.get(self.url("/api/ps")))
-            .await?;
-        parse_ps(&body)
+        let req = self.request(Method::GET, "/api/ps", Bytes::new())?;
+        parse_ps(&self.send("/api/ps", req).await?)
     }
 
     /// `/api/ps` under its own deadline (the tuner's idle poll).
     pub async fn ps_within(&self, timeout: Duration) -> Result<Vec<PsModel>, ApiError> {
-        let req = self.client.get(self.url("/api/ps")).timeout(timeout);
+        let req = self.request(Method::GET, "/api/ps", Bytes::new())?;
         parse_ps(&self.send_within("/api/ps", req, timeout).await?)
     }
 
     pub async fn show(&self, model: &str) -> Result<Architecture, ApiError> {
-        let req = self
-            .client
-            .post(self.url("/api/show"))
-            .header("content-type", "application/json")
-            .body(serde_json::json!({ "model": model }).to_string());
-        let body = self.send("/api/show", req).await?;
-        parse_show(&body)
+        let body = serde_json::json!({ "model": model }).to_string();
+        let req = self.request(Method::POST, "/api/show", Bytes::from(body))?;
+        parse_show(&self.send("/api/show", req).await?)
     }
 }
 
-fn is_refused(e: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::ConnectionRefused;
-        }
-        source = s.source();
-    }
-    false
-}
-
-/// reqwest's top-level message is vague ("error sending request"); the cause says what broke.
-fn error_chain(e: &reqwest::Error) -> String {
+/// The request error and every cause under it: the top-level text ("error sending request")
+/// is vague; the causes say what broke.
+fn error_chain(e: &HttpError) -> String {
     let mut parts = vec![e.to_string()];
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         parts.push(s.to_string());
         source = s.source();

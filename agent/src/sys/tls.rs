@@ -1,6 +1,6 @@
 //! The one rustls crypto provider (ring: no OpenSSL, no aws-lc C build) and the client
-//! configuration for connections that never use TLS. reqwest is built without a process-wide
-//! provider, so every client (the exporters', Ollama's) must be handed a configuration.
+//! configuration for connections that never use TLS. rustls has no process-wide provider
+//! installed, so every client (the exporters', Ollama's) is handed a configuration.
 
 use std::sync::Arc;
 

@@ -81,7 +81,7 @@ impl AlertmanagerConfig {
                     field,
                     format!("\"{url}\" is not an http:// or https:// URL"),
                 ));
-            } else if reqwest::Url::parse(url).is_err() {
+            } else if crate::sys::http::url::parse(url).is_err() {
                 errors.push(FieldError::new(field, format!("\"{url}\" is not a URL")));
             } else if self.urls[..i].contains(url) {
                 errors.push(FieldError::new(field, format!("\"{url}\" is listed twice")));

@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, StatusCode, Uri};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -17,6 +22,7 @@ use super::payload::{self, BATCH, PostableAlert, Source};
 use crate::exporters::diagnosis::{chain, refusal};
 use crate::exporters::logs::Backoff;
 use crate::rules::event::AlertEvent;
+use crate::sys::http::Client;
 use crate::sys::time::wall_ms;
 
 /// How a request authenticates.
@@ -27,11 +33,32 @@ pub enum Auth {
     Bearer(String),
 }
 
+impl Auth {
+    /// The `Authorization` value, marked sensitive (kept out of hyper's debug output); an
+    /// error when the password or token holds what no header may (a line break).
+    fn header(&self) -> Result<Option<HeaderValue>, String> {
+        let text = match self {
+            Auth::None => return Ok(None),
+            Auth::Basic { username, password } => {
+                format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{username}:{password}"))
+                )
+            }
+            Auth::Bearer(token) => format!("Bearer {token}"),
+        };
+        let mut value = HeaderValue::try_from(text)
+            .map_err(|_| "the Alertmanager credentials cannot be sent in a header".to_owned())?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+}
+
 /// What every member's task shares.
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub ledger: Arc<Mutex<Ledger>>,
-    pub client: reqwest::Client,
+    pub client: Client,
     pub auth: Auth,
     pub source: Arc<Source>,
     pub resend: Duration,
@@ -49,7 +76,7 @@ pub struct Member {
     /// The member's index in the ledger's queues.
     pub index: usize,
     /// `<url>/api/v2/alerts`.
-    pub endpoint: reqwest::Url,
+    pub endpoint: Uri,
     pub shared: Shared,
 }
 
@@ -151,31 +178,35 @@ impl Member {
             text: e.to_string(),
             refused: true,
         })?;
-        let mut request = self
+        let mut request = Request::new(Bytes::from(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.endpoint.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(value) = self.shared.auth.header().map_err(|text| Failure {
+            text,
+            refused: false,
+        })? {
+            headers.insert(AUTHORIZATION, value);
+        }
+        let response = self
             .shared
             .client
-            .post(self.endpoint.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        request = match &self.shared.auth {
-            Auth::None => request,
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
-            Auth::Bearer(token) => request.bearer_auth(token),
-        };
-        let response = request.send().await.map_err(|e| Failure {
-            text: chain(&e),
-            refused: false,
-        })?;
+            .send(request)
+            .await
+            .map_err(|e| Failure {
+                text: chain(&e),
+                refused: false,
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let text = response.text().await.unwrap_or_default();
         Err(Failure {
-            text: refusal(status.as_u16(), &text),
+            text: refusal(status.as_u16(), &String::from_utf8_lossy(response.body())),
             // Only a 400 says "this content, never": 401/403 may be fixed by the operator, 5xx
             // and 429 pass.
-            refused: status == reqwest::StatusCode::BAD_REQUEST,
+            refused: status == StatusCode::BAD_REQUEST,
         })
     }
 }
@@ -188,4 +219,24 @@ struct Failure {
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_become_an_authorization_header() {
+        let basic = Auth::Basic {
+            username: "user".into(),
+            password: "pass".into(),
+        };
+        let value = basic.header().unwrap().unwrap();
+        assert_eq!(value, "Basic dXNlcjpwYXNz");
+        assert!(value.is_sensitive());
+        let bearer = Auth::Bearer("t0ken".into()).header().unwrap().unwrap();
+        assert_eq!(bearer, "Bearer t0ken");
+        assert_eq!(Auth::None.header(), Ok(None));
+        assert!(Auth::Bearer("a\nb".into()).header().is_err());
+    }
 }

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::exporters::diagnosis::TlsFailureCounts;
-use crate::exporters::http_client::{DiagnosedClient, reqwest_client};
+use crate::exporters::http_client::{DiagnosedClient, client};
 use crate::exporters::otlp::send::Signal;
 use crate::model::{AttrKey, Attrs, InstrumentKind, MetricPoint};
 
@@ -355,7 +355,7 @@ fn http_export(url: &str, gzip: bool, snapshots: Snapshots) -> (MetricExport, Ar
         None,
     ));
     let client = DiagnosedClient::new(
-        reqwest_client(None, Duration::from_secs(5)).unwrap(),
+        client(None, Duration::from_secs(5)).unwrap(),
         diagnosis.clone(),
     );
     let mut headers = HeaderMap::new();

@@ -189,7 +189,7 @@ impl Sender {
                 let response = client
                     .send_bytes(request)
                     .await
-                    .map_err(|e| SendError::Http(chain(e.as_ref())))?;
+                    .map_err(|e| SendError::Http(chain(&e)))?;
                 let status = response.status();
                 if !status.is_success() {
                     return Err(SendError::Status(status.as_u16()));
