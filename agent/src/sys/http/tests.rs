@@ -121,13 +121,7 @@ async fn a_refused_connection_says_so_in_its_chain() {
         .await
         .unwrap_err();
     assert!(e.is_refused(), "{e:?}");
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = chain_text(&e);
     assert!(
         text.contains("tcp connect error: Connection refused"),
         "{text}"
@@ -163,13 +157,19 @@ async fn an_https_url_to_an_untrusted_server_fails_in_tls() {
         .send(get(&url))
         .await
         .unwrap_err();
+    let text = chain_text(&e);
+    assert!(text.contains("tls connect error"), "{text}");
+    assert!(!e.is_refused());
+}
+
+/// The error and its sources, `: `-separated, as `Diagnosis` reads them.
+fn chain_text(e: &HttpError) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
         source = s.source();
     }
-    assert!(text.contains("tls connect error"), "{text}");
-    assert!(!e.is_refused());
+    text
 }
