@@ -11,6 +11,13 @@ pub(crate) fn wall_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A wall-clock time in nanoseconds since the Unix epoch (OTLP's timestamps); 0 before 1970,
+/// saturating far in the future.
+pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// A duration in whole milliseconds (saturating).
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

@@ -13,6 +13,7 @@ use prost::Message;
 
 use crate::exporters::resource::Resource;
 use crate::rules::event::{AlertEvent, AlertState, Severity as AlertSeverity};
+use crate::sys::time::unix_nanos;
 
 /// The log record's event name.
 pub const EVENT_NAME: &str = "hostwarden.alert";
@@ -142,10 +143,4 @@ fn double(d: f64) -> AnyValue {
 
 fn at(ms: u64) -> SystemTime {
     UNIX_EPOCH + std::time::Duration::from_millis(ms)
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }

@@ -6,7 +6,7 @@
 //! request; they are moved in for the encoding and back out after it.
 
 use std::mem;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::BytesMut;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -20,6 +20,7 @@ use prost::Message;
 use super::{as_i64, is_integral};
 use crate::exporters::resource::Resource;
 use crate::model::{AttrValue, Attrs, InstrumentKind, MetricName, Snapshot, Value};
+use crate::sys::time::unix_nanos;
 
 /// The instrumentation scope of every metric (the name the SDK meter had; no version).
 pub const SCOPE: &str = "hostwarden";
@@ -216,10 +217,4 @@ fn write_attributes(out: &mut Vec<KeyValue>, attrs: &Attrs) {
         n += 1;
     }
     out.truncate(n);
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
