@@ -17,8 +17,8 @@ use crate::exporters::telemetry::Telemetry;
 use crate::model::Snapshot;
 use crate::rules::Alerting;
 use crate::status::{ActuationReport, AlertReport};
-use crate::sys::systemd;
 use crate::sys::time::wall_ms;
+use crate::sys::{residency, systemd};
 use crate::tuner::arc::ArcCoordinator;
 use crate::tuner::driver::Tuner;
 use crate::tuner::observe::TunerObserver;
@@ -85,7 +85,14 @@ pub(super) struct Daemon {
     last_tick: Option<Instant>,
     notifier: Notifier,
     view: ViewOutput,
+    /// The tick after which the code start-up or a reload ran stops being mapped.
+    code_settles_at: Option<u64>,
 }
+
+/// Ticks after start or a reload before the code mappings are dropped: the first tick builds
+/// lazily what the collectors and exporters need (connections, caches), the next ones run the
+/// steady path, which then faults back in alone.
+const SETTLE_TICKS: u64 = 3;
 
 impl Daemon {
     /// Builds everything the config asks for: collectors, rules, tuner, export, status socket.
@@ -134,6 +141,7 @@ impl Daemon {
             last_tick: None,
             notifier: Notifier::from_env(),
             view,
+            code_settles_at: Some(SETTLE_TICKS),
         }
     }
 
@@ -190,6 +198,16 @@ impl Daemon {
         let snapshot = Arc::new(snapshot);
         self.publish_status(Arc::clone(&snapshot));
         self.snapshots.send_replace(snapshot);
+        if self.code_settles_at == Some(self.ticks) {
+            self.code_settles_at = None;
+            match residency::drop_code_mappings() {
+                Ok(bytes) => debug!(
+                    bytes,
+                    "Code mappings dropped; the tick maps back what it runs."
+                ),
+                Err(e) => debug!(error = %e, "Code mappings kept: madvise failed."),
+            }
+        }
     }
 
     /// A reload (file watch or SIGHUP): a new config that loads takes effect everywhere.
@@ -205,6 +223,7 @@ impl Daemon {
                 t.reconfigure(&self.live.config.tuner);
             }
             self.arc.reconfigure(&self.live.config.tuner.zfs_arc);
+            self.code_settles_at = Some(self.ticks + SETTLE_TICKS);
         }
     }
 
