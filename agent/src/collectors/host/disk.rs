@@ -2,7 +2,7 @@
 //! whole disks, md and dm devices, partitions when asked, minus node_exporter's default
 //! exclusions (ram, zram, loop, floppy).
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use super::config::{DiskConfig, compile};
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use super::config::{FilesystemConfig, compile};
 use super::statvfs::{FsStat, Issued, StatOutcome};

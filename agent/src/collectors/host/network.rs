@@ -1,7 +1,7 @@
 //! Interfaces from `<proc_root>/net/dev`: the network namespace of the process that reads it
 //! (in a container, the host's only with the host's network namespace or the host's proc).
 
-use regex::Regex;
+use regex_lite::Regex;
 
 use super::config::{NetworkConfig, compile};
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
