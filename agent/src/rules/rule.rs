@@ -2,6 +2,7 @@
 //! (over windows, baselines, per-device critical thresholds, hysteresis) and builds the events.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,8 @@ pub struct RuleRuntime {
     metric: Option<MetricName>,
     matchers: Option<Vec<Matcher>>,
     critical_from: Option<(MetricName, Vec<Matcher>)>,
+    /// The rule's name as an attribute value, shared by each tick's alert-count points.
+    label: Arc<str>,
     pub series: BTreeMap<SeriesKey, Series>,
     /// True when the last snapshot held no point of the rule's metric at all.
     pub quiet: bool,
@@ -85,6 +88,7 @@ impl RuleRuntime {
             ))
         });
         RuleRuntime {
+            label: Arc::from(config.name.as_str()),
             config,
             metric,
             matchers,
@@ -98,6 +102,11 @@ impl RuleRuntime {
 
     pub fn name(&self) -> &str {
         self.config.name.as_str()
+    }
+
+    /// The name as an attribute value (`alert.rule`), without a copy per point.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
     }
 
     fn timing(&self) -> Timing {
@@ -317,14 +326,13 @@ impl RuleRuntime {
     }
 
     /// Severities this rule can raise (for the hostwarden.alert.count metric's zero points).
-    pub fn severities(&self) -> Vec<Severity> {
-        let mut v = Vec::new();
-        if self.config.warning.is_some() {
-            v.push(Severity::Warning);
-        }
-        if self.config.critical.is_some() || self.config.critical_from.is_some() {
-            v.push(Severity::Critical);
-        }
-        v
+    pub fn severities(&self) -> impl Iterator<Item = Severity> + '_ {
+        let cfg = &self.config;
+        [Severity::Warning, Severity::Critical]
+            .into_iter()
+            .filter(move |sev| match sev {
+                Severity::Warning => cfg.warning.is_some(),
+                Severity::Critical => cfg.critical.is_some() || cfg.critical_from.is_some(),
+            })
     }
 }
