@@ -162,6 +162,27 @@ impl AttrValue {
             AttrValue::Str(s) => s.as_str().to_owned(),
         }
     }
+
+    /// Calls `f` with the text `as_text` gives, without allocating it: an integer is written
+    /// on the stack. The rules compare every point's attributes every tick (issue 20).
+    pub fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        use std::io::Write;
+        match self {
+            AttrValue::Str(s) => f(s),
+            AttrValue::Int(i) => {
+                // i64::MIN, the longest, is 20 characters.
+                let mut buf = [0u8; 20];
+                let mut rest = &mut buf[..];
+                let written = write!(rest, "{i}").is_ok();
+                let left = rest.len();
+                let len = buf.len() - left;
+                match std::str::from_utf8(&buf[..len]) {
+                    Ok(text) if written => f(text),
+                    _ => f(&i.to_string()),
+                }
+            }
+        }
+    }
 }
 
 /// Fixed strings ("used", "user", "read") are borrowed: no allocation per point.
@@ -243,5 +264,24 @@ impl Serialize for Attrs {
             map.serialize_entry(k.as_str(), v)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_text_gives_the_text_as_text_gives() {
+        for v in [
+            AttrValue::Int(0),
+            AttrValue::Int(-7),
+            AttrValue::Int(i64::MIN),
+            AttrValue::Int(i64::MAX),
+            AttrValue::from("static"),
+            AttrValue::from("shared".to_owned()),
+        ] {
+            assert_eq!(v.with_text(str::to_owned), v.as_text());
+        }
     }
 }

@@ -165,15 +165,11 @@ impl Alerting {
     }
 
     fn announce_quiet(&mut self) {
-        let quiet: Vec<String> = self
-            .engine
-            .quiet_rules()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        for name in quiet {
-            if self.quiet_announced.insert(name.clone()) {
+        // Looked up borrowed: a name is copied once, when it is first announced, not every tick.
+        for name in self.engine.quiet_rules() {
+            if !self.quiet_announced.contains(name) {
                 info!(rule = %name, "Rule stays quiet: its metric does not exist on this host.");
+                self.quiet_announced.insert(name.to_owned());
             }
         }
     }

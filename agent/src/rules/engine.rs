@@ -7,6 +7,7 @@
 //! restart a pending `for` resumes from when the condition began.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -131,12 +132,11 @@ impl Engine {
     }
 
     /// Enabled rules whose metric was absent from the last snapshot (no GPU, no ZFS, ...).
-    pub fn quiet_rules(&self) -> Vec<&str> {
+    pub fn quiet_rules(&self) -> impl Iterator<Item = &str> {
         self.rules
             .iter()
             .filter(|r| r.config.enabled && r.quiet)
             .map(RuleRuntime::name)
-            .collect()
     }
 
     /// Pending and firing series of every rule.
@@ -145,26 +145,24 @@ impl Engine {
     }
 
     /// Firing series per (rule, severity), zeros included for every severity a rule can raise,
-    /// for the hostwarden.alert.count metric.
-    pub fn firing_counts(&self) -> Vec<(String, Severity, u64)> {
-        let mut out = Vec::new();
+    /// for the hostwarden.alert.count metric. The rule is named by its label, so a point
+    /// shares the text instead of copying it.
+    pub fn firing_counts(&self) -> impl Iterator<Item = (&Arc<str>, Severity, u64)> {
         // A quiet rule has no points, unless an alert of its is still firing (keep_firing_for).
         let firing = |r: &RuleRuntime| r.series.values().any(|s| s.state.phase == Phase::Firing);
-        for r in self
-            .rules
+        self.rules
             .iter()
-            .filter(|r| r.config.enabled && (!r.quiet || firing(r)))
-        {
-            for sev in r.severities() {
-                let n = r
-                    .series
-                    .values()
-                    .filter(|s| s.state.phase == Phase::Firing && s.state.severity == sev)
-                    .count();
-                out.push((r.name().to_owned(), sev, n as u64));
-            }
-        }
-        out
+            .filter(move |r| r.config.enabled && (!r.quiet || firing(r)))
+            .flat_map(|r| {
+                r.severities().map(move |sev| {
+                    let n = r
+                        .series
+                        .values()
+                        .filter(|s| s.state.phase == Phase::Firing && s.state.severity == sev)
+                        .count();
+                    (r.label(), sev, n as u64)
+                })
+            })
     }
 
     pub fn next_id(&self) -> u64 {

@@ -1,7 +1,8 @@
 //! One rule at run time: finds its series in a snapshot, turns each value into a `Reading`
 //! (over windows, baselines, per-device critical thresholds, hysteresis) and builds the events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,8 @@ pub struct Series {
     pub threshold: Option<f64>,
     pub clear: Option<f64>,
     pub baseline_value: Option<f64>,
+    /// The evaluation that last found this series in a snapshot (`RuleRuntime::evaluations`).
+    seen_in: u64,
 }
 
 /// A pending or firing series, for the terminal view and status.
@@ -61,7 +64,15 @@ pub struct RuleRuntime {
     metric: Option<MetricName>,
     matchers: Option<Vec<Matcher>>,
     critical_from: Option<(MetricName, Vec<Matcher>)>,
+    /// The rule's name as an attribute value, shared by each tick's alert-count points.
+    label: Arc<str>,
     pub series: BTreeMap<SeriesKey, Series>,
+    /// The key of each attribute set the rule judges, kept while its series lives: building
+    /// the key (a map of strings) for every point every tick was most of the rules'
+    /// allocations (issue 20).
+    keys: HashMap<Attrs, SeriesKey>,
+    /// Evaluations so far; a series not `seen_in` the current one is absent from it.
+    evaluations: u64,
     /// True when the last snapshot held no point of the rule's metric at all.
     pub quiet: bool,
     /// Set when state was restored: on the next evaluation a series absent from the snapshot
@@ -85,11 +96,14 @@ impl RuleRuntime {
             ))
         });
         RuleRuntime {
+            label: Arc::from(config.name.as_str()),
             config,
             metric,
             matchers,
             critical_from,
             series: BTreeMap::new(),
+            keys: HashMap::new(),
+            evaluations: 0,
             quiet: false,
             hold_absent_once: false,
             last_eval_ms: None,
@@ -100,6 +114,11 @@ impl RuleRuntime {
         self.config.name.as_str()
     }
 
+    /// The name as an attribute value (`alert.rule`), without a copy per point.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
     fn timing(&self) -> Timing {
         Timing {
             for_ms: millis(self.config.for_),
@@ -107,63 +126,62 @@ impl RuleRuntime {
         }
     }
 
-    /// The mildest severity this rule can raise (what a firing alert holds inside the band).
-    fn mildest(&self) -> Severity {
-        if self.config.warning.is_some() {
-            Severity::Warning
-        } else {
-            Severity::Critical
-        }
-    }
-
     /// Judges every matching series at `t` (Unix ms on the engine's timeline).
     pub fn evaluate(&mut self, t: u64, snap: &Snapshot, next_id: &mut u64) -> Vec<AlertEvent> {
         let mut events = Vec::new();
-        let (Some(metric), Some(matchers)) = (self.metric, self.matchers.clone()) else {
+        let (Some(metric), Some(matchers)) = (self.metric, self.matchers.as_ref()) else {
             self.quiet = true;
             return events;
         };
         if !self.config.enabled {
             self.series.clear();
+            self.keys.clear();
             return events;
         }
         self.quiet = snap.points_named(metric).next().is_none();
         let born_after = self.last_eval_ms.replace(t);
         let timing = self.timing();
-        let mut seen = BTreeSet::new();
+        self.evaluations += 1;
+        let pass = self.evaluations;
         for p in snap.points_named(metric) {
-            if !all_match(&matchers, &p.attributes) {
+            if !all_match(matchers, &p.attributes) {
                 continue;
             }
-            let key = series_key(&p.attributes);
-            seen.insert(key.clone());
+            if !self.keys.contains_key(&p.attributes) {
+                let key = series_key(&p.attributes);
+                self.keys.insert(p.attributes.clone(), key);
+            }
+            let key = &self.keys[&p.attributes];
             let critical = self.critical_for(p, snap);
-            let mut series = match self.series.remove(&key) {
-                Some(series) => series,
-                None => self.born(metric, born_after),
-            };
-            let reading = self.read(t, p.value.as_f64(), critical, &mut series);
-            if let Some(tr) = series.state.observe(t, reading, timing) {
-                events.push(self.event(t, &key, &series, tr, next_id));
+            if !self.series.contains_key(key) {
+                let born = self.born(metric, born_after);
+                self.series.insert(key.clone(), born);
             }
-            self.series.insert(key, series);
-        }
-        let absent: Vec<SeriesKey> = self
-            .series
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
-            .collect();
-        let hold = std::mem::take(&mut self.hold_absent_once);
-        for key in absent {
-            if hold {
+            let Some(series) = self.series.get_mut(key) else {
                 continue;
+            };
+            series.seen_in = pass;
+            let reading = read(&self.config, t, p.value.as_f64(), critical, series);
+            if let Some(tr) = series.state.observe(t, reading, timing) {
+                events.push(event(&self.config, t, key, series, tr, next_id));
             }
+        }
+        let hold = std::mem::take(&mut self.hold_absent_once);
+        let absent: Vec<SeriesKey> = if hold {
+            Vec::new()
+        } else {
+            self.series
+                .iter()
+                .filter(|(_, s)| s.seen_in != pass)
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        for key in absent {
             let Some(mut series) = self.series.remove(&key) else {
                 continue;
             };
             if let Some(tr) = series.state.observe(t, None, timing) {
-                events.push(self.event(t, &key, &series, tr, next_id));
+                events.push(event(&self.config, t, &key, &series, tr, next_id));
             }
             // Keep what must be remembered: an alert still firing, a learned baseline, and a
             // window still in reach (so a series back after a missed tick is not "born").
@@ -173,6 +191,9 @@ impl RuleRuntime {
                 self.series.insert(key, series);
             }
         }
+        // A dropped series takes its key along.
+        let series = &self.series;
+        self.keys.retain(|_, key| series.contains_key(key));
         events
     }
 
@@ -216,84 +237,6 @@ impl RuleRuntime {
         }
     }
 
-    /// Turns the raw value into a reading; None when it cannot be judged this tick.
-    fn read(&self, t: u64, raw: f64, critical: Option<f64>, s: &mut Series) -> Option<Reading> {
-        let cfg = &self.config;
-        let value = match &cfg.over {
-            Some(over) => {
-                s.window.push(t, raw, millis(over.window));
-                s.window.aggregate(over.func)?
-            }
-            None => raw,
-        };
-        s.value = value;
-        let judged = match &cfg.baseline {
-            Some(spec) => {
-                let b = s.baseline.get_or_insert_with(|| Baseline::new(t));
-                let base = b.value(t, spec);
-                let warmed = b.warmed_up(t, spec);
-                b.learn(t, value, spec);
-                s.baseline_value = base;
-                let base = base.filter(|b| warmed && b.abs() > f64::EPSILON)?;
-                value / base
-            }
-            None => value,
-        };
-        let op = cfg.op;
-        let warning = cfg.warning;
-        let trigger = if critical.is_some_and(|c| op.holds(judged, c)) {
-            Some(Severity::Critical)
-        } else if warning.is_some_and(|w| op.holds(judged, w)) {
-            Some(Severity::Warning)
-        } else {
-            None
-        };
-        let clear = cfg.clear.or(warning).or(critical);
-        s.threshold = match trigger {
-            Some(Severity::Critical) => critical,
-            _ => warning.or(critical),
-        };
-        s.clear = clear;
-        let in_band = clear.is_some_and(|c| op.holds(judged, c));
-        let held = trigger.or(in_band.then(|| self.mildest()));
-        Some(Reading { trigger, held })
-    }
-
-    fn event(
-        &self,
-        t: u64,
-        key: &SeriesKey,
-        s: &Series,
-        tr: Transition,
-        next_id: &mut u64,
-    ) -> AlertEvent {
-        let (state, severity) = match tr {
-            Transition::Pending(sev) => (AlertState::Pending, sev),
-            Transition::Firing(sev) => (AlertState::Firing, sev),
-            Transition::SeverityChanged { to, .. } => (AlertState::Firing, to),
-            Transition::Resolved { .. } => (AlertState::Resolved, s.state.severity),
-        };
-        let threshold = match tr {
-            Transition::Resolved { .. } => s.clear,
-            _ => s.threshold,
-        };
-        let id = super::engine::take_id(next_id);
-        AlertEvent {
-            id,
-            rule: self.name().to_owned(),
-            metric: self.config.metric.clone(),
-            severity,
-            state,
-            attributes: key.clone(),
-            value: s.value,
-            threshold,
-            baseline: s.baseline_value.filter(|_| self.config.baseline.is_some()),
-            since_ms: s.state.since_ms,
-            at_ms: t,
-            summary: super::summary::sentence(&self.config, key, s, tr, t),
-        }
-    }
-
     /// Pending and firing series.
     pub fn active(&self) -> impl Iterator<Item = ActiveAlert> + '_ {
         self.series.iter().filter_map(|(k, s)| {
@@ -317,14 +260,105 @@ impl RuleRuntime {
     }
 
     /// Severities this rule can raise (for the hostwarden.alert.count metric's zero points).
-    pub fn severities(&self) -> Vec<Severity> {
-        let mut v = Vec::new();
-        if self.config.warning.is_some() {
-            v.push(Severity::Warning);
+    pub fn severities(&self) -> impl Iterator<Item = Severity> + '_ {
+        let cfg = &self.config;
+        [Severity::Warning, Severity::Critical]
+            .into_iter()
+            .filter(move |sev| match sev {
+                Severity::Warning => cfg.warning.is_some(),
+                Severity::Critical => cfg.critical.is_some() || cfg.critical_from.is_some(),
+            })
+    }
+}
+
+/// Turns the raw value into a reading; None when it cannot be judged this tick.
+fn read(
+    cfg: &RuleConfig,
+    t: u64,
+    raw: f64,
+    critical: Option<f64>,
+    s: &mut Series,
+) -> Option<Reading> {
+    let value = match &cfg.over {
+        Some(over) => {
+            s.window.push(t, raw, millis(over.window));
+            s.window.aggregate(over.func)?
         }
-        if self.config.critical.is_some() || self.config.critical_from.is_some() {
-            v.push(Severity::Critical);
+        None => raw,
+    };
+    s.value = value;
+    let judged = match &cfg.baseline {
+        Some(spec) => {
+            let b = s.baseline.get_or_insert_with(|| Baseline::new(t));
+            let base = b.value(t, spec);
+            let warmed = b.warmed_up(t, spec);
+            b.learn(t, value, spec);
+            s.baseline_value = base;
+            let base = base.filter(|b| warmed && b.abs() > f64::EPSILON)?;
+            value / base
         }
-        v
+        None => value,
+    };
+    let op = cfg.op;
+    let warning = cfg.warning;
+    let trigger = if critical.is_some_and(|c| op.holds(judged, c)) {
+        Some(Severity::Critical)
+    } else if warning.is_some_and(|w| op.holds(judged, w)) {
+        Some(Severity::Warning)
+    } else {
+        None
+    };
+    let clear = cfg.clear.or(warning).or(critical);
+    s.threshold = match trigger {
+        Some(Severity::Critical) => critical,
+        _ => warning.or(critical),
+    };
+    s.clear = clear;
+    let in_band = clear.is_some_and(|c| op.holds(judged, c));
+    let held = trigger.or(in_band.then(|| mildest(cfg)));
+    Some(Reading { trigger, held })
+}
+
+fn event(
+    cfg: &RuleConfig,
+    t: u64,
+    key: &SeriesKey,
+    s: &Series,
+    tr: Transition,
+    next_id: &mut u64,
+) -> AlertEvent {
+    let (state, severity) = match tr {
+        Transition::Pending(sev) => (AlertState::Pending, sev),
+        Transition::Firing(sev) => (AlertState::Firing, sev),
+        Transition::SeverityChanged { to, .. } => (AlertState::Firing, to),
+        Transition::Resolved { .. } => (AlertState::Resolved, s.state.severity),
+    };
+    let threshold = match tr {
+        Transition::Resolved { .. } => s.clear,
+        _ => s.threshold,
+    };
+    let id = super::engine::take_id(next_id);
+    AlertEvent {
+        id,
+        rule: cfg.name.as_str().to_owned(),
+        metric: cfg.metric.clone(),
+        severity,
+        state,
+        attributes: key.clone(),
+        value: s.value,
+        threshold,
+        baseline: s.baseline_value.filter(|_| cfg.baseline.is_some()),
+        since_ms: s.state.since_ms,
+        at_ms: t,
+        summary: super::summary::sentence(cfg, key, s, tr, t),
+    }
+}
+
+/// The mildest severity a rule can raise (what a firing alert holds inside the band).
+fn mildest(cfg: &RuleConfig) -> Severity {
+    if cfg.warning.is_some() {
+        Severity::Warning
+    } else {
+        Severity::Critical
     }
 }

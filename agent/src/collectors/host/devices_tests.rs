@@ -2,6 +2,7 @@
 //! (tests/fixtures/proc/debian12-ci-devices), and the statvfs deadline.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -311,7 +312,7 @@ fn stat_with_a_dead_mount(path: &Path) -> Result<FsStat, String> {
 
 #[tokio::test]
 async fn a_hung_stat_is_stale_within_its_deadline_and_never_issued_twice() {
-    let paths = vec![PathBuf::from("/live"), PathBuf::from("/mnt/dead")];
+    let paths: Vec<Arc<Path>> = vec![Path::new("/live").into(), Path::new("/mnt/dead").into()];
     let mut statter = Statter::with_stat(stat_with_a_dead_mount);
     let deadline = Duration::from_millis(200);
 

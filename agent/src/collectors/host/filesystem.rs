@@ -3,6 +3,7 @@
 //! node_exporter's default filters; ZFS datasets are mounts like any other.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use regex_lite::Regex;
 
@@ -140,9 +141,8 @@ fn attrs(m: &Mount) -> Attrs {
         .with(AttrKey::SystemFilesystemMode, m.mode)
 }
 
-/// The `system.filesystem.*` points of one mount.
-pub fn filesystem_points(m: &Mount, outcome: &StatOutcome, points: &mut Vec<MetricPoint>) {
-    let base = attrs(m);
+/// The `system.filesystem.*` points of one mount, whose attributes are `base` (`attrs`).
+pub fn filesystem_points(base: &Attrs, outcome: &StatOutcome, points: &mut Vec<MetricPoint>) {
     let stale = matches!(outcome, StatOutcome::Stale);
     points.push(MetricPoint::new(
         MetricName::SystemFilesystemStale,
@@ -150,7 +150,7 @@ pub fn filesystem_points(m: &Mount, outcome: &StatOutcome, points: &mut Vec<Metr
         u32::from(stale),
     ));
     if let StatOutcome::Done(s) = outcome {
-        space_points(s, &base, points);
+        space_points(s, base, points);
     }
 }
 
@@ -204,7 +204,10 @@ pub struct FsCollector {
     /// The selected mounts of the table read last, their stat paths, and whether the table
     /// had more than `max_mounts`: kept until the table changes (mounttable.rs).
     mounts: Vec<Mount>,
-    paths: Vec<PathBuf>,
+    paths: Vec<Arc<Path>>,
+    /// Each mount's attributes, built with the table: its device, mount point and type are
+    /// shared by its points every tick instead of copied (issue 20).
+    bases: Vec<Attrs>,
     truncated: bool,
 }
 
@@ -221,6 +224,7 @@ impl FsCollector {
             stale: std::collections::BTreeSet::new(),
             mounts: Vec::new(),
             paths: Vec::new(),
+            bases: Vec::new(),
             truncated: false,
         }
     }
@@ -255,8 +259,9 @@ impl FsCollector {
         self.paths = self
             .mounts
             .iter()
-            .map(|m| stat_path(root_fs, &m.mountpoint))
+            .map(|m| stat_path(root_fs, &m.mountpoint).into())
             .collect();
+        self.bases = self.mounts.iter().map(attrs).collect();
     }
 
     /// Stats the mounts of the table taken last and adds their points; problems (a truncated
@@ -290,8 +295,8 @@ impl FsCollector {
         let outcomes = self.statter.gather(&self.paths, calls).await;
         let mounts = &self.mounts;
         let mut stale_now = std::collections::BTreeSet::new();
-        for (m, outcome) in mounts.iter().zip(&outcomes) {
-            filesystem_points(m, outcome, points);
+        for ((m, base), outcome) in mounts.iter().zip(&self.bases).zip(&outcomes) {
+            filesystem_points(base, outcome, points);
             match outcome {
                 StatOutcome::Stale => {
                     stale_now.insert(m.mountpoint.clone());

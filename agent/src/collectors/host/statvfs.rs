@@ -12,9 +12,9 @@
 //! list never makes a live one behind it stale.
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -57,10 +57,12 @@ const STALL: Duration = Duration::from_millis(20);
 const KEEP_IDLE: usize = 2;
 
 /// The outstanding calls, by the path they stat. Kept across ticks; cancel-safe (a tick
-/// dropped mid-wait leaves its calls here for the next tick to find).
+/// dropped mid-wait leaves its calls here for the next tick to find). Paths are shared, not
+/// copied: each call keeps its path here and in its job (two copies a mount a tick before;
+/// issue 20).
 #[derive(Debug)]
 pub struct Statter {
-    pending: HashMap<PathBuf, Reply>,
+    pending: HashMap<Arc<Path>, Reply>,
     pool: Pool,
 }
 
@@ -89,7 +91,7 @@ impl Statter {
     }
 
     /// Stats every path, waiting at most `timeout` in total.
-    pub async fn stat_all(&mut self, paths: &[PathBuf], timeout: Duration) -> Vec<StatOutcome> {
+    pub async fn stat_all(&mut self, paths: &[Arc<Path>], timeout: Duration) -> Vec<StatOutcome> {
         let issued = self.submit(paths, timeout);
         self.gather(paths, issued).await
     }
@@ -98,32 +100,32 @@ impl Statter {
     /// answers, at most `timeout` from now. What the caller does in between (reading /proc)
     /// overlaps the workers' calls, so the tick usually finds the answers there instead of
     /// sleeping until a worker wakes it (issue 20: one wake-up of the tick thread per tick).
-    pub fn submit(&mut self, paths: &[PathBuf], timeout: Duration) -> Issued {
+    pub fn submit(&mut self, paths: &[Arc<Path>], timeout: Duration) -> Issued {
         let mut out = vec![StatOutcome::Stale; paths.len()];
         let mut issued = Vec::with_capacity(paths.len());
         let mut jobs = Vec::with_capacity(paths.len());
         for (i, path) in paths.iter().enumerate() {
-            if let Some(rx) = self.pending.get_mut(path) {
+            if let Some(rx) = self.pending.get_mut(&**path) {
                 match rx.try_recv() {
                     // Still stuck: stale, and no second call.
                     Err(TryRecvError::Empty) => continue,
                     // Answered after its deadline: that answer is old; ask again.
                     Ok(_) | Err(TryRecvError::Closed) => {
-                        self.pending.remove(path);
+                        self.pending.remove(&**path);
                     }
                 }
             }
             let (tx, rx) = oneshot::channel();
-            self.pending.insert(path.clone(), rx);
+            self.pending.insert(Arc::clone(path), rx);
             jobs.push(Job {
-                path: path.clone(),
+                path: Arc::clone(path),
                 reply: tx,
             });
             issued.push(i);
         }
         if let Err(e) = self.pool.submit(jobs) {
             for &i in &issued {
-                self.pending.remove(&paths[i]);
+                self.pending.remove(&*paths[i]);
                 out[i] = StatOutcome::Failed(format!("statvfs {}: {e}", paths[i].display()));
             }
             issued.clear();
@@ -137,14 +139,14 @@ impl Statter {
 
     /// The answers to `submit`'s calls (`paths` as given to it), each stale that is not in by
     /// the deadline.
-    pub async fn gather(&mut self, paths: &[PathBuf], calls: Issued) -> Vec<StatOutcome> {
+    pub async fn gather(&mut self, paths: &[Arc<Path>], calls: Issued) -> Vec<StatOutcome> {
         let Issued {
             mut out,
             issued,
             deadline,
         } = calls;
         for &i in &issued {
-            let Some(rx) = self.pending.get_mut(&paths[i]) else {
+            let Some(rx) = self.pending.get_mut(&*paths[i]) else {
                 continue;
             };
             let reply = loop {
@@ -161,7 +163,7 @@ impl Statter {
                 }
             };
             if let Some(reply) = reply {
-                self.pending.remove(&paths[i]);
+                self.pending.remove(&*paths[i]);
                 out[i] = match reply {
                     Ok(Ok(stat)) => StatOutcome::Done(stat),
                     Ok(Err(e)) => StatOutcome::Failed(e),
@@ -194,7 +196,7 @@ pub struct Issued {
 }
 
 struct Job {
-    path: PathBuf,
+    path: Arc<Path>,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -315,10 +317,23 @@ fn work(shared: &Shared, stat: StatFn) {
         q.idle -= 1;
     }
 }
+/// Paths shorter than this are NUL-terminated on the worker's stack, longer ones on the heap:
+/// a mount point is seldom long, and the copy was an allocation a mount a tick (issue 20).
+const STACK_PATH: usize = 256;
+
 /// One statvfs(3) call.
 pub fn statvfs(path: &Path) -> Result<FsStat, String> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| format!("statvfs {}: path holds a NUL byte", path.display()))?;
+    let bytes = path.as_os_str().as_bytes();
+    let nul = || format!("statvfs {}: path holds a NUL byte", path.display());
+    let mut stack = [0u8; STACK_PATH];
+    let heap: CString;
+    let c: &CStr = if bytes.len() < STACK_PATH {
+        stack[..bytes.len()].copy_from_slice(bytes);
+        CStr::from_bytes_with_nul(&stack[..=bytes.len()]).map_err(|_| nul())?
+    } else {
+        heap = CString::new(bytes).map_err(|_| nul())?;
+        &heap
+    };
     let mut buf = std::mem::MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: `c` is a NUL-terminated path and `buf` is writable memory of the right type,
     // which statvfs fills completely when it returns 0.

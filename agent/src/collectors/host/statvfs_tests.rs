@@ -1,7 +1,8 @@
 //! The worker pool behind `Statter`: reused across ticks, and a dead mount ahead in the list
 //! does not hold up the live ones behind it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{FsStat, StatOutcome, Statter};
@@ -31,7 +32,9 @@ fn one_dead(path: &Path) -> Result<FsStat, String> {
 
 #[tokio::test]
 async fn workers_are_reused_across_ticks() {
-    let paths: Vec<PathBuf> = (0..6).map(|i| PathBuf::from(format!("/m{i}"))).collect();
+    let paths: Vec<Arc<Path>> = (0..6)
+        .map(|i| Path::new(&format!("/m{i}")).into())
+        .collect();
     let mut statter = Statter::with_stat(live);
     for _ in 0..50 {
         let out = statter.stat_all(&paths, Duration::from_secs(1)).await;
@@ -60,10 +63,10 @@ async fn settles_to(statter: &Statter, max: usize) {
 
 #[tokio::test]
 async fn a_dead_mount_first_in_the_list_leaves_the_live_ones_answered() {
-    let paths = vec![
-        PathBuf::from("/mnt/dead"),
-        PathBuf::from("/a"),
-        PathBuf::from("/b"),
+    let paths: Vec<Arc<Path>> = vec![
+        Path::new("/mnt/dead").into(),
+        Path::new("/a").into(),
+        Path::new("/b").into(),
     ];
     let mut statter = Statter::with_stat(one_dead);
     for tick in 0..5 {

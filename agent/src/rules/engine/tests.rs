@@ -380,8 +380,11 @@ fn rules_without_their_metric_are_quiet() {
     off.enabled = false;
     let mut e = Engine::new(&[gpu, mem, off]);
     assert!(e.evaluate_at(T0, &snap(vec![p(MEM, &[], 0.5)])).is_empty());
-    assert_eq!(e.quiet_rules(), vec!["vram"]);
-    let counts = e.firing_counts();
+    assert_eq!(e.quiet_rules().collect::<Vec<_>>(), vec!["vram"]);
+    let counts: Vec<_> = e
+        .firing_counts()
+        .map(|(rule, sev, n)| (rule.to_string(), sev, n))
+        .collect();
     assert_eq!(counts, vec![("m".to_owned(), Warning, 0)]);
 }
 
