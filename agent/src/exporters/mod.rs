@@ -7,7 +7,7 @@ pub mod diagnosis;
 pub(crate) mod http_client;
 pub mod identity;
 pub mod logs;
-pub(crate) mod metrics;
+pub mod metrics;
 pub mod otlp;
 pub mod prometheus;
 pub mod resource;

@@ -20,6 +20,7 @@ use super::settings::{ExportSettings, SignalTarget};
 use super::tls::{self, Loaded, TlsError};
 
 pub mod send;
+pub(crate) mod wire;
 
 use send::{Sender, Signal};
 

@@ -25,6 +25,8 @@ use crate::exporters::http_client::{DiagnosedClient, client};
 use crate::exporters::otlp::send::Signal;
 use crate::model::{AttrKey, Attrs, InstrumentKind, MetricPoint};
 
+mod prost_oracle;
+
 const STARTED_NANOS: u64 = 1_700_000_000_000_000_000;
 
 fn started() -> SystemTime {
