@@ -5,50 +5,15 @@
 //!
 //! `cargo bench -p hostwarden --bench host_allocs`
 
-// A benchmark; the allocator wrapper forwards to the system allocator unchanged.
+// A benchmark: a failed set-up may panic.
 #![allow(clippy::unwrap_used)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use hostwarden::collectors::Collector;
 use hostwarden::collectors::host::HostCollector;
 use hostwarden::config::HostConfig;
 
-struct Counting;
-
-thread_local! {
-    static COUNT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
-fn count(bytes: usize) {
-    // `try_with`: a thread being torn down has no counter, and its allocations are not ours.
-    let _counted = COUNT.try_with(|c| {
-        let (n, b) = c.get();
-        c.set((n + 1, b + bytes as u64));
-    });
-}
-
-// SAFETY: every call is forwarded to `System` with the same arguments.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 fn main() {
     let n: u64 = std::env::var("HOSTWARDEN_BENCH_TICKS")
@@ -67,13 +32,13 @@ fn main() {
         }
         host.collect().await.unwrap().points.len()
     });
-    let before = COUNT.with(Cell::get);
+    let before = counting::thread_counted();
     rt.block_on(async {
         for _ in 0..n {
             host.collect().await.unwrap();
         }
     });
-    let after = COUNT.with(Cell::get);
+    let after = counting::thread_counted();
     #[allow(clippy::cast_precision_loss)]
     let per = |a: u64, b: u64| (b - a) as f64 / n as f64;
     println!(

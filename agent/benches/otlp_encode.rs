@@ -8,11 +8,9 @@
 //!
 //! `cargo bench -p hostwarden --bench otlp_encode`
 
-// A benchmark; the allocator wrapper forwards to the system allocator unchanged.
+// A benchmark: a failed set-up may panic.
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::SystemTime;
 
 use bytes::BytesMut;
@@ -23,37 +21,8 @@ use hostwarden::exporters::resource::{self, HostFacts};
 use hostwarden::exporters::settings::Env;
 use hostwarden::model::{AttrKey, Attrs, MetricName, MetricPoint, Snapshot};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    // `try_with`: a thread being torn down has no counter, and its allocations are not ours.
-    let _counted = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every call is forwarded to `System` with the same arguments.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 /// This thread's CPU time in nanoseconds.
 fn cpu_nanos() -> f64 {
@@ -196,7 +165,7 @@ fn measure(encoder: &mut Encoder, snapshot: &Snapshot, n: u32) -> ((f64, f64, f6
         encoder.encode(snapshot, &mut buf);
     }
     let mut batches = Vec::new();
-    let allocations = ALLOCATIONS.with(Cell::get);
+    let allocations = counting::thread_counted().0;
     for _ in 0..10 {
         let start = cpu_nanos();
         for _ in 0..n / 10 {
@@ -204,7 +173,7 @@ fn measure(encoder: &mut Encoder, snapshot: &Snapshot, n: u32) -> ((f64, f64, f6
         }
         batches.push((cpu_nanos() - start) / f64::from(n / 10));
     }
-    let allocated = ALLOCATIONS.with(Cell::get) - allocations;
+    let allocated = counting::thread_counted().0 - allocations;
     batches.sort_by(f64::total_cmp);
     #[allow(clippy::cast_precision_loss)]
     let per_export = allocated as f64 / f64::from(n / 10 * 10);

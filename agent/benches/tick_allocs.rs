@@ -10,12 +10,10 @@
 //!
 //! `cargo bench -p hostwarden --bench tick_allocs`
 
-// A benchmark; the allocator wrapper forwards to the system allocator unchanged.
+// A benchmark: a failed set-up may panic.
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hostwarden::cli::ViewMode;
 use hostwarden::collectors;
@@ -24,46 +22,13 @@ use hostwarden::rules::Alerting;
 use hostwarden::runtime::{self, RunOptions};
 use tokio::time::Instant;
 
-struct Counting;
-
-static COUNT: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-
-fn count(bytes: usize) {
-    COUNT.fetch_add(1, Ordering::Relaxed);
-    BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded to `System` with the same arguments.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
+#[path = "support/counting.rs"]
+mod counting;
 
 /// The snapshot's timestamp, as the daemon stamps it.
 fn wall_ms() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Allocations and bytes so far, every thread.
-fn counted() -> (u64, u64) {
-    (COUNT.load(Ordering::Relaxed), BYTES.load(Ordering::Relaxed))
 }
 
 /// Per tick, from two readings `ticks` apart.
@@ -93,7 +58,7 @@ fn daemon_run(path: &Path, ticks: u64) -> (u64, u64) {
         .enable_all()
         .build()
         .unwrap();
-    let before = counted();
+    let before = counting::all_counted();
     rt.block_on(runtime::run(RunOptions {
         config_path: Some(path.to_owned()),
         view: ViewMode::Never,
@@ -101,7 +66,7 @@ fn daemon_run(path: &Path, ticks: u64) -> (u64, u64) {
     }))
     .unwrap();
     drop(rt);
-    let after = counted();
+    let after = counting::all_counted();
     (after.0 - before.0, after.1 - before.1)
 }
 
@@ -126,11 +91,11 @@ fn parts(config: &Config, ticks: u64) -> [(f64, f64); 2] {
         let (mut collect, mut rules) = ((0, 0), (0, 0));
         for _ in 0..ticks {
             every.tick().await;
-            let start = counted();
+            let start = counting::all_counted();
             let mut snap = collectors::collect_all(&mut list, deadline, wall_ms()).await;
-            let collected = counted();
+            let collected = counting::all_counted();
             alerting.on_tick(Instant::now(), &mut snap);
-            let judged = counted();
+            let judged = counting::all_counted();
             collect.0 += collected.0 - start.0;
             collect.1 += collected.1 - start.1;
             rules.0 += judged.0 - collected.0;
