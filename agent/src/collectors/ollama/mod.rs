@@ -64,6 +64,8 @@ pub struct OllamaCollector {
     version_cache: Option<(Option<u32>, Instant, String)>,
     /// Ollama answered a probe since the agent started: from then on a silence is "down".
     answered_ever: bool,
+    /// The last absence reason with the unit state it was formatted for.
+    absent_cache: Option<(UnitWatch, String)>,
     /// The cgroup mount the unit's `ollama.unit.*` figures are read below.
     cgroup_root: std::path::PathBuf,
     /// The unit's cgroup directory, derived once per main PID.
@@ -97,6 +99,7 @@ impl OllamaCollector {
             missed_at: None,
             version_cache: None,
             answered_ever: false,
+            absent_cache: None,
             cgroup_root: std::path::PathBuf::from("/sys/fs/cgroup"),
             cgroup: crate::sys::cgroup::CgroupCache::default(),
             unit_status: unit_status::UnitStatusCache::default(),
@@ -165,6 +168,28 @@ impl OllamaCollector {
             _ => false,
         };
         holds.then(|| version.clone())
+    }
+
+    /// Why Ollama counts as absent this tick (see `presence`), or `None`. The text is
+    /// formatted again only when the unit's state changes: on a host without Ollama it is the
+    /// same every tick.
+    fn absent_reason(&mut self, unit: &UnitWatch, serve_process: bool) -> Option<String> {
+        let evidence = presence::Evidence {
+            answered_ever: self.answered_ever,
+            unit,
+            serve_process,
+        };
+        if evidence.answered_ever || evidence.serve_process {
+            return None;
+        }
+        if let Some((cached_unit, why)) = &self.absent_cache
+            && cached_unit == unit
+        {
+            return Some(why.clone());
+        }
+        let why = presence::absent_reason(&evidence, &self.config.unit, &self.config.url)?;
+        self.absent_cache = Some((unit.clone(), why.clone()));
+        Some(why)
     }
 
     /// Version (cached while the server's PID holds), loaded models and their architectures.
@@ -272,22 +297,20 @@ impl Collector for OllamaCollector {
             process: None,
             at: Instant::now(),
         };
+        // Judged before the probe's error is put in words: absent (never answered, so the
+        // probe failed) reports only why, and on a host without Ollama that is every tick.
+        if let Some(why) = self.absent_reason(&view.unit, process.is_some()) {
+            self.version_cache = None;
+            view.problems = vec![why.clone()];
+            self.hooks.view.publish(view);
+            return Err(CollectError::new(why));
+        }
         match &probe {
             Err(e) => {
                 self.version_cache = None;
                 problems.push(e.to_string());
             }
             Ok(_) => self.read_api(&api, pid, &mut view, &mut problems).await,
-        }
-        let evidence = presence::Evidence {
-            answered_ever: self.answered_ever,
-            unit: &view.unit,
-            serve_process: process.is_some(),
-        };
-        if let Some(why) = presence::absent_reason(&evidence, &self.config.unit, &self.config.url) {
-            view.problems = vec![why.clone()];
-            self.hooks.view.publish(view);
-            return Err(CollectError::new(why));
         }
         match process {
             Some(Ok(usage)) => view.process = Some(usage),

@@ -53,6 +53,8 @@ pub struct ZfsCollector {
     iostat: Option<iostat::Iostat>,
     /// The last problem logged (digits removed), so each change is logged once.
     last_problem: Option<String>,
+    /// The last "zpool not found" or "module not loaded" error, with its text.
+    absent: Option<(ZpoolError, String)>,
     /// The last `zpool list` and `zpool status` results, reported until `pool_interval` passed.
     pools: Option<PoolState>,
 }
@@ -95,6 +97,7 @@ impl ZfsCollector {
             status_mode: None,
             iostat: None,
             last_problem: None,
+            absent: None,
             pools: None,
         }
     }
@@ -102,14 +105,17 @@ impl ZfsCollector {
     /// Logs a problem when it differs from the last one, and the recovery once. Numbers are
     /// ignored in the comparison, so a retry countdown or attempt count is not a new problem.
     fn note(&mut self, problem: Option<&str>) {
-        let key = problem.map(|p| {
-            p.chars()
-                .filter(|c| !c.is_ascii_digit())
-                .collect::<String>()
-        });
-        if self.last_problem == key {
+        // Compared before any key is built: on a host without ZFS the same problem comes
+        // every tick, and building the key each time cost an allocation per tick.
+        let same = match (self.last_problem.as_deref(), problem) {
+            (None, None) => true,
+            (Some(last), Some(p)) => last.chars().eq(digitless(p)),
+            _ => false,
+        };
+        if same {
             return;
         }
+        let key = problem.map(|p| digitless(p).collect::<String>());
         match problem {
             Some(p) => {
                 warn!(collector = "zfs", reason = %p, "ZFS collector degraded or unavailable.")
@@ -117,6 +123,19 @@ impl ZfsCollector {
             None => info!(collector = "zfs", "ZFS collector reads all it should."),
         }
         self.last_problem = key;
+    }
+
+    /// The text of `e`, formatted again only when the error changes: on a host without ZFS
+    /// the same one comes every tick.
+    fn absent_text(&mut self, e: ZpoolError) -> String {
+        match &self.absent {
+            Some((last, text)) if *last == e => text.clone(),
+            _ => {
+                let text = e.to_string();
+                self.absent = Some((e, text.clone()));
+                text
+            }
+        }
     }
 
     async fn detect_mode(&mut self) -> StatusMode {
@@ -203,19 +222,20 @@ impl ZfsCollector {
 
     /// Runs `zpool list` and `zpool status` (starting the iostat child on the first run).
     async fn read_pools(&mut self) -> Result<PoolState, CollectError> {
-        let program = self.config.zpool_command.clone();
         let timeout = self.config.command_timeout;
-        let listed = run_checked(&program, &LIST_ARGS, timeout).await;
+        let listed = run_checked(&self.config.zpool_command, &LIST_ARGS, timeout).await;
         let pools = match listed {
             Ok(text) => parse_list(&text).map_err(|e| CollectError::new(e.to_string()))?,
             Err(e @ (ZpoolError::NotFound { .. } | ZpoolError::NoModule { .. })) => {
                 // Nothing to stream from either: stop the child until zpool works again.
                 self.iostat = None;
-                return Err(CollectError::new(e.to_string()));
+                return Err(CollectError::new(self.absent_text(e)));
             }
             Err(e) => return Err(CollectError::new(e.to_string())),
         };
         let mode = self.detect_mode().await;
+        // Copied only once `zpool list` worked: a host without ZFS fails above every tick.
+        let program = self.config.zpool_command.clone();
         let interval = self.config.iostat_interval;
         let stream = self
             .iostat
@@ -240,6 +260,11 @@ impl ZfsCollector {
             statuses,
         })
     }
+}
+
+/// `s` without its digits: the key problems are compared by.
+fn digitless(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().filter(|c| !c.is_ascii_digit())
 }
 
 /// Wall-clock Unix seconds, for the age of the last scan.
@@ -287,10 +312,10 @@ impl Collector for ZfsCollector {
     async fn collect(&mut self) -> Result<Sample, CollectError> {
         let result = self.collect_inner().await;
         let problem = match &result {
-            Ok(s) => s.degraded.clone(),
-            Err(e) => Some(e.0.clone()),
+            Ok(s) => s.degraded.as_deref(),
+            Err(e) => Some(e.0.as_str()),
         };
-        self.note(problem.as_deref());
+        self.note(problem);
         result
     }
 
