@@ -27,8 +27,8 @@ use prost::Message;
 
 use super::{as_i64, is_integral};
 use crate::exporters::otlp::wire::{
-    FIXED64_FIELD_LEN, fixed64_tag, len_field_len, len_tag, put_fixed64, put_len, put_string,
-    put_varint, string_field_len, varint_len, varint_tag,
+    FIXED64_FIELD_LEN, encode_varint, fixed64_tag, len_field_len, len_tag, put_fixed64, put_len,
+    put_string, string_field_len, varint_len, varint_tag,
 };
 use crate::exporters::resource::Resource;
 use crate::model::{AttrValue, InstrumentKind, MetricName, MetricPoint, Snapshot, Value};
@@ -261,7 +261,7 @@ impl Encoder {
                         }
                         AttrValue::Int(n) => {
                             out.put_u8(INT_VALUE);
-                            put_varint(out, *n as u64);
+                            encode_varint(*n as u64, out);
                         }
                     }
                 }

@@ -1,9 +1,10 @@
 //! Protobuf wire-format primitives for the encoders that write OTLP messages straight from our
 //! own types (`metrics::encode`): tags, varints, fixed64 and length-delimited fields, as the
 //! protobuf encoding spec defines them and prost writes them. Every OTLP field we write has a
-//! number below 16, so each tag is one byte.
+//! number below 16, so each tag is one byte. Varints are prost's own (`prost::encoding`).
 
 use bytes::{BufMut, BytesMut};
+pub use prost::encoding::{encode_varint, encoded_len_varint as varint_len};
 
 /// Wire type of varint fields (int64, uint32, bool, enums).
 const VARINT: u8 = 0;
@@ -35,12 +36,6 @@ pub const fn len_tag(field: u8) -> u8 {
 /// Bytes of a one-byte tag and a fixed64 value.
 pub const FIXED64_FIELD_LEN: usize = 9;
 
-/// Bytes of `value` as a varint (1 to 10).
-pub const fn varint_len(value: u64) -> usize {
-    // 7 bits per byte: bits used (at least 1), rounded up to a multiple of 7, over 7.
-    (((value | 1).leading_zeros() ^ 63) * 9 + 73) as usize / 64
-}
-
 /// Bytes of a length-delimited field (one-byte tag) whose body is `body` bytes.
 pub const fn len_field_len(body: usize) -> usize {
     1 + varint_len(body as u64) + body
@@ -55,19 +50,10 @@ pub const fn string_field_len(s: &str) -> usize {
     }
 }
 
-pub fn put_varint(out: &mut BytesMut, mut value: u64) {
-    while value >= 0x80 {
-        // The low seven bits, with the continuation bit.
-        out.put_u8((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.put_u8(value as u8);
-}
-
 /// A length-delimited field's tag and length; its body follows.
 pub fn put_len(out: &mut BytesMut, tag: u8, body: usize) {
     out.put_u8(tag);
-    put_varint(out, body as u64);
+    encode_varint(body as u64, out);
 }
 
 /// A fixed64, sfixed64 or double field: tag, then the eight bytes little-endian.
@@ -87,22 +73,6 @@ pub fn put_string(out: &mut BytesMut, tag: u8, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn varints_match_prost_at_every_length_boundary() {
-        let mut values = vec![0, 1, u64::MAX];
-        for bits in 1..64 {
-            values.extend([(1u64 << bits) - 1, 1u64 << bits]);
-        }
-        for v in values {
-            let mut ours = BytesMut::new();
-            put_varint(&mut ours, v);
-            let mut theirs = Vec::new();
-            prost::encoding::encode_varint(v, &mut theirs);
-            assert_eq!(&ours[..], &theirs[..], "{v}");
-            assert_eq!(varint_len(v), theirs.len(), "{v}");
-        }
-    }
 
     #[test]
     fn tags_are_field_number_and_wire_type() {
