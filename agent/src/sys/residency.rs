@@ -1,34 +1,37 @@
 //! The agent's own code pages: resident for what the tick runs, not for what start-up ran.
 //!
-//! Most of the agent's resident memory is its executable mapped from the page cache (issue 20:
-//! 5.4 of 9.2 MiB VmRSS was the text segment, host collectors only). Start-up (argument and
-//! config parsing, building every collector, TLS set-up) touches most of the code once; each
-//! page fault maps its 64 KiB neighbourhood too (the kernel's fault-around), so the text stays
-//! almost wholly mapped although a steady tick references under 1 MiB of it. Dropping the
+//! Most of the agent's resident memory is code mapped from the page cache (issue 20: 5.4 of
+//! 9.2 MiB VmRSS was the executable's text segment, host collectors only; libc's code and
+//! read-only data another 1.3 MiB). Start-up (argument and config parsing, building every
+//! collector, TLS set-up, the loader resolving symbols) touches most of the code once; each
+//! page fault maps its 64 KiB neighbourhood too (the kernel's fault-around), so the code stays
+//! almost wholly mapped although a steady tick references a fraction of it. Dropping the
 //! mappings once start-up is over leaves the process to fault back in only what it runs again;
 //! the pages themselves stay in the page cache, now unmapped, the first the kernel reclaims
-//! under memory pressure.
+//! under memory pressure. This holds for every object the loader mapped (the executable, libc,
+//! the loader itself, the NVML library loaded at start-up), and a library's pages shared with
+//! other processes stay resident for them: only this process's count falls.
 
 use std::io;
 
-/// One read-only segment of the executable: where it is mapped, page-aligned inwards.
+/// One read-only segment of a loaded object: where it is mapped, page-aligned inwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Segment {
     start: usize,
     len: usize,
 }
 
-/// The executable's loaded segments that the process never writes to (code, read-only data):
+/// Every loaded object's segments that the process never writes to (code, read-only data):
 /// their pages always equal the file's, so dropping a mapping loses nothing. Writable segments,
 /// RELRO included (relocated at start, then made read-only), hold private copies and are never
-/// touched here.
+/// touched here; neither is the vDSO, which the kernel maps from no file.
 fn read_only_segments() -> Vec<Segment> {
     // SAFETY: sysconf only reads a constant of the system.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let mut found: Vec<Segment> = Vec::new();
     // SAFETY: the callback only reads the program headers the loader hands it, for the call's
     // duration, and writes to the Vec passed as `data`, which outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(first_object), (&raw mut found).cast::<libc::c_void>()) };
+    unsafe { libc::dl_iterate_phdr(Some(each_object), (&raw mut found).cast::<libc::c_void>()) };
     found
         .into_iter()
         .filter_map(|s| {
@@ -43,9 +46,11 @@ fn read_only_segments() -> Vec<Segment> {
         .collect()
 }
 
-/// dl_iterate_phdr's callback: the first object it reports is the executable itself; its
-/// read-only loadable segments go into the Vec behind `data`, then the walk stops.
-unsafe extern "C" fn first_object(
+/// dl_iterate_phdr's callback, once per loaded object: its read-only loadable segments go into
+/// the Vec behind `data`. Skipped: the vDSO (its pages are the kernel's, not a file's) and an
+/// object with text relocations, whose "read-only" pages the loader patched into private copies
+/// that dropping would lose.
+unsafe extern "C" fn each_object(
     info: *mut libc::dl_phdr_info,
     _size: libc::size_t,
     data: *mut libc::c_void,
@@ -54,12 +59,17 @@ unsafe extern "C" fn first_object(
     let info = unsafe { &*info };
     // SAFETY: `data` is the `&mut Vec<Segment>` read_only_segments passed.
     let found = unsafe { &mut *data.cast::<Vec<Segment>>() };
-    if info.dlpi_phdr.is_null() {
-        return 1;
+    if info.dlpi_phdr.is_null() || is_vdso(info.dlpi_name) {
+        return 0;
     }
     // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
     let headers =
         unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+    let dynamic = headers.iter().find(|h| h.p_type == libc::PT_DYNAMIC);
+    // SAFETY: a PT_DYNAMIC header of a loaded object locates its mapped dynamic section.
+    if dynamic.is_some_and(|h| unsafe { has_text_relocations(info.dlpi_addr + h.p_vaddr) }) {
+        return 0;
+    }
     for h in headers {
         if h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0 {
             found.push(Segment {
@@ -68,16 +78,61 @@ unsafe extern "C" fn first_object(
             });
         }
     }
-    1
+    0
 }
 
-/// Drops the process's mappings of its own code and read-only data: what runs again faults back
-/// in from the page cache (a minor fault per 64 KiB), the rest stops counting as resident.
+/// One entry of an ELF64 dynamic section (`Elf64_Dyn`).
+#[repr(C)]
+struct DynEntry {
+    tag: i64,
+    value: u64,
+}
+
+const DT_NULL: i64 = 0;
+const DT_TEXTREL: i64 = 22;
+const DT_FLAGS: i64 = 30;
+const DF_TEXTREL: u64 = 0x4;
+
+/// Whether the dynamic section mapped at `addr` marks text relocations (DT_TEXTREL, or
+/// DF_TEXTREL in DT_FLAGS).
+///
+/// # Safety
+/// `addr` must be the address of a loaded object's dynamic section, which ends with DT_NULL.
+unsafe fn has_text_relocations(addr: u64) -> bool {
+    let mut entry = addr as *const DynEntry;
+    loop {
+        // SAFETY: the caller's section is a DT_NULL-terminated array of entries: every entry
+        // up to the terminator is mapped and readable.
+        let e = unsafe { &*entry };
+        match e.tag {
+            DT_NULL => return false,
+            DT_TEXTREL => return true,
+            DT_FLAGS if e.value & DF_TEXTREL != 0 => return true,
+            _ => {}
+        }
+        // SAFETY: not the terminator yet, so the next entry is still within the section.
+        entry = unsafe { entry.add(1) };
+    }
+}
+
+/// Whether the object named `name` is the kernel's vDSO ("linux-vdso.so.1" on x86-64).
+fn is_vdso(name: *const libc::c_char) -> bool {
+    if name.is_null() {
+        return false;
+    }
+    // SAFETY: the loader's object names are NUL-terminated strings valid during the callback.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+    name.starts_with(b"linux-vdso") || name.starts_with(b"linux-gate")
+}
+
+/// Drops the process's mappings of the code and read-only data of every loaded object: what
+/// runs again faults back in from the page cache (a minor fault per 64 KiB), the rest stops
+/// counting as resident.
 /// Returns the bytes advised.
 pub(crate) fn drop_code_mappings() -> io::Result<usize> {
     let mut advised = 0;
     for s in read_only_segments() {
-        // SAFETY: the range lies within a read-only file mapping of the executable, whose pages
+        // SAFETY: the range lies within a read-only file mapping of a loaded object, whose pages
         // are never modified: MADV_DONTNEED only removes the mappings, and the next access maps
         // the same file pages again.
         let rc = unsafe { libc::madvise(s.start as *mut libc::c_void, s.len, libc::MADV_DONTNEED) };
@@ -126,6 +181,87 @@ mod tests {
                 .any(|s| s.start <= here && here < s.start + s.len),
             "this function at {here:#x} lies in none of {segments:x?}"
         );
+    }
+
+    #[test]
+    fn finds_libc_code_too() {
+        let segments = read_only_segments();
+        let getpid = libc::getpid as *const () as usize;
+        assert!(
+            segments
+                .iter()
+                .any(|s| s.start <= getpid && getpid < s.start + s.len),
+            "libc's getpid at {getpid:#x} lies in none of {segments:x?}"
+        );
+    }
+
+    #[test]
+    fn text_relocations_are_read_from_the_dynamic_section() {
+        const DT_NEEDED: i64 = 1;
+        let cases: [(&[DynEntry], bool); 4] = [
+            (
+                &[
+                    DynEntry {
+                        tag: DT_NEEDED,
+                        value: 1,
+                    },
+                    DynEntry {
+                        tag: DT_NULL,
+                        value: 0,
+                    },
+                ],
+                false,
+            ),
+            (
+                &[
+                    DynEntry {
+                        tag: DT_TEXTREL,
+                        value: 0,
+                    },
+                    DynEntry {
+                        tag: DT_NULL,
+                        value: 0,
+                    },
+                ],
+                true,
+            ),
+            (
+                &[
+                    DynEntry {
+                        tag: DT_FLAGS,
+                        value: DF_TEXTREL | 0x8,
+                    },
+                    DynEntry {
+                        tag: DT_NULL,
+                        value: 0,
+                    },
+                ],
+                true,
+            ),
+            (
+                &[
+                    DynEntry {
+                        tag: DT_FLAGS,
+                        value: 0x8,
+                    },
+                    DynEntry {
+                        tag: DT_NULL,
+                        value: 0,
+                    },
+                ],
+                false,
+            ),
+        ];
+        for (section, expected) in cases {
+            // SAFETY: each array ends with DT_NULL.
+            let got = unsafe { has_text_relocations(section.as_ptr() as u64) };
+            assert_eq!(
+                got,
+                expected,
+                "tags {:?}",
+                section.iter().map(|e| e.tag).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
