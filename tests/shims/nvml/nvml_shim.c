@@ -167,6 +167,7 @@ static struct {
     char driver[80];
     unsigned int count;
     struct timespec mtime;
+    unsigned int slots; /* dev[0..slots) written so far; the rest are untouched zero pages */
     struct nvmlDevice_st dev[MAX_DEVICES];
 } S;
 
@@ -238,7 +239,7 @@ static void set_device_key(struct nvmlDevice_st *d, const char *key, const char 
 
 /* Turns each device's new XID history entries into events on the sets registered for them. */
 static void deliver_xids(void) {
-    for (unsigned int i = 0; i < MAX_DEVICES; i++) {
+    for (unsigned int i = 0; i < S.slots; i++) {
         struct nvmlDevice_st *d = &S.dev[i];
         if (d->xids_seen > d->nxids) d->xids_seen = d->nxids; /* a shorter history: reset */
         for (; d->xids_seen < d->nxids; d->xids_seen++) {
@@ -254,34 +255,61 @@ static void deliver_xids(void) {
     }
 }
 
+/* How many device slots the state file addresses: its `count`, or one past its highest
+ * `gpu.N.` index. A real libnvidia-ml holds state for the devices present, so the stand-in
+ * writes only these slots and the 256-device table's other pages stay untouched (not resident
+ * in the process that loaded it). */
+static unsigned int slots_addressed(FILE *fp) {
+    unsigned int slots = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, fp)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        unsigned long n = 0;
+        char *end = p;
+        if (strncmp(p, "count", 5) == 0 && (end = strchr(p, '=')) != NULL) {
+            n = strtoul(end + 1, NULL, 10);
+        } else if (strncmp(p, "gpu.", 4) == 0 && p[4] >= '0' && p[4] <= '9') {
+            n = strtoul(p + 4, &end, 10) + 1;
+        }
+        if (n > MAX_DEVICES) n = MAX_DEVICES;
+        if (n > slots) slots = (unsigned int)n;
+    }
+    rewind(fp);
+    return slots;
+}
+
 /* Reads the state file; keeps each device's lookup count so lists advance across reloads. */
 static void load_state(void) {
     const char *path = getenv("HOSTWARDEN_NVML_SHIM_STATE");
     unsigned long long lookups[MAX_DEVICES];
     int xids_seen[MAX_DEVICES];
-    for (int i = 0; i < MAX_DEVICES; i++) {
+    for (unsigned int i = 0; i < S.slots; i++) {
         lookups[i] = S.dev[i].lookups;
         xids_seen[i] = S.dev[i].xids_seen;
     }
-    memset(S.dev, 0, sizeof S.dev);
     S.init_result = NVML_SUCCESS;
     S.count = 0;
     snprintf(S.driver, sizeof S.driver, "%s", "550.54.15");
-    for (unsigned int i = 0; i < MAX_DEVICES; i++) {
+    FILE *fp = NULL;
+    if (path) {
+        struct stat st;
+        if (stat(path, &st) == 0) S.mtime = st.st_mtim;
+        fp = fopen(path, "r");
+        if (!fp) fprintf(stderr, "nvml shim: cannot open %s: %s\n", path, strerror(errno));
+    }
+    unsigned int slots = fp ? slots_addressed(fp) : 0;
+    /* Clears what the last state wrote too, when it addressed more devices than this one. */
+    memset(S.dev, 0, sizeof S.dev[0] * (slots > S.slots ? slots : S.slots));
+    for (unsigned int i = 0; i < slots; i++) {
         S.dev[i].index = i;
-        S.dev[i].lookups = lookups[i];
-        S.dev[i].xids_seen = xids_seen[i];
+        S.dev[i].lookups = i < S.slots ? lookups[i] : 0;
+        S.dev[i].xids_seen = i < S.slots ? xids_seen[i] : 0;
         snprintf(S.dev[i].uuid, sizeof S.dev[i].uuid, "GPU-shim-%u", i);
         snprintf(S.dev[i].name, sizeof S.dev[i].name, "%s", "Shim GPU");
     }
-    if (!path) return;
-    struct stat st;
-    if (stat(path, &st) == 0) S.mtime = st.st_mtim;
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        fprintf(stderr, "nvml shim: cannot open %s: %s\n", path, strerror(errno));
-        return;
-    }
+    S.slots = slots;
+    if (!fp) return;
     char line[4096];
     while (fgets(line, sizeof line, fp)) {
         trim(line);
@@ -302,11 +330,11 @@ static void load_state(void) {
             S.count = (unsigned int)strtoul(val, NULL, 10);
             if (S.count > MAX_DEVICES) S.count = MAX_DEVICES;
         } else if (strncmp(key, "gpu.*.", 6) == 0) {
-            for (int i = 0; i < MAX_DEVICES; i++) set_device_key(&S.dev[i], key + 6, val);
+            for (unsigned int i = 0; i < slots; i++) set_device_key(&S.dev[i], key + 6, val);
         } else if (strncmp(key, "gpu.", 4) == 0) {
             char *end;
             unsigned long n = strtoul(key + 4, &end, 10);
-            if (*end == '.' && n < MAX_DEVICES) set_device_key(&S.dev[n], end + 1, val);
+            if (*end == '.' && n < slots) set_device_key(&S.dev[n], end + 1, val);
         }
     }
     fclose(fp);
