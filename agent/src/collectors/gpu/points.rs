@@ -2,6 +2,8 @@
 //! here: the conversions (percent to ratio, mW to W, mJ to J, MHz to Hz, throttle bits to a
 //! bounded reason set) are tested on their own.
 
+use std::sync::Arc;
+
 use super::events::XidCounts;
 use super::health::Health;
 use crate::model::{AttrKey, AttrValue, Attrs, MetricName, MetricPoint};
@@ -31,19 +33,21 @@ pub struct GpuProcess {
     pub pid: u32,
     pub used_bytes: u64,
     /// From `<proc_root>/<pid>/comm`; absent when the process is gone or not visible.
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
 }
 
 /// Everything read from one device; `None` means NVML does not offer it here (NotSupported or
 /// a symbol the library lacks), and the metric is then absent, never zero.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceReading {
-    pub uuid: String,
-    pub name: String,
+    // The identity is read once per device and shared by every tick's reading and every
+    // point's attributes without copying the text (issue 20).
+    pub uuid: Arc<str>,
+    pub name: Arc<str>,
     /// `nvmlDeviceGetSerial`; None where NotSupported.
-    pub serial: Option<String>,
+    pub serial: Option<Arc<str>>,
     /// `nvmlSystemGetDriverVersion`, the same for every device.
-    pub driver_version: Option<String>,
+    pub driver_version: Option<Arc<str>>,
     pub state: Option<DeviceState>,
     pub memory: Option<Memory>,
     /// Percent busy over the driver's sample period: (gpu, memory controller).
@@ -133,7 +137,7 @@ pub const VENDOR: &str = "NVIDIA";
 /// and `hw.driver_version` and `hw.serial_number` where NVML gives them; processes carry
 /// `hw.id`, `process.pid` and the executable name.
 pub fn device_points(d: &DeviceReading, out: &mut Vec<MetricPoint>) {
-    let mut base = Attrs::new()
+    let mut base = Attrs::with_capacity(7)
         .with(AttrKey::HwId, d.uuid.clone())
         .with(AttrKey::HwType, "gpu")
         .with(AttrKey::HwVendor, VENDOR);

@@ -139,9 +139,9 @@ struct XidState {
 /// What names a device; the serial is absent where NVML answers NotSupported (GeForce boards).
 #[derive(Debug, Clone, Default)]
 struct Identity {
-    uuid: String,
-    name: String,
-    serial: Option<String>,
+    uuid: Arc<str>,
+    name: Arc<str>,
+    serial: Option<Arc<str>>,
 }
 
 /// State the blocking reader keeps between ticks.
@@ -152,11 +152,11 @@ pub struct ReaderState {
     missing: Fields,
     /// Process names by PID, kept while the PID stays on a GPU (a CUDA context does not
     /// survive exec, so the name cannot change underneath), with the pass that last saw it.
-    names: HashMap<u32, (Option<String>, u64)>,
+    names: HashMap<u32, (Option<Arc<str>>, u64)>,
     pass: u64,
     /// The driver version (`hw.driver_version`), read on the first pass: it cannot change
     /// while this NVML instance is loaded.
-    driver: Option<Option<String>>,
+    driver: Option<Option<Arc<str>>>,
     xid: XidState,
 }
 
@@ -168,7 +168,7 @@ impl ReaderState {
             let entry = self
                 .names
                 .entry(p.pid)
-                .or_insert_with(|| (proc.process_name(p.pid), pass));
+                .or_insert_with(|| (proc.process_name(p.pid).map(Arc::from), pass));
             entry.1 = pass;
             p.name.clone_from(&entry.0);
         }
@@ -236,7 +236,7 @@ pub fn read_all(
     state.pass += 1;
     let driver = state
         .driver
-        .get_or_insert_with(|| nvml.sys_driver_version().ok())
+        .get_or_insert_with(|| nvml.sys_driver_version().ok().map(Arc::from))
         .clone();
     poll_xids(nvml, state, &mut out);
     for index in 0..count {
@@ -332,10 +332,10 @@ fn read_device(
     let identified = nvml.device_by_index(index).and_then(|dev| {
         if memo.identity.is_none() {
             memo.identity = Some(Identity {
-                uuid: dev.uuid()?,
-                name: dev.name()?,
+                uuid: dev.uuid()?.into(),
+                name: dev.name()?.into(),
                 // Absent when NotSupported (consumer boards) or unreadable: never a made-up one.
-                serial: dev.serial().ok(),
+                serial: dev.serial().ok().map(Arc::from),
             });
         }
         Ok(dev)
@@ -346,7 +346,7 @@ fn read_device(
             memo.lost = true;
             out.events.push(Event::DeviceLost {
                 index,
-                uuid: memo.identity.as_ref().map(|i| i.uuid.clone()),
+                uuid: memo.identity.as_ref().map(|i| i.uuid.to_string()),
             });
             return Some(lost_reading(index, memo, out));
         }
@@ -378,7 +378,7 @@ fn read_device(
         memo.lost = true;
         out.events.push(Event::DeviceLost {
             index,
-            uuid: Some(uuid),
+            uuid: Some(uuid.to_string()),
         });
         return Some(lost_reading(index, memo, out));
     }
@@ -393,7 +393,7 @@ fn read_device(
 /// The reading of a lost device, and the problem that names it.
 fn lost_reading(index: u32, memo: &DeviceMemo, out: &mut ReadOutcome) -> DeviceReading {
     let Identity { uuid, name, serial } = memo.identity.clone().unwrap_or_else(|| Identity {
-        uuid: format!("gpu-index-{index}"),
+        uuid: format!("gpu-index-{index}").into(),
         ..Identity::default()
     });
     out.problems.push(format!(

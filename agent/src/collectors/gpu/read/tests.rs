@@ -26,7 +26,7 @@ fn process_names_are_read_once_per_pid_and_forgotten_when_it_leaves() {
         r.processes
             .unwrap()
             .into_iter()
-            .map(|p| p.name)
+            .map(|p| p.name.as_deref().map(str::to_owned))
             .collect::<Vec<_>>()
     };
     assert_eq!(
