@@ -169,8 +169,8 @@ impl<'a> Facts<'a> {
     pub fn weights(&self, m: &ModelInput) -> u64 {
         let kv_now = match (&m.arch, m.context) {
             (Some(a), Some(ctx)) => {
-                // Asked without collecting the slotted models: this runs for every model,
-                // twice per tick.
+                // Asked without collecting the slotted models: this runs for every model
+                // each time the slot arithmetic is set up or a model's admission is judged.
                 let slotted = self.inputs.models.iter();
                 let slots = if slotted
                     .filter(|s| self.takes_slots(s))
@@ -237,7 +237,7 @@ struct SlotArithmetic<'f, 'a> {
     compute: u64,
 }
 
-impl SlotArithmetic<'_, '_> {
+impl<'f, 'a> SlotArithmetic<'f, 'a> {
     fn budget_at(&self, context: u64) -> KvBudget {
         let kv_of = |models: &[&ModelInput]| -> f64 {
             models
@@ -349,9 +349,7 @@ impl SlotArithmetic<'_, '_> {
         }
         slots
     }
-}
 
-impl<'f, 'a> SlotArithmetic<'f, 'a> {
     /// The arithmetic for the models loaded now; `None` without a GPU or without every
     /// model's metadata.
     fn new(facts: &'f Facts<'a>, kv: KvType) -> Option<SlotArithmetic<'f, 'a>> {
