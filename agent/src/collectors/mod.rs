@@ -3,7 +3,7 @@
 
 pub mod gpu;
 pub mod host;
-pub(crate) mod ollama;
+pub mod ollama;
 pub mod zfs;
 
 use std::time::Duration;

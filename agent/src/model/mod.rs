@@ -7,7 +7,7 @@ mod attrs;
 mod names;
 pub mod renamed;
 
-pub use attrs::{AttrKey, AttrValue, Attrs};
+pub use attrs::{AttrKey, AttrValue, Attrs, Text};
 pub use names::{InstrumentKind, MetricName};
 
 /// A point's value: integers stay exact (bytes, counts); ratios and seconds are floats.

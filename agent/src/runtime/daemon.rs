@@ -153,19 +153,13 @@ impl Daemon {
         let deadline = self.live.config.collector_deadline();
         let mut snapshot =
             collectors::collect_all(&mut self.live.collectors, deadline, wall_ms()).await;
-        let advice = self
-            .live
-            .tuner
-            .observe(&snapshot, &self.live.config.tuner)
-            .cloned();
+        // Borrowed, not cloned: a clone copied every key, value and reason each tick (issue 20).
+        let advice = self.live.tuner.observe(&snapshot, &self.live.config.tuner);
         let mut raised = Vec::new();
         let view = self.live.hooks.view.latest();
         if let Some(t) = self.tuner.as_mut() {
             // Only a unit systemd watches can be changed: advice-only stays advice.
-            let decision = advice
-                .as_ref()
-                .filter(|a| !a.advice_only)
-                .map(|a| &a.decision);
+            let decision = advice.filter(|a| !a.advice_only).map(|a| &a.decision);
             let points = t.on_tick(snapshot.timestamp_ms, &snapshot, decision);
             snapshot.points.extend(points);
             // `[tuner.resources]`: the unit's limits, from the same tick (live, no restart).
@@ -173,7 +167,7 @@ impl Daemon {
                 snapshot.timestamp_ms,
                 &snapshot,
                 view.as_deref(),
-                advice.as_ref().map(|a| &a.decision),
+                advice.map(|a| &a.decision),
             );
             for alert in t.take_alerts() {
                 raised.push(self.alerting.raise(alert));

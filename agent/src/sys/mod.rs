@@ -6,7 +6,7 @@
 pub mod cgroup;
 pub(crate) mod fs;
 pub(crate) mod http;
-pub(crate) mod ollama;
+pub mod ollama;
 pub(crate) mod ownusage;
 pub(crate) mod proc;
 pub(crate) mod procfile;

@@ -1,12 +1,14 @@
 //! Observe mode: each tick, the policy's recommendation from the snapshot and the Ollama view;
 //! logged at INFO only when it changes, shown in the terminal view, and added to `once`'s JSON.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tracing::info;
 
 use crate::collectors::ollama::{OllamaView, OllamaViewCell};
 use crate::model::Snapshot;
-use crate::tuner::config::{TunerConfig, TunerMode};
+use crate::tuner::config::{KeyBound, TunerConfig, TunerMode};
 use crate::tuner::policy::decide;
 use crate::tuner::policy::decision::Decision;
 use crate::tuner::policy::inputs::PolicyInputs;
@@ -40,31 +42,73 @@ pub fn advise(
     })
 }
 
+/// What the last advice was decided from. The policy is pure, so the same inputs and bounds
+/// give the same decision: a tick where nothing changed keeps the last advice instead of
+/// formatting every value and reason again (issue 20: most of the tuner's allocations).
+#[derive(Debug)]
+struct DecidedFrom {
+    inputs: PolicyInputs,
+    bounds: BTreeMap<String, KeyBound>,
+}
+
 /// Keeps the last recommendation so that only changes are logged.
 #[derive(Debug, Default)]
 pub struct TunerObserver {
     view: OllamaViewCell,
     last: Option<Advice>,
+    decided_from: Option<DecidedFrom>,
 }
 
 impl TunerObserver {
     /// Reads the views the Ollama collector publishes into `view`.
     pub fn new(view: OllamaViewCell) -> Self {
-        TunerObserver { view, last: None }
+        TunerObserver {
+            view,
+            last: None,
+            decided_from: None,
+        }
     }
 
     /// Decides for this tick; logs at INFO when the recommendation changed. Returns the
     /// current advice (the last one while Ollama is down).
     pub fn observe(&mut self, snapshot: &Snapshot, tuner: &TunerConfig) -> Option<&Advice> {
-        let view = self.view.latest();
-        if let Some(advice) = advise(snapshot, view.as_deref(), tuner) {
-            let changed = self.last.as_ref().map(|a| &a.decision) != Some(&advice.decision);
-            if changed {
-                log_change(self.last.as_ref().map(|a| &a.decision), &advice);
-            }
-            self.last = Some(advice);
+        let latest = self.view.latest();
+        // As `advise`: nothing is decided while Ollama is down.
+        let Some(view) = latest.as_deref().filter(|v| v.up) else {
+            return self.last.as_ref();
+        };
+        let inputs = PolicyInputs::from_snapshot(snapshot, Some(view));
+        if self.is_current(&inputs, view, tuner) {
+            return self.last.as_ref();
         }
+        let advice = Advice {
+            mode: tuner.mode,
+            advice_only: view.advice_only(),
+            decision: decide(&inputs, &tuner.ollama),
+            current: inputs.current.clone(),
+        };
+        let changed = self.last.as_ref().map(|a| &a.decision) != Some(&advice.decision);
+        if changed {
+            log_change(self.last.as_ref().map(|a| &a.decision), &advice);
+        }
+        self.last = Some(advice);
+        self.decided_from = Some(DecidedFrom {
+            inputs,
+            bounds: tuner.ollama.clone(),
+        });
         self.last.as_ref()
+    }
+
+    /// True when the last advice was made from these very inputs, bounds, mode and unit watch:
+    /// `advise` would return it again.
+    fn is_current(&self, inputs: &PolicyInputs, view: &OllamaView, tuner: &TunerConfig) -> bool {
+        let (Some(last), Some(from)) = (&self.last, &self.decided_from) else {
+            return false;
+        };
+        last.mode == tuner.mode
+            && last.advice_only == view.advice_only()
+            && from.bounds == tuner.ollama
+            && from.inputs == *inputs
     }
 
     pub fn last(&self) -> Option<&Advice> {
@@ -166,6 +210,34 @@ mod tests {
         assert!(
             obs.render()
                 .starts_with("tuner   observe, advice-only: OLLAMA_CONTEXT_LENGTH=4096")
+        );
+    }
+
+    #[tokio::test]
+    async fn decides_again_only_when_an_input_or_a_bound_changed() {
+        let cell = OllamaViewCell::default();
+        let mut obs = TunerObserver::new(cell.clone());
+        let mut cfg = TunerConfig::default();
+        cell.publish(view(true));
+        let first = obs.observe(&Snapshot::default(), &cfg).cloned().unwrap();
+        assert_eq!(
+            obs.observe(&Snapshot::default(), &cfg),
+            advise(&Snapshot::default(), Some(&view(true)), &cfg).as_ref()
+        );
+        cfg.ollama.insert(
+            "OLLAMA_NUM_PARALLEL".into(),
+            crate::tuner::config::KeyBound {
+                min: None,
+                max: None,
+                pin: Some(toml::Value::Integer(3)),
+            },
+        );
+        let pinned = obs.observe(&Snapshot::default(), &cfg).cloned().unwrap();
+        assert_eq!(first.decision.keys["OLLAMA_NUM_PARALLEL"].value, "1");
+        assert_eq!(pinned.decision.keys["OLLAMA_NUM_PARALLEL"].value, "3");
+        assert_eq!(
+            Some(&pinned),
+            advise(&Snapshot::default(), Some(&view(true)), &cfg).as_ref()
         );
     }
 

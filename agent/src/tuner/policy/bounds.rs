@@ -243,19 +243,6 @@ impl Limits {
     }
 }
 
-/// The limits of every key (invalid bounds were refused at load; here they count as absent).
-pub fn all_limits(bounds: &BTreeMap<String, KeyBound>) -> BTreeMap<&'static str, Limits> {
-    KEYS.iter()
-        .map(|k| {
-            let l = bounds
-                .get(*k)
-                .and_then(|b| limits(k, b).ok())
-                .unwrap_or_default();
-            (*k, l)
-        })
-        .collect()
-}
-
 /// True when `value` is a syntax Ollama reads for `key` the way we mean it (the policy's
 /// property test holds every value it emits to this).
 #[cfg(test)]

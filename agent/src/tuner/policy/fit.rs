@@ -153,12 +153,15 @@ impl<'a> Facts<'a> {
         self.inputs.gpus.iter().map(|g| g.total).max().unwrap_or(0)
     }
 
+    /// True when `m` takes NUM_PARALLEL slots; false when Ollama forces it to one.
+    pub fn takes_slots(&self, m: &ModelInput) -> bool {
+        !m.arch.as_ref().is_some_and(|a| a.embedding_only)
+            && !single_slot_family(&m.family, self.era)
+    }
+
     /// Models that take NUM_PARALLEL slots, and those Ollama forces to one.
     pub fn slotted(&self) -> (Vec<&'a ModelInput>, Vec<&'a ModelInput>) {
-        self.inputs.models.iter().partition(|m| {
-            !m.arch.as_ref().is_some_and(|a| a.embedding_only)
-                && !single_slot_family(&m.family, self.era)
-        })
+        self.inputs.models.iter().partition(|m| self.takes_slots(m))
     }
 
     /// Weights of a loaded model: its reported size minus the KV it holds now and the compute
@@ -166,7 +169,13 @@ impl<'a> Facts<'a> {
     pub fn weights(&self, m: &ModelInput) -> u64 {
         let kv_now = match (&m.arch, m.context) {
             (Some(a), Some(ctx)) => {
-                let slots = if self.slotted().0.iter().any(|s| s.name == m.name) {
+                // Asked without collecting the slotted models: this runs for every model
+                // each time the slot arithmetic is set up or a model's admission is judged.
+                let slotted = self.inputs.models.iter();
+                let slots = if slotted
+                    .filter(|s| self.takes_slots(s))
+                    .any(|s| s.name == m.name)
+                {
                     self.current_parallel
                 } else {
                     1
@@ -228,7 +237,7 @@ struct SlotArithmetic<'f, 'a> {
     compute: u64,
 }
 
-impl SlotArithmetic<'_, '_> {
+impl<'f, 'a> SlotArithmetic<'f, 'a> {
     fn budget_at(&self, context: u64) -> KvBudget {
         let kv_of = |models: &[&ModelInput]| -> f64 {
             models
@@ -306,7 +315,7 @@ impl SlotArithmetic<'_, '_> {
         &self,
         context: u64,
         mut slots: u64,
-        reasons: &mut Vec<String>,
+        mut reasons: Option<&mut Vec<String>>,
     ) -> u64 {
         let facts = self.facts;
         if facts.era != Era::Fit || facts.inputs.models.len() <= 1 {
@@ -329,58 +338,85 @@ impl SlotArithmetic<'_, '_> {
                 slots
             };
             if admitted < slots {
-                reasons.push(format!(
-                    "Ollama >= 0.30 admits {} next to the other models only with {} slots (80% of {} free, f16 KV estimate {} per slot)",
-                    m.name, admitted, human(free), human(f16_slot)
-                ));
+                if let Some(reasons) = reasons.as_deref_mut() {
+                    reasons.push(format!(
+                        "Ollama >= 0.30 admits {} next to the other models only with {} slots (80% of {} free, f16 KV estimate {} per slot)",
+                        m.name, admitted, human(free), human(f16_slot)
+                    ));
+                }
                 slots = admitted;
             }
         }
         slots
     }
-}
 
-/// How many parallel slots of `context` tokens fit at `kv`, halving the context (down to
-/// `MIN_CONTEXT`) until one does; `None` without a GPU or without every model's metadata.
-pub fn slots_that_fit(facts: &Facts, kv: KvType, mut context: u64) -> Option<SlotFit> {
-    let (multi, single) = facts.slotted();
-    let models = &facts.inputs.models;
-    if !facts.has_gpu() || models.is_empty() || models.iter().any(|m| m.arch.is_none()) {
-        return None;
+    /// The arithmetic for the models loaded now; `None` without a GPU or without every
+    /// model's metadata.
+    fn new(facts: &'f Facts<'a>, kv: KvType) -> Option<SlotArithmetic<'f, 'a>> {
+        let models = &facts.inputs.models;
+        if !facts.has_gpu() || models.is_empty() || models.iter().any(|m| m.arch.is_none()) {
+            return None;
+        }
+        let (multi, single) = facts.slotted();
+        Some(SlotArithmetic {
+            facts,
+            kv,
+            multi,
+            single,
+            weights: models.iter().map(|m| facts.weights(m)).sum(),
+            compute: COMPUTE_BYTES * u64::try_from(models.len()).unwrap_or(1),
+        })
     }
-    let fit = SlotArithmetic {
-        facts,
-        kv,
-        multi,
-        single,
-        weights: models.iter().map(|m| facts.weights(m)).sum(),
-        compute: COMPUTE_BYTES * u64::try_from(models.len()).unwrap_or(1),
-    };
-    loop {
-        let b = fit.budget_at(context);
-        let mut slots = if b.per_slot > 0.0 {
+
+    /// The slots admitted at `context` (0 when not one fits), with the arithmetic in words
+    /// pushed to `reasons` when given: the words are only wanted for the context decided on.
+    fn slots_at(&self, context: u64, mut reasons: Option<&mut Vec<String>>) -> u64 {
+        let b = self.budget_at(context);
+        let slots = if b.per_slot > 0.0 {
             floor(b.budget / b.per_slot)
         } else {
             1
         };
-        let mut reasons = vec![fit.budget_reason(&b)];
-        if b.per_slot > 0.0 {
-            reasons.push(fit.slot_cost_reason(&b, context, slots));
-        }
-        slots = fit.admitted_next_to_others(context, slots, &mut reasons);
-        if slots >= 1 || context <= MIN_CONTEXT {
-            if slots == 0 {
-                reasons.push(format!(
-                    "not one slot fits even at {context} tokens: 1 slot, the rest spills to CPU"
-                ));
+        if let Some(reasons) = reasons.as_deref_mut() {
+            reasons.push(self.budget_reason(&b));
+            if b.per_slot > 0.0 {
+                reasons.push(self.slot_cost_reason(&b, context, slots));
             }
-            return Some(SlotFit {
-                slots: slots.max(1),
-                context,
-                reasons,
-                fits: slots >= 1,
-            });
         }
-        context = (context / 2).max(MIN_CONTEXT);
+        self.admitted_next_to_others(context, slots, reasons)
     }
+
+    /// `context`, halved down to `MIN_CONTEXT` until one slot fits.
+    fn context_that_fits(&self, mut context: u64) -> u64 {
+        while self.slots_at(context, None) == 0 && context > MIN_CONTEXT {
+            context = (context / 2).max(MIN_CONTEXT);
+        }
+        context
+    }
+}
+
+/// The context at which one slot of `kv` fits, as `slots_that_fit` finds it, without the
+/// reasons (issue 20: the f16 trial ran every tick and formatted words nobody read).
+pub fn context_that_fits(facts: &Facts, kv: KvType, context: u64) -> Option<u64> {
+    SlotArithmetic::new(facts, kv).map(|fit| fit.context_that_fits(context))
+}
+
+/// How many parallel slots of `context` tokens fit at `kv`, halving the context (down to
+/// `MIN_CONTEXT`) until one does; `None` without a GPU or without every model's metadata.
+pub fn slots_that_fit(facts: &Facts, kv: KvType, context: u64) -> Option<SlotFit> {
+    let fit = SlotArithmetic::new(facts, kv)?;
+    let context = fit.context_that_fits(context);
+    let mut reasons = Vec::new();
+    let slots = fit.slots_at(context, Some(&mut reasons));
+    if slots == 0 {
+        reasons.push(format!(
+            "not one slot fits even at {context} tokens: 1 slot, the rest spills to CPU"
+        ));
+    }
+    Some(SlotFit {
+        slots: slots.max(1),
+        context,
+        reasons,
+        fits: slots >= 1,
+    })
 }

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::collectors::ollama::{OllamaView, UnitWatch};
-use crate::model::{AttrKey, MetricName, Snapshot};
+use crate::model::{AttrKey, AttrValue, MetricName, MetricPoint, Snapshot, Text};
 use crate::sys::ollama::Architecture;
 use crate::tuner::policy::memory::Version;
 
 /// One GPU's memory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GpuMemory {
-    pub id: String,
+    pub id: Text,
     pub total: u64,
     pub used: u64,
 }
@@ -54,33 +54,56 @@ fn int(v: f64) -> u64 {
     n
 }
 
-impl PolicyInputs {
-    pub fn from_snapshot(s: &Snapshot, view: Option<&OllamaView>) -> PolicyInputs {
-        let mut gpus: BTreeMap<String, GpuMemory> = BTreeMap::new();
-        for (name, is_total) in [
-            (MetricName::HwGpuMemoryLimit, true),
-            (MetricName::HwGpuMemoryUsage, false),
-        ] {
-            for p in s.points_named(name) {
-                let id = p
-                    .attributes
-                    .get(AttrKey::HwId)
-                    .map_or_else(String::new, |v| v.as_text());
-                let g = gpus.entry(id.clone()).or_insert(GpuMemory {
-                    id,
-                    total: 0,
-                    used: 0,
-                });
-                if is_total {
-                    g.total = int(p.value.as_f64());
-                } else {
-                    g.used = int(p.value.as_f64());
+/// The GPU's id as the policy keeps it: a clone of the attribute's text shares it (issue 20:
+/// copying 8 GPU ids twice per tick was a third of the tuner's allocations).
+fn gpu_id(p: &MetricPoint) -> Text {
+    match p.attributes.get(AttrKey::HwId) {
+        Some(AttrValue::Str(t)) => t.clone(),
+        Some(v @ AttrValue::Int(_)) => v.as_text().into(),
+        None => Text::Static(""),
+    }
+}
+
+/// Each GPU's memory, by id, leaving out GPUs without a total. A vector searched by id, not a
+/// map: a host has a handful of GPUs, and this runs every tick.
+fn gpu_memory(s: &Snapshot) -> Vec<GpuMemory> {
+    let mut gpus: Vec<GpuMemory> =
+        Vec::with_capacity(s.points_named(MetricName::HwGpuMemoryLimit).count());
+    for (name, is_total) in [
+        (MetricName::HwGpuMemoryLimit, true),
+        (MetricName::HwGpuMemoryUsage, false),
+    ] {
+        for p in s.points_named(name) {
+            let id = gpu_id(p);
+            let i = match gpus.iter().position(|g| g.id == id) {
+                Some(i) => i,
+                None => {
+                    gpus.push(GpuMemory {
+                        id,
+                        total: 0,
+                        used: 0,
+                    });
+                    gpus.len() - 1
                 }
+            };
+            if is_total {
+                gpus[i].total = int(p.value.as_f64());
+            } else {
+                gpus[i].used = int(p.value.as_f64());
             }
         }
+    }
+    gpus.retain(|g| g.total > 0);
+    // In id order, as the policy has always listed them.
+    gpus.sort_by(|a, b| a.id.cmp(&b.id));
+    gpus
+}
+
+impl PolicyInputs {
+    pub fn from_snapshot(s: &Snapshot, view: Option<&OllamaView>) -> PolicyInputs {
         let one = |name| s.points_named(name).next().map(|p| p.value.as_f64());
         let mut inputs = PolicyInputs {
-            gpus: gpus.into_values().filter(|g| g.total > 0).collect(),
+            gpus: gpu_memory(s),
             ram_total: one(MetricName::SystemMemoryLimit).map(int),
             ram_available: one(MetricName::SystemMemoryLinuxAvailable).map(int),
             ram_arc_reclaimable: one(MetricName::ZfsArcReclaimable).map(int),
@@ -128,7 +151,7 @@ impl PolicyInputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Attrs, MetricPoint};
+    use crate::model::Attrs;
 
     #[test]
     fn reads_gpus_memory_and_pressure_from_the_snapshot() {

@@ -2,7 +2,7 @@
 //! words, and records it through the `KeyWriter` (which applies the operator's bounds).
 
 use super::bounds::format_keep_alive;
-use super::fit::{Facts, SlotFit, describe_ram, ram_available, slots_that_fit, to_f64};
+use super::fit::{Facts, SlotFit, context_that_fits, describe_ram, ram_available, to_f64};
 use super::memory::{Era, KvType, MARGIN_BYTES, human};
 use super::{KeyWriter, VramTier};
 
@@ -19,16 +19,15 @@ pub(super) fn kv_cache_type(
     ctx_tier: u64,
 ) -> KvType {
     let inputs = facts.inputs;
-    let era_note = format!(
-        "Ollama {} = era {}",
-        inputs
-            .version
-            .map_or_else(|| "version unknown".to_owned(), |v| v.to_string()),
-        facts.era.describe()
-    );
+    // The version straight into the sentence, not through a string of its own.
+    let era_note = match inputs.version {
+        Some(v) => format!("Ollama {v} = era {}", facts.era.describe()),
+        None => format!("Ollama version unknown = era {}", facts.era.describe()),
+    };
     let mut reasons = vec![era_note];
     let mut kv = KvType::F16;
-    let f16_fit = slots_that_fit(facts, KvType::F16, ctx_tier);
+    // Only the context matters here: the trial at f16 needs no reasons.
+    let f16_context = context_that_fits(facts, KvType::F16, ctx_tier);
     if !Era::supports_kv_quantization(inputs.version) {
         reasons.push("this Ollama predates OLLAMA_KV_CACHE_TYPE (0.5.0): f16".to_owned());
     } else if keys.pin("OLLAMA_FLASH_ATTENTION") == Some(0) {
@@ -41,7 +40,7 @@ pub(super) fn kv_cache_type(
         reasons.push(format!(
             "{why}: q8_0 halves the KV cache (1.0625 instead of 2 bytes per element)"
         ));
-    } else if f16_fit.as_ref().is_some_and(|s| s.context < ctx_tier) {
+    } else if f16_context.is_some_and(|c| c < ctx_tier) {
         kv = KvType::Q8_0;
         reasons.push(format!(
             "not even one f16 slot of {ctx_tier} tokens fits: q8_0"

@@ -11,7 +11,7 @@ pub(crate) mod memory;
 
 use std::collections::BTreeMap;
 
-use bounds::{Limits, all_limits};
+use bounds::{Limits, limits};
 use decision::{Decision, KeyDecision};
 use fit::{Facts, slots_that_fit, to_f64};
 pub use fit::{PRESSURE_HIGH, VRAM_HIGH};
@@ -77,15 +77,24 @@ impl VramTier {
 }
 
 /// Collects each key's decision, applying the operator's pins and bounds as it goes.
-struct KeyWriter {
+struct KeyWriter<'b> {
     decision: Decision,
-    limits: BTreeMap<&'static str, Limits>,
+    bounds: &'b BTreeMap<String, KeyBound>,
 }
 
-impl KeyWriter {
+impl KeyWriter<'_> {
+    /// The operator's limits on `key`, normalised when asked rather than into a map per tick
+    /// (invalid bounds were refused at load; here they count as absent).
+    fn limits(&self, key: &str) -> Limits {
+        self.bounds
+            .get(key)
+            .and_then(|b| limits(key, b).ok())
+            .unwrap_or_default()
+    }
+
     /// The operator's pin of `key`, if any.
     fn pin(&self, key: &str) -> Option<i64> {
-        self.limits.get(key).and_then(|l| l.pin)
+        self.limits(key).pin
     }
 
     /// Records `value` for `key` (after the operator's bounds) with `reasons`; returns the
@@ -97,7 +106,7 @@ impl KeyWriter {
         show: impl Fn(i64) -> String,
         mut reasons: Vec<String>,
     ) -> i64 {
-        let l = self.limits.get(key).copied().unwrap_or_default();
+        let l = self.limits(key);
         let (v, why) = l.apply(key, value, &show);
         let constrained = why.is_some();
         reasons.extend(why);
@@ -118,7 +127,7 @@ pub fn decide(inputs: &PolicyInputs, bounds: &BTreeMap<String, KeyBound>) -> Dec
     let facts = Facts::new(inputs);
     let mut keys = KeyWriter {
         decision: Decision::default(),
-        limits: all_limits(bounds),
+        bounds,
     };
     let stress = facts.vram_stress();
     let (ctx_tier, ctx_why) = context_tier(&facts);

@@ -326,7 +326,7 @@ fn arb_inputs() -> impl Strategy<Value = PolicyInputs> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (t, pct))| GpuMemory {
-                    id: format!("GPU-{i}"),
+                    id: format!("GPU-{i}").into(),
                     total: t * GIB,
                     used: t * GIB / 100 * pct,
                 })
