@@ -34,12 +34,17 @@ pub fn advise(
 ) -> Option<Advice> {
     let view = view.filter(|v| v.up)?;
     let inputs = PolicyInputs::from_snapshot(snapshot, Some(view));
-    Some(Advice {
+    Some(advice_from(&inputs, view, tuner))
+}
+
+/// The advice these inputs give: what `advise` returns, and what `observe` decides afresh.
+fn advice_from(inputs: &PolicyInputs, view: &OllamaView, tuner: &TunerConfig) -> Advice {
+    Advice {
         mode: tuner.mode,
         advice_only: view.advice_only(),
-        decision: decide(&inputs, &tuner.ollama),
-        current: inputs.current,
-    })
+        decision: decide(inputs, &tuner.ollama),
+        current: inputs.current.clone(),
+    }
 }
 
 /// What the last advice was decided from. The policy is pure, so the same inputs and bounds
@@ -81,12 +86,7 @@ impl TunerObserver {
         if self.is_current(&inputs, view, tuner) {
             return self.last.as_ref();
         }
-        let advice = Advice {
-            mode: tuner.mode,
-            advice_only: view.advice_only(),
-            decision: decide(&inputs, &tuner.ollama),
-            current: inputs.current.clone(),
-        };
+        let advice = advice_from(&inputs, view, tuner);
         let changed = self.last.as_ref().map(|a| &a.decision) != Some(&advice.decision);
         if changed {
             log_change(self.last.as_ref().map(|a| &a.decision), &advice);
