@@ -172,95 +172,42 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_code_segment() {
+    fn finds_the_executables_code_and_libcs() {
         let segments = read_only_segments();
-        let here = finds_the_code_segment as *const () as usize;
-        assert!(
-            segments
-                .iter()
-                .any(|s| s.start <= here && here < s.start + s.len),
-            "this function at {here:#x} lies in none of {segments:x?}"
-        );
-    }
-
-    #[test]
-    fn finds_libc_code_too() {
-        let segments = read_only_segments();
+        let here = finds_the_executables_code_and_libcs as *const () as usize;
         let getpid = libc::getpid as *const () as usize;
-        assert!(
-            segments
-                .iter()
-                .any(|s| s.start <= getpid && getpid < s.start + s.len),
-            "libc's getpid at {getpid:#x} lies in none of {segments:x?}"
-        );
+        for (what, addr) in [("this test", here), ("libc's getpid", getpid)] {
+            assert!(
+                segments
+                    .iter()
+                    .any(|s| s.start <= addr && addr < s.start + s.len),
+                "{what} at {addr:#x} lies in none of {segments:x?}"
+            );
+        }
     }
 
     #[test]
     fn text_relocations_are_read_from_the_dynamic_section() {
         const DT_NEEDED: i64 = 1;
-        let cases: [(&[DynEntry], bool); 4] = [
-            (
-                &[
-                    DynEntry {
-                        tag: DT_NEEDED,
-                        value: 1,
-                    },
-                    DynEntry {
-                        tag: DT_NULL,
-                        value: 0,
-                    },
-                ],
-                false,
-            ),
-            (
-                &[
-                    DynEntry {
-                        tag: DT_TEXTREL,
-                        value: 0,
-                    },
-                    DynEntry {
-                        tag: DT_NULL,
-                        value: 0,
-                    },
-                ],
-                true,
-            ),
-            (
-                &[
-                    DynEntry {
-                        tag: DT_FLAGS,
-                        value: DF_TEXTREL | 0x8,
-                    },
-                    DynEntry {
-                        tag: DT_NULL,
-                        value: 0,
-                    },
-                ],
-                true,
-            ),
-            (
-                &[
-                    DynEntry {
-                        tag: DT_FLAGS,
-                        value: 0x8,
-                    },
-                    DynEntry {
-                        tag: DT_NULL,
-                        value: 0,
-                    },
-                ],
-                false,
-            ),
-        ];
-        for (section, expected) in cases {
+        // One entry, then the terminator every dynamic section ends with.
+        let section = |tag, value| {
+            [
+                DynEntry { tag, value },
+                DynEntry {
+                    tag: DT_NULL,
+                    value: 0,
+                },
+            ]
+        };
+        for (entries, expected) in [
+            (section(DT_NEEDED, 1), false),
+            (section(DT_TEXTREL, 0), true),
+            (section(DT_FLAGS, DF_TEXTREL | 0x8), true),
+            (section(DT_FLAGS, 0x8), false),
+        ] {
             // SAFETY: each array ends with DT_NULL.
-            let got = unsafe { has_text_relocations(section.as_ptr() as u64) };
-            assert_eq!(
-                got,
-                expected,
-                "tags {:?}",
-                section.iter().map(|e| e.tag).collect::<Vec<_>>()
-            );
+            let got = unsafe { has_text_relocations(entries.as_ptr() as u64) };
+            assert_eq!(got, expected, "first tag {}", entries[0].tag);
         }
     }
 
