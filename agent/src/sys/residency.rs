@@ -21,35 +21,40 @@ struct Segment {
     len: usize,
 }
 
-/// Every loaded object's segments that the process never writes to (code, read-only data):
-/// their pages always equal the file's, so dropping a mapping loses nothing. Writable segments,
-/// RELRO included (relocated at start, then made read-only), hold private copies and are never
-/// touched here; neither is the vDSO, which the kernel maps from no file.
-fn read_only_segments() -> Vec<Segment> {
+/// Calls `visit` with every loaded object's segments that the process never writes to (code,
+/// read-only data), page-aligned inwards: their pages always equal the file's, so dropping a
+/// mapping loses nothing. Writable segments, RELRO included (relocated at start, then made
+/// read-only), hold private copies and are never visited; neither is the vDSO, which the
+/// kernel maps from no file.
+///
+/// `visit` runs inside the loader's walk, which holds the lock `dlclose` takes around
+/// unmapping an object (glibc's dl_load_write_lock): a segment cannot be unmapped, and its
+/// range reused by another mapping, while `visit` acts on it. (The NVML library is opened and
+/// closed again on a blocking thread while a driver is missing.)
+fn for_each_read_only_segment(mut visit: impl FnMut(Segment)) {
     // SAFETY: sysconf only reads a constant of the system.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let mut found: Vec<Segment> = Vec::new();
-    // SAFETY: the callback only reads the program headers the loader hands it, for the call's
-    // duration, and writes to the Vec passed as `data`, which outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(each_object), (&raw mut found).cast::<libc::c_void>()) };
-    found
-        .into_iter()
-        .filter_map(|s| {
-            // Inwards to whole pages: an edge page may be shared with a neighbouring segment.
-            let start = s.start.div_ceil(page) * page;
-            let end = (s.start + s.len) / page * page;
-            (end > start).then(|| Segment {
+    let mut aligned = |s: Segment| {
+        // Inwards to whole pages: an edge page may be shared with a neighbouring segment.
+        let start = s.start.div_ceil(page) * page;
+        let end = (s.start + s.len) / page * page;
+        if end > start {
+            visit(Segment {
                 start,
                 len: end - start,
-            })
-        })
-        .collect()
+            });
+        }
+    };
+    let mut visit: &mut dyn FnMut(Segment) = &mut aligned;
+    // SAFETY: the callback only reads the program headers the loader hands it, for the call's
+    // duration, and calls the closure passed as `data`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each_object), (&raw mut visit).cast::<libc::c_void>()) };
 }
 
-/// dl_iterate_phdr's callback, once per loaded object: its read-only loadable segments go into
-/// the Vec behind `data`. Skipped: the vDSO (its pages are the kernel's, not a file's) and an
-/// object with text relocations, whose "read-only" pages the loader patched into private copies
-/// that dropping would lose.
+/// dl_iterate_phdr's callback, once per loaded object: its read-only loadable segments go to
+/// the closure behind `data`. Skipped: the vDSO (its pages are the kernel's, not a file's) and
+/// an object with text relocations, whose "read-only" pages the loader patched into private
+/// copies that dropping would lose.
 unsafe extern "C" fn each_object(
     info: *mut libc::dl_phdr_info,
     _size: libc::size_t,
@@ -57,8 +62,8 @@ unsafe extern "C" fn each_object(
 ) -> libc::c_int {
     // SAFETY: the loader passes a valid `dl_phdr_info` for the call's duration.
     let info = unsafe { &*info };
-    // SAFETY: `data` is the `&mut Vec<Segment>` read_only_segments passed.
-    let found = unsafe { &mut *data.cast::<Vec<Segment>>() };
+    // SAFETY: `data` is the `&mut &mut dyn FnMut(Segment)` for_each_read_only_segment passed.
+    let visit = unsafe { &mut *data.cast::<&mut dyn FnMut(Segment)>() };
     if info.dlpi_phdr.is_null() || is_vdso(info.dlpi_name) {
         return 0;
     }
@@ -72,7 +77,7 @@ unsafe extern "C" fn each_object(
     }
     for h in headers {
         if h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0 {
-            found.push(Segment {
+            visit(Segment {
                 start: (info.dlpi_addr + h.p_vaddr) as usize,
                 len: h.p_memsz as usize,
             });
@@ -127,26 +132,37 @@ fn is_vdso(name: *const libc::c_char) -> bool {
 
 /// Drops the process's mappings of the code and read-only data of every loaded object: what
 /// runs again faults back in from the page cache (a minor fault per 64 KiB), the rest stops
-/// counting as resident.
-/// Returns the bytes advised.
+/// counting as resident. Returns the bytes advised; the first refusal ends it.
 pub(crate) fn drop_code_mappings() -> io::Result<usize> {
     let mut advised = 0;
-    for s in read_only_segments() {
-        // SAFETY: the range lies within a read-only file mapping of a loaded object, whose pages
-        // are never modified: MADV_DONTNEED only removes the mappings, and the next access maps
-        // the same file pages again.
-        let rc = unsafe { libc::madvise(s.start as *mut libc::c_void, s.len, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+    let mut refused = None;
+    for_each_read_only_segment(|s| {
+        if refused.is_some() {
+            return;
         }
-        advised += s.len;
-    }
-    Ok(advised)
+        // SAFETY: the range lies within a read-only file mapping of a loaded object, whose
+        // pages are never modified, and stays mapped for the call (see
+        // for_each_read_only_segment): MADV_DONTNEED only removes the mappings, and the next
+        // access maps the same file pages again.
+        let rc = unsafe { libc::madvise(s.start as *mut libc::c_void, s.len, libc::MADV_DONTNEED) };
+        if rc == 0 {
+            advised += s.len;
+        } else {
+            refused = Some(io::Error::last_os_error());
+        }
+    });
+    refused.map_or(Ok(advised), Err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read_only_segments() -> Vec<Segment> {
+        let mut found = Vec::new();
+        for_each_read_only_segment(|s| found.push(s));
+        found
+    }
 
     /// Resident KiB of this process's mappings of `segments`, from /proc/self/smaps.
     fn resident_kib(segments: &[Segment]) -> u64 {
