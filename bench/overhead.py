@@ -306,8 +306,8 @@ def main():
     print()
     print("- CPU counts each process and all its descendants. hostwarden's descendants are its `zpool` "
           "calls (every `pool_interval`, 10 s) and `zpool iostat` child; here `zpool` is the stand-in "
-          "shell script, so every call forks `sh` and `cat`, and each iostat report a `sleep` (a "
-          "real `zpool iostat` is one process that sleeps). 'of which the process itself' excludes all descendants.")
+          "bash script, so every one-shot call forks `bash` and `cat`; its `iostat` is one bash process "
+          "that waits with a builtin between reports, as a real `zpool iostat` is one process that sleeps. 'of which the process itself' excludes all descendants.")
     print("- RSS is VmRSS of the main process (descendants excluded), median of the second half; anon "
           "= RssAnon (heap, stacks), the rest is mostly executable pages mapped from the page cache.")
     print(f"- target CPU per tick <= collectd's per scrape while reading more series: {verdict(ratios['collectd'][0] <= 1 and h['series'] > c['series'])} "
