@@ -62,7 +62,7 @@ pub fn init() {
     let spec = std::env::var("HOSTWARDEN_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
-    let filter = format!("{spec},hyper=warn,hyper_util=warn,h2=warn,tonic=warn,zbus=warn")
+    let filter = format!("{spec},hyper=warn,hyper_util=warn,h2=warn,zbus=warn")
         .parse::<Targets>()
         .unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
     // The builder's own filter would stop at `info`: let everything through to `filter`.

@@ -1,18 +1,14 @@
-//! Why an export failed, in words an operator can act on. The OTLP clients reduce a failure to
-//! "network error" (HTTP) or a gRPC code, dropping the TLS reason; this module recovers it: the
-//! HTTP client records the full error chain or the server's refusal, and for gRPC a failed
-//! export is followed by one HTTPS request with the same TLS files (the probe). Each cause is
-//! logged once per outage and counted in `hostwarden.export.tls_failures`.
+//! Why an export failed, in words an operator can act on. An export error says little ("the
+//! HTTP request failed", a gRPC code); the HTTP client under both protocols records the full
+//! error chain (rustls's reason for a TLS failure) or the server's refusal page, and this module
+//! sorts it into a cause. Each cause is logged once per outage and counted in
+//! `hostwarden.export.tls_failures`.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
-use http::{Request, Uri};
 use tracing::{info, warn};
-
-use crate::sys::http::Client;
 
 /// What went wrong, as a bounded set (the self-metric's `error.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -113,22 +109,15 @@ pub struct Diagnosis {
     /// Causes already logged in this outage.
     logged: Mutex<BTreeSet<Cause>>,
     counts: Arc<TlsFailureCounts>,
-    /// For gRPC over TLS: a client with the same TLS files, and the URL to ask.
-    probe: Option<(Client, Uri)>,
 }
 
 impl Diagnosis {
-    pub fn new(
-        signal: &'static str,
-        counts: Arc<TlsFailureCounts>,
-        probe: Option<(Client, Uri)>,
-    ) -> Self {
+    pub fn new(signal: &'static str, counts: Arc<TlsFailureCounts>) -> Self {
         Diagnosis {
             signal,
             last: Mutex::new(None),
             logged: Mutex::new(BTreeSet::new()),
             counts,
-            probe,
         }
     }
 
@@ -139,19 +128,13 @@ impl Diagnosis {
 
     /// Called after a failed export with the exporter's own message: finds the reason,
     /// counts it, and logs it when it is new in this outage.
-    pub async fn failed(&self, error: &str) {
-        let recorded = self
+    pub fn failed(&self, error: &str) {
+        let detail = self
             .last
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let detail = match recorded {
-            Some(d) => d,
-            None => match &self.probe {
-                Some((client, url)) => probe(client, url).await,
-                None => String::new(),
-            },
-        };
+            .take()
+            .unwrap_or_default();
         let cause = match classify(&detail) {
             Cause::Other => classify(error),
             c => c,
@@ -182,20 +165,6 @@ impl Diagnosis {
             info!(signal = self.signal, "OTLP export delivered again.");
             logged.clear();
         }
-    }
-}
-
-/// One request over the TLS the gRPC channel uses; its failure (or the server's refusal) is
-/// the reason. A success means TLS was not the problem.
-async fn probe(client: &Client, url: &Uri) -> String {
-    let mut request = Request::new(Bytes::new());
-    *request.uri_mut() = url.clone();
-    match client.send(request).await {
-        Err(e) => chain(&e),
-        Ok(r) if r.status().is_client_error() || r.status().is_server_error() => {
-            refusal(r.status().as_u16(), &String::from_utf8_lossy(r.body()))
-        }
-        Ok(_) => String::new(),
     }
 }
 
@@ -292,15 +261,15 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn counts_tls_causes_and_logs_each_once_per_outage() {
+    #[test]
+    fn counts_tls_causes_and_logs_each_once_per_outage() {
         let counts = Arc::new(TlsFailureCounts::default());
-        let d = Diagnosis::new("metrics", counts.clone(), None);
+        let d = Diagnosis::new("metrics", counts.clone());
         for _ in 0..3 {
             d.record("invalid peer certificate: UnknownIssuer".to_owned());
-            d.failed("network error").await;
+            d.failed("network error");
         }
-        d.failed("connection refused").await;
+        d.failed("connection refused");
         assert_eq!(d.logged.lock().unwrap().len(), 2);
         d.succeeded();
         assert!(d.logged.lock().unwrap().is_empty());

@@ -1,4 +1,4 @@
-//! The HTTP client of the exporters (OTLP http/protobuf, Alertmanager, the TLS probe): the
+//! The HTTP client of the exporters (OTLP over http/protobuf and gRPC, Alertmanager): the
 //! agent's client (sys/http.rs) over rustls (ring), configured from the signal's TLS files, and
 //! wrapped so that the reason of a failed request (the TLS error chain, or the server's refusal
 //! page) reaches `Diagnosis` instead of "network error".
@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 
 use super::diagnosis::{Diagnosis, chain, refusal};
 use super::tls::{Loaded, TlsError};
 use crate::sys::http::{Client, HttpError};
 
-/// Largest answer body read from a collector, an Alertmanager or the probe. What they send is
+/// Largest answer body read from a collector or an Alertmanager. What they send is
 /// small: OTLP's export response (a partial-success count and message), Alertmanager's empty
 /// or one-line answer, a proxy's error page of a few KiB. 1 MiB is far above any of them and
 /// still bounds what a wrong or hostile endpoint makes the agent hold.
@@ -22,21 +22,19 @@ pub const ANSWER_LIMIT: usize = 1024 * 1024;
 /// A client with the rustls configuration from `tls` (or, for http:// URLs, one that trusts
 /// nothing: it never makes a TLS connection). `timeout` bounds a whole request.
 pub fn client(tls: Option<&Loaded>, timeout: Duration) -> Result<Client, TlsError> {
-    let config = match tls {
-        Some(loaded) => loaded.rustls_config()?,
-        None => super::tls::plaintext_config()?,
-    };
-    Ok(Client::new(config, timeout, ANSWER_LIMIT))
+    Ok(Client::new(rustls_config(tls)?, timeout, ANSWER_LIMIT))
 }
 
-/// The client of the gRPC TLS probe (`Diagnosis`): the same TLS files, h2 offered as the gRPC
-/// channel offers it, so the probe's handshake fails only where the channel's would.
-pub fn probe_client(tls: &Loaded, timeout: Duration) -> Result<Client, TlsError> {
-    Ok(Client::offering_h2(
-        tls.rustls_config()?,
-        timeout,
-        ANSWER_LIMIT,
-    ))
+/// As `client`, speaking only h2: a gRPC collector's.
+pub fn grpc_client(tls: Option<&Loaded>, timeout: Duration) -> Result<Client, TlsError> {
+    Ok(Client::h2(rustls_config(tls)?, timeout, ANSWER_LIMIT))
+}
+
+fn rustls_config(tls: Option<&Loaded>) -> Result<rustls::ClientConfig, TlsError> {
+    match tls {
+        Some(loaded) => loaded.rustls_config(),
+        None => super::tls::plaintext_config(),
+    }
 }
 
 #[derive(Debug)]
@@ -52,14 +50,22 @@ impl DiagnosedClient {
 
     /// Sends `request`; a failure or a refusal is recorded for `Diagnosis` on the way.
     pub async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        match self.inner.send(request).await {
-            Ok(response) => {
+        Ok(self.send_for_trailers(request).await?.0)
+    }
+
+    /// As `send_bytes`, keeping the answer's trailers (gRPC's status).
+    pub async fn send_for_trailers(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<(Response<Bytes>, Option<HeaderMap>), HttpError> {
+        match self.inner.send_for_trailers(request).await {
+            Ok((response, trailers)) => {
                 let status = response.status();
                 if status.is_client_error() || status.is_server_error() {
                     let body = String::from_utf8_lossy(response.body());
                     self.diagnosis.record(refusal(status.as_u16(), &body));
                 }
-                Ok(response)
+                Ok((response, trailers))
             }
             Err(e) => {
                 self.diagnosis.record(chain(&e));

@@ -143,7 +143,7 @@ impl<D: Deliver> AlertSink<D> {
         if let Some(d) = &self.diagnosis {
             match &result {
                 Ok(()) => d.succeeded(),
-                Err(e) => d.failed(e).await,
+                Err(e) => d.failed(e),
             }
         }
         result

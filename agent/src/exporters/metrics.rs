@@ -175,7 +175,7 @@ impl MetricExport {
         if let Some(d) = &self.diagnosis {
             match result {
                 Ok(()) => d.succeeded(),
-                Err(e) => d.failed(e).await,
+                Err(e) => d.failed(e),
             }
         }
         if let Err(e) = result {

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::config::{Compression, Protocol};
-use super::diagnosis::{Diagnosis, TlsFailureCounts, chain};
+use super::diagnosis::{Diagnosis, TlsFailureCounts};
 use super::http_client::{self, DiagnosedClient};
 use super::logs::{AlertSink, SharedOutbox};
 use super::metrics::{FINAL_EXPORT_LIMIT, MetricExport, Snapshots};
@@ -19,6 +19,7 @@ use super::resource::Resource;
 use super::settings::{ExportSettings, SignalTarget};
 use super::tls::{self, Loaded, TlsError};
 
+mod grpc;
 pub mod send;
 pub(crate) mod wire;
 
@@ -146,41 +147,23 @@ impl Transport {
         } else {
             None
         };
-        // For gRPC over TLS the probe asks the same host with the same files.
-        let probe = match (&tls, t.protocol) {
-            (Some(loaded), Protocol::Grpc) => {
-                let url =
-                    t.url
-                        .parse()
-                        .map_err(|e: http::uri::InvalidUri| OtlpError::Endpoint {
-                            signal,
-                            url: t.url.clone(),
-                            reason: e.to_string(),
-                        })?;
-                Some((
-                    http_client::probe_client(loaded, t.timeout).map_err(tls_error)?,
-                    url,
-                ))
-            }
-            _ => None,
-        };
         Ok(Transport {
             tls,
-            diagnosis: Arc::new(Diagnosis::new(signal, counts, probe)),
+            diagnosis: Arc::new(Diagnosis::new(signal, counts)),
         })
     }
 
-    fn http_client(
-        &self,
-        t: &SignalTarget,
-        signal: &'static str,
-    ) -> Result<DiagnosedClient, OtlpError> {
-        let client =
-            http_client::client(self.tls.as_ref(), t.timeout).map_err(|source| OtlpError::Tls {
-                signal,
-                url: t.url.clone(),
-                source,
-            })?;
+    /// The client of `t.protocol`: h2 for gRPC, HTTP/1.1 for http/protobuf.
+    fn client(&self, t: &SignalTarget, signal: &'static str) -> Result<DiagnosedClient, OtlpError> {
+        let make = match t.protocol {
+            Protocol::Grpc => http_client::grpc_client,
+            Protocol::HttpProtobuf => http_client::client,
+        };
+        let client = make(self.tls.as_ref(), t.timeout).map_err(|source| OtlpError::Tls {
+            signal,
+            url: t.url.clone(),
+            source,
+        })?;
         Ok(DiagnosedClient::new(client, self.diagnosis.clone()))
     }
 }
@@ -196,31 +179,14 @@ fn sender(signal: Signal, t: &SignalTarget, tr: &Transport) -> Result<Sender, Ot
     };
     let headers = header_map(&t.headers)?;
     let gzip = t.compression == Some(Compression::Gzip);
+    let url: http::Uri = t
+        .url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
+    let client = tr.client(t, name)?;
     match t.protocol {
-        Protocol::Grpc => {
-            let mut endpoint = tonic::transport::Endpoint::from_shared(t.url.clone())
-                .map_err(|e| bad(chain(&e)))?;
-            if let Some(tls) = &tr.tls {
-                endpoint = endpoint
-                    .tls_config(tls.tonic_config())
-                    .map_err(|e| bad(chain(&e)))?;
-            }
-            let channel = endpoint.timeout(t.timeout).connect_lazy();
-            Ok(Sender::grpc(signal, channel, headers, gzip))
-        }
-        Protocol::HttpProtobuf => {
-            let url = t
-                .url
-                .parse()
-                .map_err(|e: http::uri::InvalidUri| bad(e.to_string()))?;
-            Ok(Sender::http(
-                signal,
-                tr.http_client(t, name)?,
-                url,
-                headers,
-                gzip,
-            ))
-        }
+        Protocol::Grpc => Sender::grpc(signal, client, url, headers, gzip).map_err(bad),
+        Protocol::HttpProtobuf => Ok(Sender::http(signal, client, url, headers, gzip)),
     }
 }
 

@@ -1,8 +1,8 @@
 //! TLS for OTLP export, with rustls and its ring provider (no OpenSSL at run time). Loads the
 //! PEM files `[export.otlp]` or the `OTEL_EXPORTER_OTLP_*CERTIFICATE`/`*CLIENT_KEY` variables
 //! name, checks them the way a handshake would (a CA that parses, a key that matches its
-//! certificate), and builds the client configuration of each protocol from the same files:
-//! a rustls `ClientConfig` for the HTTP client, tonic's `ClientTlsConfig` for gRPC.
+//! certificate), and builds from them the rustls `ClientConfig` of the HTTP client, which
+//! carries both protocols (its ALPN set by the client: HTTP/1.1, or h2 for gRPC).
 //!
 //! Trust: the CA file when one is set (only it: a private collector's CA should not widen to
 //! every public CA, as the Go and Java SDKs do), else the system's trust store.
@@ -14,7 +14,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 mod client_config;
 
@@ -89,16 +88,14 @@ impl TlsError {
 /// The files' contents, parsed and checked.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The CA file's PEM and certificates, when one is set.
-    ca: Option<(Vec<u8>, Vec<CertificateDer<'static>>)>,
+    /// The CA file's certificates, when one is set.
+    ca: Option<Vec<CertificateDer<'static>>>,
     identity: Option<ClientIdentity>,
 }
 
-/// The client certificate and key, as PEM (for tonic) and parsed (for rustls).
+/// The client certificate chain and key, parsed.
 #[derive(Debug)]
 struct ClientIdentity {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
@@ -154,10 +151,7 @@ fn read(field: TlsField, path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
-fn certificates(
-    field: TlsField,
-    path: &Path,
-) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), TlsError> {
+fn certificates(field: TlsField, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read(field, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -173,7 +167,7 @@ fn certificates(
             path: path.to_owned(),
         });
     }
-    Ok((pem, certs))
+    Ok(certs)
 }
 
 /// Reads and checks the files: each parses, every CA certificate is one rustls accepts as a
@@ -181,7 +175,7 @@ fn certificates(
 pub fn load(files: &TlsClientConfig) -> Result<Loaded, TlsError> {
     let ca = match &files.certificate {
         Some(path) => {
-            let (pem, certs) = certificates(TlsField::Certificate, path)?;
+            let certs = certificates(TlsField::Certificate, path)?;
             let mut roots = RootCertStore::empty();
             for c in &certs {
                 roots.add(c.clone()).map_err(|e| TlsError::Invalid {
@@ -191,7 +185,7 @@ pub fn load(files: &TlsClientConfig) -> Result<Loaded, TlsError> {
                     reason: e.to_string(),
                 })?;
             }
-            Some((pem, certs))
+            Some(certs)
         }
         None => None,
     };
@@ -210,7 +204,7 @@ pub fn load(files: &TlsClientConfig) -> Result<Loaded, TlsError> {
             });
         }
         (Some(cert_path), Some(key_path)) => {
-            let (cert_pem, chain) = certificates(TlsField::ClientCertificate, cert_path)?;
+            let chain = certificates(TlsField::ClientCertificate, cert_path)?;
             let key_pem = read(TlsField::ClientKey, key_path)?;
             let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
                 rustls_pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
@@ -251,12 +245,7 @@ pub fn load(files: &TlsClientConfig) -> Result<Loaded, TlsError> {
                     });
                 }
             }
-            Some(ClientIdentity {
-                cert_pem,
-                key_pem,
-                chain,
-                key,
-            })
+            Some(ClientIdentity { chain, key })
         }
     };
     Ok(Loaded { ca, identity })
@@ -283,10 +272,10 @@ fn system_roots() -> Result<RootCertStore, TlsError> {
 }
 
 impl Loaded {
-    /// The rustls configuration for the HTTP client (which sets its own ALPN, HTTP/1.1).
+    /// The rustls configuration for the HTTP client (which sets its own ALPN).
     pub fn rustls_config(&self) -> Result<ClientConfig, TlsError> {
         let roots = match &self.ca {
-            Some((_, certs)) => {
+            Some(certs) => {
                 let mut roots = RootCertStore::empty();
                 roots.add_parsable_certificates(certs.iter().cloned());
                 roots
@@ -303,19 +292,6 @@ impl Loaded {
                 .map_err(|e| TlsError::Config(e.to_string())),
             None => Ok(builder.with_no_client_auth()),
         }
-    }
-
-    /// tonic's TLS configuration from the same files.
-    pub fn tonic_config(&self) -> ClientTlsConfig {
-        let mut config = ClientTlsConfig::new();
-        config = match &self.ca {
-            Some((pem, _)) => config.ca_certificate(Certificate::from_pem(pem)),
-            None => config.with_native_roots(),
-        };
-        if let Some(id) = &self.identity {
-            config = config.identity(Identity::from_pem(&id.cert_pem, &id.key_pem));
-        }
-        config
     }
 }
 
@@ -338,7 +314,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ca_and_a_matching_client_pair_build_both_configs() {
+    fn a_ca_and_a_matching_client_pair_build_a_config() {
         let loaded = load(&files(
             Some("ca.pem"),
             Some("client.pem"),
@@ -347,7 +323,6 @@ mod tests {
         .unwrap();
         let config = loaded.rustls_config().unwrap();
         assert!(config.client_auth_cert_resolver.has_certs());
-        let _tonic = loaded.tonic_config();
     }
 
     #[test]

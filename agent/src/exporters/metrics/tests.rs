@@ -5,11 +5,12 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::exporters::diagnosis::TlsFailureCounts;
-use crate::exporters::http_client::{DiagnosedClient, client};
+use crate::exporters::http_client::{DiagnosedClient, client, grpc_client};
 use crate::exporters::otlp::send::Signal;
 use crate::model::{AttrKey, Attrs, InstrumentKind, MetricPoint};
 
@@ -354,7 +355,6 @@ fn http_export(url: &str, gzip: bool, snapshots: Snapshots) -> (MetricExport, Ar
     let diagnosis = Arc::new(Diagnosis::new(
         "metrics",
         Arc::new(TlsFailureCounts::default()),
-        None,
     ));
     let client = DiagnosedClient::new(
         client(None, Duration::from_secs(5)).unwrap(),
@@ -501,16 +501,138 @@ async fn stopping_sends_the_last_snapshot_once() {
     assert!(seen.try_recv().is_err(), "one final export");
 }
 
+/// A gRPC receiver on 127.0.0.1:0 (h2 with prior knowledge, as gRPC over http:// is) that
+/// answers every call with an empty export response and `grpc-status: code`, the status in
+/// the trailers as a gRPC server sends it.
+async fn grpc_receiver(code: &'static str) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let headers = req.headers().clone();
+                        let path = req.uri().path().to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        tx.send(Received { headers, body }).unwrap();
+                        assert_eq!(
+                            path,
+                            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+                        );
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", HeaderValue::from_static(code));
+                        trailers
+                            .insert("grpc-message", HeaderValue::from_static("receiver%20full"));
+                        let frames = vec![
+                            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+                            Ok(Frame::trailers(trailers)),
+                        ];
+                        let mut r =
+                            Response::new(StreamBody::new(futures_util::stream::iter(frames)));
+                        r.headers_mut()
+                            .insert("content-type", HeaderValue::from_static("application/grpc"));
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _served = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, rx)
+}
+
+fn grpc_sender(url: &str) -> Sender {
+    let diagnosis = Arc::new(Diagnosis::new(
+        "metrics",
+        Arc::new(TlsFailureCounts::default()),
+    ));
+    let client = DiagnosedClient::new(
+        grpc_client(None, Duration::from_secs(5)).unwrap(),
+        diagnosis,
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert("x-tenant", HeaderValue::from_static("lab"));
+    Sender::grpc(Signal::Metrics, client, url.parse().unwrap(), headers, true).unwrap()
+}
+
+fn grpc_export(url: &str, snapshots: Snapshots) -> (MetricExport, Arc<AtomicU64>) {
+    let failures = Arc::new(AtomicU64::new(0));
+    let export = MetricExport::new(
+        &resource(),
+        grpc_sender(url),
+        snapshots,
+        Duration::from_secs(5),
+        failures.clone(),
+    );
+    (export, failures)
+}
+
+#[tokio::test]
+async fn grpc_sends_one_gzipped_message_and_reads_the_status_from_the_trailers() {
+    let (url, mut seen) = grpc_receiver("0").await;
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (mut export, failures) = grpc_export(&url, rx);
+    assert_eq!(
+        export.export(Duration::from_secs(5)).await,
+        Outcome::Delivered(7)
+    );
+    let got = seen.recv().await.unwrap();
+    assert_eq!(got.headers["content-type"], "application/grpc");
+    assert_eq!(got.headers["te"], "trailers");
+    assert_eq!(got.headers["grpc-encoding"], "gzip");
+    assert_eq!(got.headers["x-tenant"], "lab");
+    // One message: the compressed flag, its length, then the gzipped request.
+    let (prefix, message) = got.body.split_at(5);
+    assert_eq!(prefix[0], 1);
+    assert_eq!(
+        u32::from_be_bytes(prefix[1..5].try_into().unwrap()) as usize,
+        message.len()
+    );
+    assert_eq!(metrics(&decode(&gunzip(message))).len(), 6);
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_grpc_status_other_than_ok_is_a_counted_failure_in_its_own_words() {
+    let (url, mut seen) = grpc_receiver("14").await;
+    let e = grpc_sender(&url)
+        .send(Bytes::from_static(b"\x0a\x00"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the gRPC server returned Unavailable: receiver full"
+    );
+    let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
+    let (mut export, failures) = grpc_export(&url, rx);
+    assert_eq!(export.export(Duration::from_secs(5)).await, Outcome::Failed);
+    assert_eq!(failures.load(Ordering::Relaxed), 1);
+    assert_eq!(seen.recv().await.map(|r| r.body.len() > 5), Some(true));
+}
+
 #[tokio::test]
 async fn a_grpc_receiver_that_is_not_there_is_a_counted_failure() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect_lazy();
-    let sender = Sender::grpc(Signal::Metrics, channel, HeaderMap::new(), true);
+    let diagnosis = Arc::new(Diagnosis::new(
+        "metrics",
+        Arc::new(TlsFailureCounts::default()),
+    ));
+    let client = DiagnosedClient::new(
+        grpc_client(None, Duration::from_secs(5)).unwrap(),
+        diagnosis,
+    );
+    let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    let sender = Sender::grpc(Signal::Metrics, client, url, HeaderMap::new(), true).unwrap();
     let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
     let failures = Arc::new(AtomicU64::new(0));
     let mut export = MetricExport::new(

@@ -1,26 +1,23 @@
-//! Sends an encoded OTLP export request (metrics or logs) over gRPC (tonic) or http/protobuf.
-//!
-//! gRPC goes through `tonic::client::Grpc` with a codec that writes the bytes we already
-//! encoded (a generated service client would take the message by value and drop the buffers an
-//! encoder reuses), on the same method path the generated client uses. The response is decoded
-//! per signal, for its partial success.
+//! Sends an encoded OTLP export request (metrics or logs) over gRPC or http/protobuf, both
+//! through the agent's HTTP client (h2 for gRPC, grpc.rs; HTTP/1.1 for http/protobuf). The
+//! response is decoded per signal, for its partial success.
 
 use std::io::Write;
 
-use bytes::{Buf, BufMut, Bytes};
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, TE};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Method, Request, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
-use tonic::{Request as GrpcRequest, Status};
 
+use super::grpc::{self, Code};
 use crate::exporters::diagnosis::chain;
 use crate::exporters::http_client::DiagnosedClient;
+
+/// gRPC's header naming the request body's compression.
+const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
 
 /// Which OTLP service a sender exports to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +67,8 @@ impl Signal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error("the gRPC server returned {code:?}: {reason}")]
-    Grpc { code: tonic::Code, reason: String },
+    #[error("the gRPC server returned {}: {reason}", .code.name())]
+    Grpc { code: Code, reason: String },
     #[error("the HTTP request failed: {0}")]
     Http(String),
     #[error("the server answered HTTP status {0}")]
@@ -83,37 +80,41 @@ pub enum SendError {
 /// Where a signal's encoded requests go.
 pub struct Sender {
     signal: Signal,
-    transport: Transport,
-}
-
-/// One per configured protocol.
-enum Transport {
-    Grpc {
-        client: tonic::client::Grpc<Channel>,
-        metadata: MetadataMap,
-    },
-    Http {
-        client: DiagnosedClient,
-        url: Uri,
-        headers: HeaderMap,
-        gzip: bool,
-    },
+    client: DiagnosedClient,
+    /// The signal URL (http/protobuf), or the endpoint with the service's method path (gRPC).
+    url: Uri,
+    /// The configured headers and the protocol's own, set once.
+    headers: HeaderMap,
+    gzip: bool,
+    grpc: bool,
 }
 
 impl Sender {
-    /// A gRPC sender over `channel` (lazily connected, TLS and timeout already set).
-    pub fn grpc(signal: Signal, channel: Channel, headers: HeaderMap, gzip: bool) -> Sender {
-        let mut client = tonic::client::Grpc::new(channel);
+    /// A gRPC sender to `endpoint`'s host (its path, if any, is replaced by the method's);
+    /// `client` must speak h2 (`http_client::grpc_client`).
+    pub fn grpc(
+        signal: Signal,
+        client: DiagnosedClient,
+        endpoint: Uri,
+        mut headers: HeaderMap,
+        gzip: bool,
+    ) -> Result<Sender, String> {
+        let mut parts = endpoint.into_parts();
+        parts.path_and_query = Some(PathAndQuery::from_static(signal.export_path()));
+        let url = Uri::from_parts(parts).map_err(|e| e.to_string())?;
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
         if gzip {
-            client = client.send_compressed(CompressionEncoding::Gzip);
+            headers.insert(GRPC_ENCODING, HeaderValue::from_static("gzip"));
         }
-        Sender {
+        Ok(Sender {
             signal,
-            transport: Transport::Grpc {
-                client,
-                metadata: MetadataMap::from_headers(headers),
-            },
-        }
+            client,
+            url,
+            headers,
+            gzip,
+            grpc: true,
+        })
     }
 
     /// An http/protobuf sender posting to `url` (the signal URL, `/v1/metrics` or `/v1/logs`
@@ -122,102 +123,80 @@ impl Sender {
         signal: Signal,
         client: DiagnosedClient,
         url: Uri,
-        headers: HeaderMap,
+        mut headers: HeaderMap,
         gzip: bool,
     ) -> Sender {
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        if gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         Sender {
             signal,
-            transport: Transport::Http {
-                client,
-                url,
-                headers,
-                gzip,
-            },
+            client,
+            url,
+            headers,
+            gzip,
+            grpc: false,
         }
     }
 
     /// Sends one request body. Not bounded here: the caller applies the timeout.
     pub async fn send(&mut self, body: Bytes) -> Result<(), SendError> {
-        let signal = self.signal;
-        match &mut self.transport {
-            Transport::Grpc { client, metadata } => {
-                let grpc_error = |s: Status| SendError::Grpc {
-                    code: s.code(),
-                    reason: status_reason(&s),
-                };
-                client.ready().await.map_err(|e| SendError::Grpc {
-                    code: tonic::Code::Unavailable,
-                    reason: chain(&e),
-                })?;
-                let mut request = GrpcRequest::new(body);
-                *request.metadata_mut() = metadata.clone();
-                let path = PathAndQuery::from_static(signal.export_path());
-                let response = client
-                    .unary(request, path, PreEncoded)
-                    .await
-                    .map_err(grpc_error)?;
-                // A gRPC answer that is not the service's response is a failed export.
-                let rejected =
-                    signal
-                        .rejected(response.get_ref())
-                        .map_err(|e| SendError::Grpc {
-                            code: tonic::Code::Internal,
-                            reason: format!("cannot decode the export response: {e}"),
-                        })?;
-                partial_success(signal, rejected);
-                Ok(())
+        let body = if self.gzip { gzipped(&body)? } else { body };
+        let body = if self.grpc {
+            grpc::frame(&body, self.gzip).map_err(|reason| SendError::Grpc {
+                code: Code::INTERNAL,
+                reason,
+            })?
+        } else {
+            body
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.url.clone();
+        request.headers_mut().clone_from(&self.headers);
+        let (response, trailers) = self
+            .client
+            .send_for_trailers(request)
+            .await
+            .map_err(|e| SendError::Http(chain(&e)))?;
+        let status = response.status();
+        if !self.grpc {
+            if !status.is_success() {
+                return Err(SendError::Status(status.as_u16()));
             }
-            Transport::Http {
-                client,
-                url,
-                headers,
-                gzip,
-            } => {
-                let body = if *gzip { gzipped(&body)? } else { body };
-                let mut request = Request::new(body);
-                *request.method_mut() = Method::POST;
-                *request.uri_mut() = url.clone();
-                let h = request.headers_mut();
-                h.clone_from(headers);
-                h.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/x-protobuf"),
-                );
-                if *gzip {
-                    h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                }
-                let response = client
-                    .send_bytes(request)
-                    .await
-                    .map_err(|e| SendError::Http(chain(&e)))?;
-                let status = response.status();
-                if !status.is_success() {
-                    return Err(SendError::Status(status.as_u16()));
-                }
-                // A 2xx is a delivery; an unreadable body only loses the partial-success detail.
-                if let Ok(rejected) = signal.rejected(response.body()) {
-                    partial_success(signal, rejected);
-                }
-                Ok(())
+            // A 2xx is a delivery; an unreadable body only loses the partial-success detail.
+            if let Ok(rejected) = self.signal.rejected(response.body()) {
+                partial_success(self.signal, rejected);
             }
+            return Ok(());
         }
-    }
-}
-
-/// The status's message and the transport error under it (the TLS or connection reason,
-/// which `Diagnosis` sorts into a cause), without tonic's metadata dump.
-fn status_reason(s: &Status) -> String {
-    let mut reason = s.message().to_owned();
-    if let Some(source) = std::error::Error::source(s) {
-        let detail = chain(source);
-        if !reason.contains(&detail) {
-            if !reason.is_empty() {
-                reason.push_str(": ");
-            }
-            reason.push_str(&detail);
+        if status != StatusCode::OK {
+            return Err(SendError::Grpc {
+                code: Code::from_http(status),
+                reason: format!("HTTP status {}", status.as_u16()),
+            });
         }
+        let (code, reason) = grpc::status(response.headers(), trailers.as_ref());
+        if code != Code::OK {
+            return Err(SendError::Grpc { code, reason });
+        }
+        // A gRPC answer that is not the service's response is a failed export.
+        let internal = |reason: String| SendError::Grpc {
+            code: Code::INTERNAL,
+            reason: format!("cannot decode the export response: {reason}"),
+        };
+        let message = grpc::unframe(response.body()).map_err(internal)?;
+        let rejected = self
+            .signal
+            .rejected(&message)
+            .map_err(|e| internal(e.to_string()))?;
+        partial_success(self.signal, rejected);
+        Ok(())
     }
-    reason
 }
 
 /// A receiver may accept a request but reject some points or records (OTLP's partial success):
@@ -241,47 +220,6 @@ fn gzipped(body: &[u8]) -> Result<Bytes, SendError> {
     );
     gz.write_all(body).map_err(SendError::Gzip)?;
     gz.finish().map(Bytes::from).map_err(SendError::Gzip)
-}
-
-/// Requests go out as the bytes an encoder produced; responses come back as bytes, decoded per
-/// signal by `Signal::rejected`.
-struct PreEncoded;
-
-struct BytesOut;
-
-struct ResponseIn;
-
-impl Codec for PreEncoded {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = BytesOut;
-    type Decoder = ResponseIn;
-
-    fn encoder(&mut self) -> BytesOut {
-        BytesOut
-    }
-    fn decoder(&mut self) -> ResponseIn {
-        ResponseIn
-    }
-}
-
-impl Encoder for BytesOut {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for ResponseIn {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
 }
 
 #[cfg(test)]
