@@ -19,6 +19,7 @@ mod files;
 pub mod filesystem;
 mod meminfo;
 mod mounttable;
+mod names;
 pub mod network;
 pub mod statvfs;
 
@@ -136,7 +137,7 @@ impl HostCollector {
 
     /// Disks and interfaces: two more small files, read like the others.
     fn devices(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
-        if let Some(filter) = &self.disk {
+        if let Some(filter) = &mut self.disk {
             match self.files.diskstats.read(&mut self.buf) {
                 Ok(Some(text)) => disk::disk_points(&disk::parse_diskstats(text), filter, points),
                 Ok(None) => problems.push(format!(
@@ -146,7 +147,7 @@ impl HostCollector {
                 Err(e) => problems.push(e),
             }
         }
-        if let Some(filter) = &self.network {
+        if let Some(filter) = &mut self.network {
             match self.files.net_dev.read(&mut self.buf) {
                 Ok(Some(text)) => {
                     network::network_points(&network::parse_net_dev(text), filter, points);

@@ -45,12 +45,13 @@ fn devices(s: &Snapshot, key: AttrKey) -> Vec<String> {
 
 #[test]
 fn diskstats_of_the_ci_vm_report_vda_only_by_default() {
-    let stats = parse_diskstats(&read("diskstats"));
+    let text = read("diskstats");
+    let stats = parse_diskstats(&text);
     assert_eq!(stats.len(), 10, "8 loops, vda, zram0");
     let mut points = Vec::new();
     disk_points(
         &stats,
-        &DiskFilter::new(&DiskConfig::default()),
+        &mut DiskFilter::new(&DiskConfig::default()),
         &mut points,
     );
     let s = snap(points);
@@ -106,7 +107,7 @@ fn partitions_are_left_out_unless_asked_and_md_dm_nvme_stay() {
     assert_eq!(stats.len(), 9, "the short sdb line is skipped");
     let names = |config: &DiskConfig| {
         let mut points = Vec::new();
-        disk_points(&stats, &DiskFilter::new(config), &mut points);
+        disk_points(&stats, &mut DiskFilter::new(config), &mut points);
         devices(&snap(points), AttrKey::SystemDevice)
     };
     assert_eq!(
@@ -134,7 +135,8 @@ fn partitions_are_left_out_unless_asked_and_md_dm_nvme_stay() {
 
 #[test]
 fn net_dev_of_the_ci_vm_leaves_lo_out_by_default() {
-    let devs = parse_net_dev(&read("net/dev"));
+    let text = read("net/dev");
+    let devs = parse_net_dev(&text);
     assert_eq!(
         devs.len(),
         4,
@@ -143,7 +145,7 @@ fn net_dev_of_the_ci_vm_leaves_lo_out_by_default() {
     let mut points = Vec::new();
     network_points(
         &devs,
-        &NetFilter::new(&NetworkConfig::default()),
+        &mut NetFilter::new(&NetworkConfig::default()),
         &mut points,
     );
     let s = snap(points);
@@ -193,7 +195,7 @@ fn net_dev_takes_names_glued_to_their_counters() {
     let mut points = Vec::new();
     network_points(
         &devs,
-        &NetFilter::new(&NetworkConfig::default()),
+        &mut NetFilter::new(&NetworkConfig::default()),
         &mut points,
     );
     assert!(points.is_empty(), "veth is excluded by default");

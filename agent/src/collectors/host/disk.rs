@@ -2,9 +2,12 @@
 //! whole disks, md and dm devices, partitions when asked, minus node_exporter's default
 //! exclusions (ram, zram, loop, floppy).
 
+use std::sync::Arc;
+
 use regex_lite::Regex;
 
 use super::config::{DiskConfig, compile};
+use super::names::NameMemo;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
 /// Below the proc root.
@@ -18,9 +21,11 @@ const SECTOR: u64 = 512;
 
 /// The fields hostwarden reports from one diskstats line (1-based field numbers of the ABI
 /// document after major, minor and name).
+/// Borrowed from the tick's text: the name is copied only when a device is first seen (the
+/// filter's memo).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiskStats {
-    pub name: String,
+pub struct DiskStats<'a> {
+    pub name: &'a str,
     /// 1, 5: reads and writes completed.
     pub reads: u64,
     pub writes: u64,
@@ -40,7 +45,7 @@ pub struct DiskStats {
 }
 
 /// Parses diskstats; lines with fewer than the 11 classic fields are skipped.
-pub fn parse_diskstats(text: &str) -> Vec<DiskStats> {
+pub fn parse_diskstats(text: &str) -> Vec<DiskStats<'_>> {
     text.lines()
         .filter_map(|line| {
             let mut it = line.split_ascii_whitespace();
@@ -50,7 +55,7 @@ pub fn parse_diskstats(text: &str) -> Vec<DiskStats> {
                 *slot = it.next()?.parse().ok()?;
             }
             Some(DiskStats {
-                name: name.to_owned(),
+                name,
                 reads: n[0],
                 reads_merged: n[1],
                 sectors_read: n[2],
@@ -74,11 +79,12 @@ fn partition_pattern() -> Option<Regex> {
     compile(PARTITION_PATTERN)
 }
 
-/// Which devices are reported, compiled once per config.
+/// Which devices are reported, compiled once per config, each name judged once.
 #[derive(Debug, Clone)]
 pub struct DiskFilter {
     exclude: Option<Regex>,
     partition: Option<Regex>,
+    memo: NameMemo,
 }
 
 impl DiskFilter {
@@ -86,19 +92,27 @@ impl DiskFilter {
         DiskFilter {
             exclude: compile(&config.device_exclude),
             partition: (!config.partitions).then(partition_pattern).flatten(),
+            memo: NameMemo::default(),
         }
     }
 
-    pub fn keeps(&self, name: &str) -> bool {
-        !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
-            && !self.partition.as_ref().is_some_and(|r| r.is_match(name))
+    /// The device's name, shared, when the filter keeps it.
+    pub fn kept(&mut self, name: &str) -> Option<Arc<str>> {
+        let (exclude, partition) = (&self.exclude, &self.partition);
+        self.memo.kept(name, |n| {
+            !exclude.as_ref().is_some_and(|r| r.is_match(n))
+                && !partition.as_ref().is_some_and(|r| r.is_match(n))
+        })
     }
 }
 
 /// The `system.disk.*` points of the devices the filter keeps.
-pub fn disk_points(stats: &[DiskStats], filter: &DiskFilter, points: &mut Vec<MetricPoint>) {
-    for d in stats.iter().filter(|d| filter.keeps(&d.name)) {
-        let device = Attrs::new().with(AttrKey::SystemDevice, d.name.clone());
+pub fn disk_points(stats: &[DiskStats], filter: &mut DiskFilter, points: &mut Vec<MetricPoint>) {
+    for d in stats {
+        let Some(name) = filter.kept(d.name) else {
+            continue;
+        };
+        let device = Attrs::new().with(AttrKey::SystemDevice, name);
         for (dir, ops, merged, sectors, ms) in [
             ("read", d.reads, d.reads_merged, d.sectors_read, d.read_ms),
             (

@@ -1,9 +1,12 @@
 //! Interfaces from `<proc_root>/net/dev`: the network namespace of the process that reads it
 //! (in a container, the host's only with the host's network namespace or the host's proc).
 
+use std::sync::Arc;
+
 use regex_lite::Regex;
 
 use super::config::{NetworkConfig, compile};
+use super::names::NameMemo;
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
 /// Below the proc root.
@@ -21,9 +24,10 @@ pub struct Direction {
     pub dropped: u64,
 }
 
+/// Borrowed from the tick's text, as `DiskStats`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetDev {
-    pub name: String,
+pub struct NetDev<'a> {
+    pub name: &'a str,
     pub receive: Direction,
     pub transmit: Direction,
 }
@@ -31,7 +35,7 @@ pub struct NetDev {
 /// Parses net/dev: `name: rx bytes packets errs drop fifo frame compressed multicast tx bytes
 /// packets errs drop fifo colls carrier compressed`. The header lines have no colon-separated
 /// 16 numbers and are skipped, as are malformed lines.
-pub fn parse_net_dev(text: &str) -> Vec<NetDev> {
+pub fn parse_net_dev(text: &str) -> Vec<NetDev<'_>> {
     text.lines()
         .filter_map(|line| {
             let (name, rest) = line.split_once(':')?;
@@ -41,7 +45,7 @@ pub fn parse_net_dev(text: &str) -> Vec<NetDev> {
                 *slot = it.next()?.parse().ok()?;
             }
             Some(NetDev {
-                name: name.trim().to_owned(),
+                name: name.trim(),
                 receive: Direction {
                     bytes: n[0],
                     packets: n[1],
@@ -63,24 +67,32 @@ pub fn parse_net_dev(text: &str) -> Vec<NetDev> {
 #[derive(Debug, Clone)]
 pub struct NetFilter {
     exclude: Option<Regex>,
+    memo: NameMemo,
 }
 
 impl NetFilter {
     pub fn new(config: &NetworkConfig) -> Self {
         NetFilter {
             exclude: compile(&config.device_exclude),
+            memo: NameMemo::default(),
         }
     }
 
-    pub fn keeps(&self, name: &str) -> bool {
-        !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+    /// The interface's name, shared, when the filter keeps it.
+    pub fn kept(&mut self, name: &str) -> Option<Arc<str>> {
+        let exclude = &self.exclude;
+        self.memo
+            .kept(name, |n| !exclude.as_ref().is_some_and(|r| r.is_match(n)))
     }
 }
 
 /// The `system.network.*` points of the interfaces the filter keeps.
-pub fn network_points(devs: &[NetDev], filter: &NetFilter, points: &mut Vec<MetricPoint>) {
-    for d in devs.iter().filter(|d| filter.keeps(&d.name)) {
-        let iface = Attrs::new().with(AttrKey::NetworkInterfaceName, d.name.clone());
+pub fn network_points(devs: &[NetDev], filter: &mut NetFilter, points: &mut Vec<MetricPoint>) {
+    for d in devs {
+        let Some(name) = filter.kept(d.name) else {
+            continue;
+        };
+        let iface = Attrs::new().with(AttrKey::NetworkInterfaceName, name);
         for (dir, c) in [("receive", d.receive), ("transmit", d.transmit)] {
             let a = iface.clone().with(AttrKey::NetworkIoDirection, dir);
             for (name, v) in [
