@@ -5,6 +5,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::body::Incoming;
@@ -25,6 +26,7 @@ use crate::exporters::diagnosis::TlsFailureCounts;
 use crate::exporters::http_client::{DiagnosedClient, client, grpc_client};
 use crate::exporters::otlp::send::Signal;
 use crate::model::{AttrKey, Attrs, InstrumentKind, MetricPoint};
+use crate::sys::http::Client;
 
 mod prost_oracle;
 
@@ -321,47 +323,77 @@ struct Received {
     body: Bytes,
 }
 
-/// An http/protobuf receiver on 127.0.0.1:0 answering every request with `status`.
-async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Received>) {
+/// The test receivers' answer body: empty, or gRPC's frames.
+type Answer = Response<BoxBody<Bytes, Infallible>>;
+
+/// A receiver on 127.0.0.1:0, speaking HTTP/1.1 or (`h2`) h2 with prior knowledge as gRPC over
+/// http:// does: records each request (checking its path) and answers it with `answer()`.
+/// Returns the base URL.
+async fn serve(
+    h2: bool,
+    path: &'static str,
+    answer: impl Fn() -> Answer + Clone + Send + Sync + 'static,
+) -> (String, mpsc::UnboundedReceiver<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let tx = tx.clone();
+            let (tx, answer) = (tx.clone(), answer.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<Incoming>| {
-                    let tx = tx.clone();
+                    let (tx, answer) = (tx.clone(), answer.clone());
                     async move {
+                        assert_eq!(req.uri().path(), path);
                         let headers = req.headers().clone();
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         tx.send(Received { headers, body }).unwrap();
-                        let mut r = Response::new(Full::new(Bytes::new()));
-                        *r.status_mut() = status;
-                        Ok::<_, Infallible>(r)
+                        Ok::<_, Infallible>(answer())
                     }
                 });
-                let _served = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let io = TokioIo::new(stream);
+                let _served = if h2 {
+                    http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(io, service)
+                        .await
+                } else {
+                    http1::Builder::new().serve_connection(io, service).await
+                };
             });
         }
     });
     (url, rx)
 }
 
-fn http_export(url: &str, gzip: bool, snapshots: Snapshots) -> (MetricExport, Arc<AtomicU64>) {
+/// An http/protobuf receiver answering every request with `status`; the signal URL.
+async fn receiver(status: StatusCode) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let (base, rx) = serve(false, "/v1/metrics", move || {
+        let mut r = Response::new(Full::new(Bytes::new()).boxed());
+        *r.status_mut() = status;
+        r
+    })
+    .await;
+    (format!("{base}/v1/metrics"), rx)
+}
+
+/// A client as the pipeline builds it (diagnosed), with the test's `x-tenant` header.
+fn diagnosed(client: Client) -> (DiagnosedClient, Arc<Diagnosis>, HeaderMap) {
     let diagnosis = Arc::new(Diagnosis::new(
         "metrics",
         Arc::new(TlsFailureCounts::default()),
     ));
-    let client = DiagnosedClient::new(
-        client(None, Duration::from_secs(5)).unwrap(),
-        diagnosis.clone(),
-    );
     let mut headers = HeaderMap::new();
     headers.insert("x-tenant", HeaderValue::from_static("lab"));
+    (
+        DiagnosedClient::new(client, diagnosis.clone()),
+        diagnosis,
+        headers,
+    )
+}
+
+fn http_export(url: &str, gzip: bool, snapshots: Snapshots) -> (MetricExport, Arc<AtomicU64>) {
+    let (client, diagnosis, headers) = diagnosed(client(None, Duration::from_secs(5)).unwrap());
     let sender = Sender::http(Signal::Metrics, client, url.parse().unwrap(), headers, gzip);
     let failures = Arc::new(AtomicU64::new(0));
     let export = MetricExport::new(
@@ -501,64 +533,28 @@ async fn stopping_sends_the_last_snapshot_once() {
     assert!(seen.try_recv().is_err(), "one final export");
 }
 
-/// A gRPC receiver on 127.0.0.1:0 (h2 with prior knowledge, as gRPC over http:// is) that
-/// answers every call with an empty export response and `grpc-status: code`, the status in
-/// the trailers as a gRPC server sends it.
+/// A gRPC receiver answering every call with an empty export response and `grpc-status:
+/// code`, the status in the trailers as a gRPC server sends it.
 async fn grpc_receiver(code: &'static str) -> (String, mpsc::UnboundedReceiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: http::Request<Incoming>| {
-                    let tx = tx.clone();
-                    async move {
-                        let headers = req.headers().clone();
-                        let path = req.uri().path().to_owned();
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        tx.send(Received { headers, body }).unwrap();
-                        assert_eq!(
-                            path,
-                            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
-                        );
-                        let mut trailers = HeaderMap::new();
-                        trailers.insert("grpc-status", HeaderValue::from_static(code));
-                        trailers
-                            .insert("grpc-message", HeaderValue::from_static("receiver%20full"));
-                        let frames = vec![
-                            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
-                            Ok(Frame::trailers(trailers)),
-                        ];
-                        let mut r =
-                            Response::new(StreamBody::new(futures_util::stream::iter(frames)));
-                        r.headers_mut()
-                            .insert("content-type", HeaderValue::from_static("application/grpc"));
-                        Ok::<_, Infallible>(r)
-                    }
-                });
-                let _served = http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, rx)
+    let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    serve(true, path, move || {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static(code));
+        trailers.insert("grpc-message", HeaderValue::from_static("receiver%20full"));
+        let frames = vec![
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let mut r = Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed());
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/grpc"));
+        r
+    })
+    .await
 }
 
 fn grpc_sender(url: &str) -> Sender {
-    let diagnosis = Arc::new(Diagnosis::new(
-        "metrics",
-        Arc::new(TlsFailureCounts::default()),
-    ));
-    let client = DiagnosedClient::new(
-        grpc_client(None, Duration::from_secs(5)).unwrap(),
-        diagnosis,
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert("x-tenant", HeaderValue::from_static("lab"));
+    let (client, _, headers) = diagnosed(grpc_client(None, Duration::from_secs(5)).unwrap());
     Sender::grpc(Signal::Metrics, client, url.parse().unwrap(), headers, true).unwrap()
 }
 
@@ -623,25 +619,8 @@ async fn a_grpc_receiver_that_is_not_there_is_a_counted_failure() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let diagnosis = Arc::new(Diagnosis::new(
-        "metrics",
-        Arc::new(TlsFailureCounts::default()),
-    ));
-    let client = DiagnosedClient::new(
-        grpc_client(None, Duration::from_secs(5)).unwrap(),
-        diagnosis,
-    );
-    let url = format!("http://127.0.0.1:{port}").parse().unwrap();
-    let sender = Sender::grpc(Signal::Metrics, client, url, HeaderMap::new(), true).unwrap();
     let (_tx, rx) = watch::channel(Arc::new(snapshot(10)));
-    let failures = Arc::new(AtomicU64::new(0));
-    let mut export = MetricExport::new(
-        &resource(),
-        sender,
-        rx,
-        Duration::from_secs(5),
-        failures.clone(),
-    );
+    let (mut export, failures) = grpc_export(&format!("http://127.0.0.1:{port}"), rx);
     assert_eq!(export.export(Duration::from_secs(5)).await, Outcome::Failed);
     assert_eq!(failures.load(Ordering::Relaxed), 1);
 }
