@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tracing::{debug, info, warn};
 
 use super::diagnosis::Diagnosis;
@@ -37,13 +37,18 @@ pub fn lock(outbox: &SharedOutbox) -> MutexGuard<'_, Outbox> {
 
 /// Where the sink's encoded requests go: the OTLP `Sender`; the tests' receivers stand in.
 pub trait Deliver {
-    /// Sends one encoded `ExportLogsServiceRequest`; the sink bounds it with its timeout.
-    fn deliver(&mut self, body: Bytes) -> impl Future<Output = Result<(), SendError>> + Send;
+    /// Sends the `ExportLogsServiceRequest` encoded in `buf`, taking it; the sink bounds it
+    /// with its timeout.
+    fn deliver(&mut self, buf: &mut BytesMut)
+    -> impl Future<Output = Result<(), SendError>> + Send;
 }
 
 impl Deliver for Sender {
-    fn deliver(&mut self, body: Bytes) -> impl Future<Output = Result<(), SendError>> + Send {
-        self.send(body)
+    fn deliver(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> impl Future<Output = Result<(), SendError>> + Send {
+        self.send(buf)
     }
 }
 
@@ -134,9 +139,8 @@ impl<D: Deliver> AlertSink<D> {
 
     async fn export(&mut self, batch: &[AlertEvent]) -> Result<(), String> {
         self.encoder.encode(batch, SystemTime::now(), &mut self.buf);
-        let body = self.buf.split().freeze();
         let timeout = self.timeout;
-        let result = match tokio::time::timeout(timeout, self.sender.deliver(body)).await {
+        let result = match tokio::time::timeout(timeout, self.sender.deliver(&mut self.buf)).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_elapsed) => Err(format!("no answer within {timeout:?}")),
         };

@@ -156,8 +156,7 @@ impl MetricExport {
             self.delivered = true;
             return Outcome::Nothing;
         }
-        let body = self.buf.split().freeze();
-        let result = match tokio::time::timeout(timeout, self.sender.send(body)).await {
+        let result = match tokio::time::timeout(timeout, self.sender.send(&mut self.buf)).await {
             Ok(r) => r.map_err(|e: SendError| e.to_string()),
             Err(_elapsed) => Err(format!("no answer within {timeout:?}")),
         };

@@ -95,7 +95,11 @@ impl Receiver {
 }
 
 impl Deliver for Receiver {
-    fn deliver(&mut self, body: Bytes) -> impl Future<Output = Result<(), SendError>> + Send {
+    fn deliver(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> impl Future<Output = Result<(), SendError>> + Send {
+        let body = buf.split().freeze();
         let result = if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
             Err(SendError::Http("connection refused".into()))
         } else {
@@ -228,7 +232,10 @@ async fn a_failed_export_leaves_the_batch_queued() {
 struct Silent;
 
 impl Deliver for Silent {
-    fn deliver(&mut self, _body: Bytes) -> impl Future<Output = Result<(), SendError>> + Send {
+    fn deliver(
+        &mut self,
+        _buf: &mut BytesMut,
+    ) -> impl Future<Output = Result<(), SendError>> + Send {
         std::future::pending()
     }
 }

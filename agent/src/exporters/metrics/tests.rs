@@ -3,7 +3,7 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::time::UNIX_EPOCH;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -599,7 +599,7 @@ async fn grpc_sends_one_gzipped_message_and_reads_the_status_from_the_trailers()
 async fn a_grpc_status_other_than_ok_is_a_counted_failure_in_its_own_words() {
     let (url, mut seen) = grpc_receiver("14").await;
     let e = grpc_sender(&url)
-        .send(Bytes::from_static(b"\x0a\x00"))
+        .send(&mut BytesMut::from(&b"\x0a\x00"[..]))
         .await
         .unwrap_err();
     assert_eq!(

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
 /// The 5-byte prefix of a gRPC message: a compressed flag and the length, big-endian.
-const PREFIX: usize = 5;
+pub const PREFIX: usize = 5;
 
 /// A gRPC status code (grpc/doc/statuscodes.md), as the server sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,16 +66,27 @@ impl Code {
     }
 }
 
-/// `message` as a gRPC request body: the prefix, then the bytes (already gzipped when
-/// `compressed`, which the `grpc-encoding` header must say).
-pub fn frame(message: &[u8], compressed: bool) -> Result<Bytes, String> {
-    let len = u32::try_from(message.len())
-        .map_err(|_| format!("a {}-byte message is too long for gRPC", message.len()))?;
-    let mut body = BytesMut::with_capacity(PREFIX + message.len());
-    body.put_u8(u8::from(compressed));
-    body.put_u32(len);
-    body.put_slice(message);
-    Ok(body.freeze())
+/// The prefix of a `len`-byte message (already gzipped when `compressed`, which the
+/// `grpc-encoding` header must say).
+pub fn prefix(len: usize, compressed: bool) -> Result<[u8; PREFIX], String> {
+    let len =
+        u32::try_from(len).map_err(|_| format!("a {len}-byte message is too long for gRPC"))?;
+    let [a, b, c, d] = len.to_be_bytes();
+    Ok([u8::from(compressed), a, b, c, d])
+}
+
+/// Frames the message in `buf` in place: the prefix goes in front and the message moves up
+/// by its length (a copy within the encoder's buffer, which keeps its allocation, instead of a
+/// new buffer of the whole request every export).
+pub fn frame_in_place(buf: &mut BytesMut, compressed: bool) -> Result<(), String> {
+    let len = buf.len();
+    let head = prefix(len, compressed)?;
+    buf.put_slice(&head);
+    buf.copy_within(0..len, PREFIX);
+    if let Some(front) = buf.get_mut(..PREFIX) {
+        front.copy_from_slice(&head);
+    }
+    Ok(())
 }
 
 /// The one message of an answer's body (empty for a trailers-only answer). The agent asks for
@@ -159,10 +170,17 @@ mod tests {
 
     #[test]
     fn a_message_is_prefixed_with_its_flag_and_length() {
-        assert_eq!(&frame(b"abc", false).unwrap()[..], b"\0\0\0\0\x03abc");
-        assert_eq!(&frame(b"", true).unwrap()[..], b"\x01\0\0\0\0");
-        let body = frame(b"hello", false).unwrap();
-        assert_eq!(&unframe(&body).unwrap()[..], b"hello");
+        let mut buf = BytesMut::from(&b"abc"[..]);
+        frame_in_place(&mut buf, false).unwrap();
+        assert_eq!(&buf[..], b"\0\0\0\0\x03abc");
+        let mut empty = BytesMut::new();
+        frame_in_place(&mut empty, true).unwrap();
+        assert_eq!(&empty[..], b"\x01\0\0\0\0");
+        assert_eq!(prefix(300, true).unwrap(), [1, 0, 0, 1, 44]);
+        let mut long = BytesMut::from(&[7u8; 70_000][..]);
+        frame_in_place(&mut long, false).unwrap();
+        let body = long.freeze();
+        assert_eq!(&unframe(&body).unwrap()[..], &[7u8; 70_000][..]);
     }
 
     #[test]

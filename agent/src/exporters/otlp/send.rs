@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, TE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
@@ -143,17 +143,11 @@ impl Sender {
         }
     }
 
-    /// Sends one request body. Not bounded here: the caller applies the timeout.
-    pub async fn send(&mut self, body: Bytes) -> Result<(), SendError> {
-        let body = if self.gzip { gzipped(&body)? } else { body };
-        let body = if self.grpc {
-            grpc::frame(&body, self.gzip).map_err(|reason| SendError::Grpc {
-                code: Code::INTERNAL,
-                reason,
-            })?
-        } else {
-            body
-        };
+    /// Sends the request an encoder wrote into `buf`, taking it (`buf` gets its allocation
+    /// back for the next encoding once the request is dropped). Not bounded here: the caller
+    /// applies the timeout.
+    pub async fn send(&mut self, buf: &mut BytesMut) -> Result<(), SendError> {
+        let body = self.body(buf)?;
         let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.url.clone();
@@ -197,6 +191,27 @@ impl Sender {
         partial_success(self.signal, rejected);
         Ok(())
     }
+
+    /// The request body: the encoded message as it is, or gzipped; for gRPC behind its prefix.
+    fn body(&self, buf: &mut BytesMut) -> Result<Bytes, SendError> {
+        let too_long = |reason| SendError::Grpc {
+            code: Code::INTERNAL,
+            reason,
+        };
+        if self.gzip {
+            let headroom = if self.grpc { grpc::PREFIX } else { 0 };
+            let mut gz = gzipped(buf, headroom)?;
+            if self.grpc {
+                let head = grpc::prefix(gz.len() - headroom, true).map_err(too_long)?;
+                gz[..headroom].copy_from_slice(&head);
+            }
+            return Ok(Bytes::from(gz));
+        }
+        if self.grpc {
+            grpc::frame_in_place(buf, false).map_err(too_long)?;
+        }
+        Ok(buf.split().freeze())
+    }
 }
 
 /// A receiver may accept a request but reject some points or records (OTLP's partial success):
@@ -213,13 +228,13 @@ fn partial_success(signal: Signal, rejected: Option<(i64, String)>) {
     }
 }
 
-fn gzipped(body: &[u8]) -> Result<Bytes, SendError> {
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::default(),
-    );
+/// `body` gzipped, after `headroom` zero bytes (room for gRPC's prefix).
+fn gzipped(body: &[u8], headroom: usize) -> Result<Vec<u8>, SendError> {
+    let mut out = Vec::with_capacity(body.len() / 4 + headroom);
+    out.resize(headroom, 0);
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
     gz.write_all(body).map_err(SendError::Gzip)?;
-    gz.finish().map(Bytes::from).map_err(SendError::Gzip)
+    gz.finish().map_err(SendError::Gzip)
 }
 
 #[cfg(test)]
