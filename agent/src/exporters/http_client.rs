@@ -48,12 +48,8 @@ impl DiagnosedClient {
         DiagnosedClient { inner, diagnosis }
     }
 
-    /// Sends `request`; a failure or a refusal is recorded for `Diagnosis` on the way.
-    pub async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        Ok(self.send_for_trailers(request).await?.0)
-    }
-
-    /// As `send_bytes`, keeping the answer's trailers (gRPC's status).
+    /// Sends `request` and returns the answer with its trailers (gRPC's status); a failure or
+    /// a refusal is recorded for `Diagnosis` on the way.
     pub async fn send_for_trailers(
         &self,
         request: Request<Bytes>,

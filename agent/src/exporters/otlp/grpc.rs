@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 
 /// The 5-byte prefix of a gRPC message: a compressed flag and the length, big-endian.
-pub const PREFIX: usize = 5;
+const PREFIX: usize = 5;
 
 /// A gRPC status code (grpc/doc/statuscodes.md), as the server sent it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +21,11 @@ pub struct Code(pub u32);
 impl Code {
     pub const OK: Code = Code(0);
     pub const UNKNOWN: Code = Code(2);
+    pub const PERMISSION_DENIED: Code = Code(7);
+    pub const UNIMPLEMENTED: Code = Code(12);
     pub const INTERNAL: Code = Code(13);
     pub const UNAVAILABLE: Code = Code(14);
+    pub const UNAUTHENTICATED: Code = Code(16);
 
     /// The code's name in the gRPC documentation's words.
     pub fn name(self) -> &'static str {
@@ -57,30 +60,25 @@ impl Code {
     pub fn from_http(status: StatusCode) -> Code {
         match status.as_u16() {
             400 => Code::INTERNAL,
-            401 => Code(16),
-            403 => Code(7),
-            404 => Code(12),
+            401 => Code::UNAUTHENTICATED,
+            403 => Code::PERMISSION_DENIED,
+            404 => Code::UNIMPLEMENTED,
             429 | 502 | 503 | 504 => Code::UNAVAILABLE,
             _ => Code::UNKNOWN,
         }
     }
 }
 
-/// The prefix of a `len`-byte message (already gzipped when `compressed`, which the
-/// `grpc-encoding` header must say).
-pub fn prefix(len: usize, compressed: bool) -> Result<[u8; PREFIX], String> {
-    let len =
-        u32::try_from(len).map_err(|_| format!("a {len}-byte message is too long for gRPC"))?;
-    let [a, b, c, d] = len.to_be_bytes();
-    Ok([u8::from(compressed), a, b, c, d])
-}
-
-/// Frames the message in `buf` in place: the prefix goes in front and the message moves up
-/// by its length (a copy within the encoder's buffer, which keeps its allocation, instead of a
-/// new buffer of the whole request every export).
+/// Frames the message in `buf` in place (already gzipped when `compressed`, which the
+/// `grpc-encoding` header must say): the prefix goes in front and the message moves up by its
+/// length (a copy within the buffer, which keeps its allocation, instead of a new buffer of the
+/// whole request every export).
 pub fn frame_in_place(buf: &mut BytesMut, compressed: bool) -> Result<(), String> {
     let len = buf.len();
-    let head = prefix(len, compressed)?;
+    let wire_len =
+        u32::try_from(len).map_err(|_| format!("a {len}-byte message is too long for gRPC"))?;
+    let [a, b, c, d] = wire_len.to_be_bytes();
+    let head = [u8::from(compressed), a, b, c, d];
     buf.put_slice(&head);
     buf.copy_within(0..len, PREFIX);
     if let Some(front) = buf.get_mut(..PREFIX) {
@@ -176,7 +174,9 @@ mod tests {
         let mut empty = BytesMut::new();
         frame_in_place(&mut empty, true).unwrap();
         assert_eq!(&empty[..], b"\x01\0\0\0\0");
-        assert_eq!(prefix(300, true).unwrap(), [1, 0, 0, 1, 44]);
+        let mut gz = BytesMut::from(&[0u8; 300][..]);
+        frame_in_place(&mut gz, true).unwrap();
+        assert_eq!(gz[..5], [1, 0, 0, 1, 44]);
         let mut long = BytesMut::from(&[7u8; 70_000][..]);
         frame_in_place(&mut long, false).unwrap();
         let body = long.freeze();

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, TE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
@@ -194,23 +194,20 @@ impl Sender {
 
     /// The request body: the encoded message as it is, or gzipped; for gRPC behind its prefix.
     fn body(&self, buf: &mut BytesMut) -> Result<Bytes, SendError> {
-        let too_long = |reason| SendError::Grpc {
-            code: Code::INTERNAL,
-            reason,
+        let mut gz;
+        let body = if self.gzip {
+            gz = gzipped(buf)?;
+            &mut gz
+        } else {
+            buf
         };
-        if self.gzip {
-            let headroom = if self.grpc { grpc::PREFIX } else { 0 };
-            let mut gz = gzipped(buf, headroom)?;
-            if self.grpc {
-                let head = grpc::prefix(gz.len() - headroom, true).map_err(too_long)?;
-                gz[..headroom].copy_from_slice(&head);
-            }
-            return Ok(Bytes::from(gz));
-        }
         if self.grpc {
-            grpc::frame_in_place(buf, false).map_err(too_long)?;
+            grpc::frame_in_place(body, self.gzip).map_err(|reason| SendError::Grpc {
+                code: Code::INTERNAL,
+                reason,
+            })?;
         }
-        Ok(buf.split().freeze())
+        Ok(body.split().freeze())
     }
 }
 
@@ -228,13 +225,15 @@ fn partial_success(signal: Signal, rejected: Option<(i64, String)>) {
     }
 }
 
-/// `body` gzipped, after `headroom` zero bytes (room for gRPC's prefix).
-fn gzipped(body: &[u8], headroom: usize) -> Result<Vec<u8>, SendError> {
-    let mut out = Vec::with_capacity(body.len() / 4 + headroom);
-    out.resize(headroom, 0);
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+fn gzipped(body: &[u8]) -> Result<BytesMut, SendError> {
+    let mut gz = flate2::write::GzEncoder::new(
+        BytesMut::with_capacity(body.len() / 4).writer(),
+        flate2::Compression::default(),
+    );
     gz.write_all(body).map_err(SendError::Gzip)?;
-    gz.finish().map_err(SendError::Gzip)
+    gz.finish()
+        .map(bytes::buf::Writer::into_inner)
+        .map_err(SendError::Gzip)
 }
 
 #[cfg(test)]
