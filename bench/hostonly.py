@@ -14,6 +14,11 @@ the CPU of a one-second window (one tick or scrape each); the ratio to collectd 
 by second and its median reported, so load from other work on the machine, which hits all
 three alike, mostly cancels.
 
+Beside them runs a floor (bench/procfloor.c): a C loop that reads the nine /proc files the host
+collector reads, the way it reads them, once a second, and does nothing else. The absolute
+targets are judged beside it, since no agent reading those files every tick can cost less on
+this machine.
+
 With --baseline FILE --check it is the regression guard CI runs (bench/run.sh --smoke): it fails
 when a ratio to collectd or an RSS is more than --tolerance above the baseline's, after
 re-measuring up to --attempts times (a busy machine must not fail the build).
@@ -43,6 +48,7 @@ from overhead import Proc, collectd_conf, own_cpu_seconds, rss_kib, stats  # noq
 from ports import free_port  # noqa: E402
 
 AGENTS = ("hostwarden (no export)", "hostwarden (OTLP gRPC every tick)")
+FLOOR = "floor: C loop, the same nine /proc reads"
 
 
 def agent_conf(dir_, name, grpc_port):
@@ -70,6 +76,18 @@ interval = "1s"
     with open(conf, "w") as f:
         f.write(text)
     return conf
+
+
+def build_floor(dir_):
+    """bench/procfloor.c, built for this run: what reading the host collector's files once a
+    tick costs on this machine with nothing else around it."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        sys.exit("a C compiler is missing (bench/run.sh installs one): apt-get install gcc")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "procfloor.c")
+    out = os.path.join(dir_, "procfloor")
+    subprocess.run([cc, "-O2", "-Wall", "-Werror", "-o", out, src], check=True)
+    return out
 
 
 def process_cpu_seconds(pid):
@@ -151,6 +169,7 @@ def measure(hostwarden, seconds):
             Proc(AGENTS[0], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "plain", None)], env),
             Proc(AGENTS[1], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "otlp", grpc)], env),
             Proc("collectd", ["collectd", "-f", "-C", collectd_conf(tmp, cd_port)]),
+            Proc(FLOOR, [build_floor(tmp), "1000"]),
         ]
         started = {p.name: time.monotonic() for p in procs}
         url = f"http://127.0.0.1:{cd_port}/metrics"
@@ -199,6 +218,12 @@ def verdicts(r):
           f"({otlp['ratio']:.2f} x, {otlp['cpu_ms']:.3f} ms)")
     for name in AGENTS:
         print(f"- target RSS <= 8 MiB, {name}: {ok(r[name]['rss_mib'] <= 8)} ({r[name]['rss_mib']:.1f} MiB)")
+    # The absolute targets beside what the machine itself charges for the same reads: a target
+    # under the floor cannot be met by any agent that reads these files every tick.
+    floor = r[FLOOR]["cpu_ms"]
+    print(f"- the floor (the same /proc reads, nothing else) costs {floor:.3f} ms per tick here; "
+          f"above it, hostwarden's own work: no export {plain['cpu_ms'] - floor:.3f} ms, "
+          f"OTLP every tick {otlp['cpu_ms'] - floor:.3f} ms")
 
 
 def regressions(r, base, tolerance):
