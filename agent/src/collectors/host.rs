@@ -17,6 +17,7 @@ pub mod cpu;
 pub mod disk;
 mod files;
 pub mod filesystem;
+mod inline_stat;
 mod meminfo;
 mod mounttable;
 mod names;

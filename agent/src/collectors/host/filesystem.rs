@@ -8,6 +8,7 @@ use std::sync::Arc;
 use regex_lite::Regex;
 
 use super::config::{FilesystemConfig, compile};
+use super::inline_stat;
 use super::statvfs::{FsStat, Issued, StatOutcome};
 use crate::model::{AttrKey, Attrs, MetricName, MetricPoint};
 
@@ -205,6 +206,8 @@ pub struct FsCollector {
     /// had more than `max_mounts`: kept until the table changes (mounttable.rs).
     mounts: Vec<Mount>,
     paths: Vec<Arc<Path>>,
+    /// Whether each mount is stat'ed on the tick thread (inline_stat.rs) rather than a worker.
+    inline: Vec<bool>,
     /// Each mount's attributes, built with the table: its device, mount point and type are
     /// shared by its points every tick instead of copied (issue 20).
     bases: Vec<Attrs>,
@@ -224,6 +227,7 @@ impl FsCollector {
             stale: std::collections::BTreeSet::new(),
             mounts: Vec::new(),
             paths: Vec::new(),
+            inline: Vec::new(),
             bases: Vec::new(),
             truncated: false,
         }
@@ -255,7 +259,13 @@ impl FsCollector {
     pub fn set_table(&mut self, text: &str, root_fs: &Path) {
         let (mounts, truncated) = parse_mountinfo(text, self.config.max_mounts);
         self.truncated = truncated;
+        let hazards = inline_stat::walk_hazards(&mounts);
         self.mounts = self.filter.select(mounts);
+        self.inline = self
+            .mounts
+            .iter()
+            .map(|m| inline_stat::on_tick_thread(m, &hazards, root_fs))
+            .collect();
         self.paths = self
             .mounts
             .iter()
@@ -275,7 +285,8 @@ impl FsCollector {
     /// Sends the statvfs calls for the mounts of the table taken last; `finish` takes their
     /// answers. The host collector reads /proc in between, while the workers stat.
     pub fn start(&mut self) -> Issued {
-        self.statter.submit(&self.paths, self.config.stat_timeout)
+        self.statter
+            .submit(&self.paths, &self.inline, self.config.stat_timeout)
     }
 
     /// Adds the points of `start`'s calls; problems (a truncated list, a failed stat, stale

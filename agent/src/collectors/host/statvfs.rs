@@ -90,9 +90,10 @@ impl Statter {
         self.pool.lock().threads
     }
 
-    /// Stats every path, waiting at most `timeout` in total.
+    /// Stats every path on the workers, waiting at most `timeout` in total.
+    #[cfg(test)]
     pub async fn stat_all(&mut self, paths: &[Arc<Path>], timeout: Duration) -> Vec<StatOutcome> {
-        let issued = self.submit(paths, timeout);
+        let issued = self.submit(paths, &[], timeout);
         self.gather(paths, issued).await
     }
 
@@ -100,11 +101,20 @@ impl Statter {
     /// answers, at most `timeout` from now. What the caller does in between (reading /proc)
     /// overlaps the workers' calls, so the tick usually finds the answers there instead of
     /// sleeping until a worker wakes it (issue 20: one wake-up of the tick thread per tick).
-    pub fn submit(&mut self, paths: &[Arc<Path>], timeout: Duration) -> Issued {
+    /// A path whose `inline` flag is set (inline_stat.rs: a statfs that cannot wait) is stat'ed
+    /// here and now instead; a missing flag means a worker.
+    pub fn submit(&mut self, paths: &[Arc<Path>], inline: &[bool], timeout: Duration) -> Issued {
         let mut out = vec![StatOutcome::Stale; paths.len()];
         let mut issued = Vec::with_capacity(paths.len());
         let mut jobs = Vec::with_capacity(paths.len());
         for (i, path) in paths.iter().enumerate() {
+            if inline.get(i).copied().unwrap_or(false) && !self.pending.contains_key(&**path) {
+                out[i] = match (self.pool.stat)(path) {
+                    Ok(stat) => StatOutcome::Done(stat),
+                    Err(e) => StatOutcome::Failed(e),
+                };
+                continue;
+            }
             if let Some(rx) = self.pending.get_mut(&**path) {
                 match rx.try_recv() {
                     // Still stuck: stale, and no second call.

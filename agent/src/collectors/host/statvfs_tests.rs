@@ -82,3 +82,24 @@ async fn a_dead_mount_first_in_the_list_leaves_the_live_ones_answered() {
     // The stuck worker plus at most two idle ones.
     settles_to(&statter, 3).await;
 }
+
+#[tokio::test]
+async fn a_path_flagged_inline_is_answered_without_a_worker() {
+    let paths: Vec<Arc<Path>> = vec![Path::new("/").into(), Path::new("/run").into()];
+    let mut statter = Statter::with_stat(live);
+    for _ in 0..3 {
+        let issued = statter.submit(&paths, &[true, true], Duration::from_secs(1));
+        let out = statter.gather(&paths, issued).await;
+        assert_eq!(out, vec![StatOutcome::Done(LIVE); 2]);
+    }
+    assert_eq!(
+        statter.threads(),
+        0,
+        "no worker started for calls that cannot hang"
+    );
+    // Unflagged, the same paths go to a worker.
+    let issued = statter.submit(&paths, &[true, false], Duration::from_secs(1));
+    let out = statter.gather(&paths, issued).await;
+    assert_eq!(out, vec![StatOutcome::Done(LIVE); 2]);
+    assert_eq!(statter.threads(), 1);
+}
