@@ -27,6 +27,9 @@ pub struct ProcFile {
     path: PathBuf,
     cap: u64,
     kept: Option<File>,
+    /// The kernel renders the file as one record (`single_open`: /proc/stat, meminfo, loadavg,
+    /// pressure), so a kept descriptor's read shorter than asked has returned all of it.
+    one_record: bool,
 }
 
 impl ProcFile {
@@ -36,6 +39,19 @@ impl ProcFile {
             path: root.join(rel),
             cap,
             kept: None,
+            one_record: false,
+        }
+    }
+
+    /// `new` for a file the kernel renders whole in one record: a seq_file copies such a
+    /// record out until the caller's buffer is full, so a short read is the end and the read
+    /// that would return 0 is skipped (one system call of two per file per tick; issue 20).
+    /// Not for a file of many records (vmstat, diskstats, net/dev): its reads stop short at
+    /// the kernel's own buffer, a page, before the end.
+    pub fn one_record(root: &Path, rel: &str, cap: u64) -> Self {
+        ProcFile {
+            one_record: true,
+            ..ProcFile::new(root, rel, cap)
         }
     }
 
@@ -70,7 +86,7 @@ impl ProcFile {
 
     fn read_bytes(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>, String> {
         if let Some(file) = &self.kept {
-            match read_capped(buf, self.cap, |b, at| file.read_at(b, at)) {
+            match read_capped(buf, self.cap, self.one_record, |b, at| file.read_at(b, at)) {
                 Ok(Some(len)) => return Ok(Some(len)),
                 Ok(None) => return Err(self.over_cap()),
                 // Gone (a process's file after it exited) or refused: open it again below.
@@ -83,7 +99,7 @@ impl ProcFile {
             Err(e) => return Err(self.failed(&e)),
         };
         // A fresh descriptor is read in sequence: a file that refuses pread still reads.
-        let len = read_capped(buf, self.cap, |b, _| file.read(b))
+        let len = read_capped(buf, self.cap, false, |b, _| file.read(b))
             .map_err(|e| self.failed(&e))?
             .ok_or_else(|| self.over_cap())?;
         if on_procfs(&file) {
@@ -110,10 +126,12 @@ impl ProcFile {
 }
 
 /// Reads from offset 0 to the end into `buf` with `read(chunk, offset)`; the length read, or
-/// `None` past `cap`. `buf`'s length is raised to its capacity once and left there.
+/// `None` past `cap`. The end is a read of 0 bytes, or with `short_is_end` any read shorter
+/// than its chunk. `buf`'s length is raised to its capacity once and left there.
 fn read_capped(
     buf: &mut Vec<u8>,
     cap: u64,
+    short_is_end: bool,
     mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
 ) -> std::io::Result<Option<usize>> {
     let limit = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
@@ -132,8 +150,10 @@ fn read_capped(
         let Some(chunk) = buf.get_mut(len..end) else {
             return Ok(None);
         };
+        let asked = chunk.len();
         match read(chunk, len as u64) {
             Ok(0) => return Ok(Some(len)),
+            Ok(n) if short_is_end && n < asked => return Ok(Some(len + n)),
             Ok(n) => len += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

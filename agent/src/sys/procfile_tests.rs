@@ -87,3 +87,51 @@ fn errors_name_the_path() {
         .unwrap_err();
     assert!(e.ends_with("/bin is not UTF-8"), "{e}");
 }
+
+fn syscr(io: &mut ProcFile, buf: &mut Vec<u8>) -> u64 {
+    let text = io.read(buf).unwrap().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("syscr: "))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// The read system calls one `read` of `f` makes, counted by the kernel for this thread alone
+/// (other tests run on other threads).
+fn reads_of(f: &mut ProcFile) -> u64 {
+    let mut io = ProcFile::new(Path::new("/proc"), "thread-self/io", 1 << 20);
+    let (mut buf, mut scratch) = (Vec::new(), Vec::new());
+    syscr(&mut io, &mut buf);
+    // What reading io itself adds between two of its renderings (kernels differ in whether a
+    // read counts itself before rendering), measured rather than assumed.
+    let (a, b) = (syscr(&mut io, &mut buf), syscr(&mut io, &mut buf));
+    f.read(&mut scratch).unwrap().unwrap();
+    let c = syscr(&mut io, &mut buf);
+    (c - b) - (b - a)
+}
+
+#[test]
+fn a_one_record_file_is_read_whole_in_one_call() {
+    let mut whole = ProcFile::one_record(Path::new("/proc"), "version", 1 << 20);
+    let mut buf = Vec::new();
+    let expected = std::fs::read_to_string("/proc/version").unwrap();
+    assert_eq!(whole.read(&mut buf).unwrap(), Some(expected.as_str()));
+    assert!(whole.kept().is_some());
+    assert_eq!(reads_of(&mut whole), 1, "the short read is the end");
+    assert_eq!(whole.read(&mut buf).unwrap(), Some(expected.as_str()));
+    // Without the flag the end is a read of 0 bytes: two calls.
+    let mut plain = ProcFile::new(Path::new("/proc"), "version", 1 << 20);
+    plain.read(&mut buf).unwrap();
+    assert_eq!(reads_of(&mut plain), 2);
+}
+
+#[test]
+fn a_one_record_file_longer_than_the_first_chunk_is_still_read_whole() {
+    // A full chunk is not the end: the next read goes on from there.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "cpu0 1 2 3 4 5 6 7 8 9 10\n".repeat(10_000);
+    std::fs::write(dir.path().join("stat"), &text).unwrap();
+    let mut f = ProcFile::one_record(dir.path(), "stat", 1 << 20);
+    let mut buf = Vec::new();
+    assert_eq!(f.read(&mut buf).unwrap(), Some(text.as_str()));
+}

@@ -41,14 +41,14 @@ pub struct HostFiles {
 
 impl HostFiles {
     pub fn new(root: &Path) -> Self {
-        let core = |rel| ProcFile::new(root, rel, CORE_CAP);
+        let whole = |rel| ProcFile::one_record(root, rel, CORE_CAP);
         HostFiles {
             root: root.to_owned(),
-            stat: core("stat"),
-            meminfo: core("meminfo"),
-            loadavg: core("loadavg"),
-            vmstat: core("vmstat"),
-            pressure: super::PSI.map(|(rel, _, _)| core(rel)),
+            stat: whole("stat"),
+            meminfo: whole("meminfo"),
+            loadavg: whole("loadavg"),
+            vmstat: ProcFile::new(root, "vmstat", CORE_CAP),
+            pressure: super::PSI.map(|(rel, _, _)| whole(rel)),
             diskstats: ProcFile::new(root, disk::DISKSTATS, disk::DISKSTATS_CAP),
             net_dev: ProcFile::new(root, network::NET_DEV, network::NET_DEV_CAP),
             mounts: MountTable::new(root),
