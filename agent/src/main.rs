@@ -96,7 +96,6 @@ fn once(path: Option<&Path>, format: Format) -> ExitCode {
 fn run(opts: runtime::RunOptions) -> ExitCode {
     limit_malloc_arenas();
     let result = tokio_runtime().map_err(anyhow::Error::from).and_then(|rt| {
-        rt.spawn(trim_heap());
         let result = rt.block_on(runtime::run(opts));
         rt.shutdown_timeout(SHUTDOWN_GRACE);
         result
@@ -153,23 +152,4 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2)
     };
-}
-
-/// How often freed heap pages go back to the kernel.
-const HEAP_TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// glibc returns freed memory to the kernel only from the top of the heap: what each tick and
-/// export frees in the middle stays resident (measured 1.2 MiB with OTLP every tick, issue 20).
-/// malloc_trim(0) releases every free page; every few ticks keeps RSS at the live heap.
-async fn trim_heap() {
-    let mut every = tokio::time::interval(HEAP_TRIM_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        // SAFETY: malloc_trim only walks glibc's free lists, under the arenas' own locks.
-        #[cfg(target_env = "gnu")]
-        unsafe {
-            libc::malloc_trim(0)
-        };
-    }
 }

@@ -17,6 +17,7 @@ use crate::exporters::telemetry::Telemetry;
 use crate::model::Snapshot;
 use crate::rules::Alerting;
 use crate::status::{ActuationReport, AlertReport};
+use crate::sys::heap::HeapTrim;
 use crate::sys::time::wall_ms;
 use crate::sys::{residency, systemd};
 use crate::tuner::arc::ArcCoordinator;
@@ -87,6 +88,7 @@ pub(super) struct Daemon {
     view: ViewOutput,
     /// The tick after which the code start-up or a reload ran stops being mapped.
     code_settles_at: Option<u64>,
+    heap: HeapTrim,
 }
 
 /// Ticks after start or a reload before the code mappings are dropped: the first tick builds
@@ -142,6 +144,7 @@ impl Daemon {
             notifier: Notifier::from_env(),
             view,
             code_settles_at: Some(SETTLE_TICKS),
+            heap: HeapTrim::default(),
         }
     }
 
@@ -192,6 +195,7 @@ impl Daemon {
         let snapshot = Arc::new(snapshot);
         self.publish_status(Arc::clone(&snapshot));
         self.snapshots.send_replace(snapshot);
+        self.heap.after_tick(Instant::now());
         if self.code_settles_at == Some(self.ticks) {
             self.code_settles_at = None;
             match residency::drop_code_mappings() {

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub(crate) mod fs;
+pub(crate) mod heap;
 pub(crate) mod http;
 pub mod ollama;
 pub(crate) mod ownusage;
