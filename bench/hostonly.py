@@ -49,6 +49,8 @@ from ports import free_port  # noqa: E402
 
 AGENTS = ("hostwarden (no export)", "hostwarden (OTLP gRPC every tick)")
 FLOOR = "floor: C loop, the same nine /proc reads"
+# Seconds between the processes' starts, so their ticks fall at distinct phases of the second.
+PHASE = 0.25
 
 
 def agent_conf(dir_, name, grpc_port):
@@ -165,13 +167,22 @@ def measure(hostwarden, seconds):
     procs, started, run_cpu = [], {}, {}
     try:
         wait_port(grpc)
-        procs = [
-            Proc(AGENTS[0], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "plain", None)], env),
-            Proc(AGENTS[1], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "otlp", grpc)], env),
-            Proc("collectd", ["collectd", "-f", "-C", collectd_conf(tmp, cd_port)]),
-            Proc(FLOOR, [build_floor(tmp), "1000"]),
+        floor = build_floor(tmp)
+        argvs = [
+            (AGENTS[0], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "plain", None)], env),
+            (AGENTS[1], [hostwarden, "run", "--view", "never", "--config", agent_conf(tmp, "otlp", grpc)], env),
+            ("collectd", ["collectd", "-f", "-C", collectd_conf(tmp, cd_port)], None),
+            (FLOOR, [floor, "1000"], None),
         ]
-        started = {p.name: time.monotonic() for p in procs}
+        for name, argv, e in argvs:
+            procs.append(Proc(name, argv, e))
+            started[name] = time.monotonic()
+            # Each process ticks at the phase of the second it started at. Started together,
+            # the later ones would wake onto a CPU the first just woke (a guest's idle loop
+            # polls a while before it halts) and pay less than a process waking alone, which
+            # is what each of them is on a real host: a quarter second apart, none rides on
+            # another's wake-up.
+            time.sleep(PHASE)
         url = f"http://127.0.0.1:{cd_port}/metrics"
         time.sleep(3)  # warm-up: start-up, the first ticks and the first export are not steady
         for p in procs:
