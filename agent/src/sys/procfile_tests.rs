@@ -39,15 +39,18 @@ fn a_regular_file_is_opened_each_time_so_a_replaced_file_is_seen() {
 
 #[test]
 fn a_file_past_the_first_chunk_is_read_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = "cpu0 1 2 3 4 5 6 7 8 9 10\n".repeat(10_000);
-    std::fs::write(dir.path().join("stat"), &text).unwrap();
-    let mut f = ProcFile::new(dir.path(), "stat", 1 << 20);
-    let mut buf = Vec::new();
-    assert_eq!(f.read(&mut buf).unwrap(), Some(text.as_str()));
-    // A short file after a long one: only its own bytes.
-    std::fs::write(dir.path().join("stat"), "short\n").unwrap();
-    assert_eq!(f.read(&mut buf).unwrap(), Some("short\n"));
+    // One record or many: a full chunk is not the end, the next read goes on from there.
+    for open in [ProcFile::new, ProcFile::one_record] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "cpu0 1 2 3 4 5 6 7 8 9 10\n".repeat(10_000);
+        std::fs::write(dir.path().join("stat"), &text).unwrap();
+        let mut f = open(dir.path(), "stat", 1 << 20);
+        let mut buf = Vec::new();
+        assert_eq!(f.read(&mut buf).unwrap(), Some(text.as_str()));
+        // A short file after a long one: only its own bytes.
+        std::fs::write(dir.path().join("stat"), "short\n").unwrap();
+        assert_eq!(f.read(&mut buf).unwrap(), Some("short\n"));
+    }
 }
 
 #[test]
@@ -126,12 +129,32 @@ fn a_one_record_file_is_read_whole_in_one_call() {
 }
 
 #[test]
-fn a_one_record_file_longer_than_the_first_chunk_is_still_read_whole() {
-    // A full chunk is not the end: the next read goes on from there.
-    let dir = tempfile::tempdir().unwrap();
-    let text = "cpu0 1 2 3 4 5 6 7 8 9 10\n".repeat(10_000);
-    std::fs::write(dir.path().join("stat"), &text).unwrap();
-    let mut f = ProcFile::one_record(dir.path(), "stat", 1 << 20);
-    let mut buf = Vec::new();
-    assert_eq!(f.read(&mut buf).unwrap(), Some(text.as_str()));
+fn a_short_read_ends_a_one_record_file_and_a_full_chunk_does_not() {
+    // As a seq_file serves one long record: full chunks, then the rest, then nothing.
+    let text = "x".repeat(40_000);
+    let mut calls = 0;
+    let read = |chunk: &mut [u8], at: u64, calls: &mut usize| {
+        *calls += 1;
+        let rest = text.as_bytes().get(at as usize..).unwrap_or_default();
+        let n = rest.len().min(chunk.len());
+        chunk[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    };
+    let len = read_capped(&mut Vec::new(), 1 << 20, true, |c, at| {
+        read(c, at, &mut calls)
+    });
+    assert_eq!(len.unwrap(), Some(text.len()));
+    // 16 KiB, 16 KiB more into the doubled buffer, then the short tail ends it.
+    assert_eq!(calls, 3);
+    let short_end = calls;
+    calls = 0;
+    let len = read_capped(&mut Vec::new(), 1 << 20, false, |c, at| {
+        read(c, at, &mut calls)
+    });
+    assert_eq!(len.unwrap(), Some(text.len()));
+    assert_eq!(
+        calls,
+        short_end + 1,
+        "without the flag, one more read returns 0"
+    );
 }
