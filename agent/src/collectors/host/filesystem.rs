@@ -282,8 +282,9 @@ impl FsCollector {
         self.finish(calls, points, problems).await;
     }
 
-    /// Sends the statvfs calls for the mounts of the table taken last; `finish` takes their
-    /// answers. The host collector reads /proc in between, while the workers stat.
+    /// Stats the mounts of the table taken last that cannot block (inline_stat.rs) and sends
+    /// the others' calls to the workers; `finish` takes the answers. The host collector reads
+    /// /proc in between, while the workers stat.
     pub fn start(&mut self) -> Issued {
         self.statter
             .submit(&self.paths, &self.inline, self.config.stat_timeout)
