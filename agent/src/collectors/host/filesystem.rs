@@ -261,10 +261,11 @@ impl FsCollector {
         self.truncated = truncated;
         let hazards = inline_stat::walk_hazards(&mounts);
         self.mounts = self.filter.select(mounts);
+        // A table cut short may hide a hazard on the way to a mount it lists: workers for all.
         self.inline = self
             .mounts
             .iter()
-            .map(|m| inline_stat::on_tick_thread(m, &hazards, root_fs))
+            .map(|m| !truncated && inline_stat::on_tick_thread(m, &hazards, root_fs))
             .collect();
         self.paths = self
             .mounts
@@ -280,6 +281,12 @@ impl FsCollector {
     pub async fn measure(&mut self, points: &mut Vec<MetricPoint>, problems: &mut Vec<String>) {
         let calls = self.start();
         self.finish(calls, points, problems).await;
+    }
+
+    /// Which of the table's selected mounts are stat'ed on the tick thread.
+    #[cfg(test)]
+    pub fn inline_flags(&self) -> &[bool] {
+        &self.inline
     }
 
     /// Stats the mounts of the table taken last that cannot block (inline_stat.rs) and sends
