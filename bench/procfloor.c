@@ -2,7 +2,9 @@
  *
  * Once per interval, on absolute deadlines, this reads the nine /proc files hostwarden's host
  * collector reads every tick, the way it reads them: descriptors opened once and kept, each
- * file read with pread from offset 0 until a read returns 0. Nothing else: no parsing, no
+ * file read with pread from offset 0 to its end, which for the six files the kernel renders as
+ * one record (stat, meminfo, loadavg, pressure) is the first read shorter than asked and for
+ * the others a read that returns 0 (sys/procfile.rs). Nothing else: no parsing, no
  * statfs, no rules, no runtime. Its CPU per tick, measured in the same window as the agent's,
  * is what any agent reading the same files once a tick on this machine pays; the agent's own
  * work is the difference.
@@ -17,10 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const FILES[] = {
-    "/proc/stat",         "/proc/meminfo",         "/proc/loadavg",
-    "/proc/vmstat",       "/proc/pressure/cpu",    "/proc/pressure/memory",
-    "/proc/pressure/io",  "/proc/diskstats",       "/proc/self/net/dev",
+static const struct {
+    const char *path;
+    int one_record;
+} FILES[] = {
+    {"/proc/stat", 1},         {"/proc/meminfo", 1},         {"/proc/loadavg", 1},
+    {"/proc/vmstat", 0},       {"/proc/pressure/cpu", 1},    {"/proc/pressure/memory", 1},
+    {"/proc/pressure/io", 1},  {"/proc/diskstats", 0},       {"/proc/self/net/dev", 0},
 };
 #define NFILES (sizeof FILES / sizeof FILES[0])
 
@@ -35,7 +40,7 @@ int main(int argc, char **argv) {
     int fds[NFILES];
     for (size_t i = 0; i < NFILES; i++) {
         /* A file this kernel lacks (pressure without PSI) is skipped, as the agent skips it. */
-        fds[i] = open(FILES[i], O_RDONLY | O_CLOEXEC);
+        fds[i] = open(FILES[i].path, O_RDONLY | O_CLOEXEC);
     }
     struct timespec due;
     clock_gettime(CLOCK_MONOTONIC, &due);
@@ -53,6 +58,9 @@ int main(int argc, char **argv) {
             ssize_t n;
             while ((n = pread(fds[i], buf, sizeof buf, at)) > 0) {
                 at += n;
+                if (FILES[i].one_record && (size_t)n < sizeof buf) {
+                    break;
+                }
             }
         }
     }
