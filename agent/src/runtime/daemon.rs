@@ -195,7 +195,7 @@ impl Daemon {
         let snapshot = Arc::new(snapshot);
         self.publish_status(Arc::clone(&snapshot));
         self.snapshots.send_replace(snapshot);
-        self.heap.after_tick(Instant::now());
+        self.heap.after_tick(due);
         if self.code_settles_at == Some(self.ticks) {
             self.code_settles_at = None;
             match residency::drop_code_mappings() {

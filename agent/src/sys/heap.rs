@@ -21,9 +21,10 @@ pub struct HeapTrim {
 }
 
 impl HeapTrim {
-    /// Trims when `EVERY` has passed since the last trim (or none was made yet).
-    pub fn after_tick(&mut self, now: Instant) {
-        if self.due(now) {
+    /// Trims when `EVERY` has passed since the last trim (or none was made yet), counted in
+    /// the ticks' own times (`tick` is when the tick was due), so no clock is read for it.
+    pub fn after_tick(&mut self, tick: Instant) {
+        if self.due(tick) {
             // SAFETY: malloc_trim only walks glibc's free lists, under the arenas' own locks.
             #[cfg(target_env = "gnu")]
             unsafe {
