@@ -31,14 +31,7 @@ fi
 began=$(date +%s)
 log() { echo ">>> $* ($(($(date +%s) - began))s)" >&2; }
 
-work=$(mktemp -d /tmp/hw-bench.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/scratch.sh
 
 # ---- prerequisites -------------------------------------------------------------------------
 log "prerequisites"
@@ -70,59 +63,7 @@ cargo build --quiet --profile "$agent_profile" -p hostwarden --bin hostwarden
 cargo build --quiet --profile "$profile" -p hostwarden-tests --bin ollama-standin
 hw=$root/target/$agent_outdir/hostwarden
 standin=$root/target/$outdir/ollama-standin
-# The same flags tests/src/nvml_shim.rs builds the stand-in libnvidia-ml with.
-cc -shared -fPIC -O2 -Wall -Werror -o "$work/libnvidia-ml.so" tests/shims/nvml/nvml_shim.c
-
-free_port() { python3 bench/ports.py; }
-
-# ---- the stand-in world: 8 GPUs, replayed ZFS, Ollama, a real OTLP receiver -----------------
-# Eight datacenter GPUs, each with one compute process, every field NVML can answer set.
-{
-    echo "init = ok"
-    echo "driver = 550.54.15"
-    echo "count = 8"
-    for kv in "name = NVIDIA A100-SXM4-80GB" "memory.total = 85899345920" \
-        "memory.reserved = 536870912" "memory.free = 64424509440" "memory.used = 20937965568" \
-        "util.gpu = 42" "util.memory = 17" "temp = 61" "temp.slowdown = 90" \
-        "temp.shutdown = 95" "power = 123456" "power.limit = 400000" "energy = 1000000" \
-        "throttle = 0" "ecc.corrected = 0" "ecc.uncorrected = 0" "fan = 30" "clock.sm = 1410" \
-        "clock.mem = 1593" "procs = $$:4294967296"; do
-        echo "gpu.*.$kv"
-    done
-} >"$work/gpus.state"
-
-ollama_port=$(free_port)
-"$standin" --listen "127.0.0.1:$ollama_port" --model "llama3.1:8b=6544691200/6544691200/32768" \
-    --tags tests/fixtures/ollama/tags.json \
-    --show "llama3.1:8b=tests/fixtures/ollama/show-llama3.1-8b-q4km-real.json" \
-    >"$work/ollama.log" 2>&1 &
-pids+=($!)
-
-grpc=$(free_port)
-otlp_http=$(free_port)
-rotel-agent start --otlp-grpc-endpoint "127.0.0.1:$grpc" --otlp-http-endpoint "127.0.0.1:$otlp_http" \
-    --exporter blackhole >"$work/rotel.log" 2>&1 &
-pids+=($!)
-
-cat >"$work/full.toml" <<TOML
-[agent]
-interval = "1s"
-state_dir = "$work/state"
-status_socket = "$work/status.sock"
-[gpu]
-nvml_library = "$work/libnvidia-ml.so"
-[zfs]
-zpool_command = "$root/tests/fixtures/zfs/standin/zpool"
-iostat_interval = "1s"
-[ollama]
-url = "http://127.0.0.1:$ollama_port"
-[export.otlp]
-endpoint = "http://127.0.0.1:$grpc"
-protocol = "grpc"
-interval = "1s"
-TOML
-"$hw" check-config --config "$work/full.toml" >/dev/null
-export HOSTWARDEN_NVML_SHIM_STATE=$work/gpus.state ZPOOL_STANDIN_SCENARIO=2.3.2 ZPOOL_STANDIN_STATE=$work
+source bench/world.sh
 
 # Every collector must be `ok` before we measure it: one that reads nothing would look cheap.
 # The one allowed gap: without systemd as PID 1 the Ollama unit cannot be watched.
