@@ -2,7 +2,7 @@
 # Builds the .deb and the .rpm (cargo xtask package) and checks them: lintian reports no error or
 # warning on the .deb; the .rpm lists the same files, carries the config as %config(noreplace),
 # has the systemd scriptlets, and neither package depends on GPU or ZFS libraries.
-# Prints "deb PATH SIZE" and "rpm PATH SIZE" lines for the caller.
+# Prints "deb PATH SIZE", "rpm PATH SIZE" and "hot_code BYTES" lines for the caller.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -30,6 +30,15 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 dpkg-deb -e "$deb" "$tmp/control"
 grep -qxF /etc/hostwarden/hostwarden.toml "$tmp/control/conffiles" || fail "config is no conffile"
 grep -q 'deb-systemd-helper enable' "$tmp/control/postinst" || fail "postinst does not enable the unit"
+# The shipped binary links the code a steady tick runs first (agent/build.rs, issue 20): a
+# hot-code list gone stale (renamed functions, another mangling) leaves that section small and
+# the agent's resident set about 1.5 MiB larger. Half of what bench/hotcode.sh last captured.
+dpkg-deb -x "$deb" "$tmp/root"
+hot=$(readelf -SW "$tmp/root/usr/bin/hostwarden" |
+    sed -n 's/.* \.text\.hostwarden_tick *PROGBITS *[0-9a-f]* [0-9a-f]* \([0-9a-f]*\) .*/\1/p')
+[[ -n $hot ]] || fail "the packaged binary has no .text.hostwarden_tick section (agent/build.rs)"
+(( 16#$hot >= 768 * 1024 )) ||
+    fail "the packaged binary's tick code is $((16#$hot)) bytes: re-run bench/hotcode.sh"
 
 # --- .rpm ---
 rfiles=$(rpm -qpl "$rpm" 2>/dev/null)
@@ -55,3 +64,4 @@ grep -q 'libc.so.6' <<<"$requires" || fail "rpm requires lack libc (auto-req did
 
 echo "deb $deb $(stat -c %s "$deb")"
 echo "rpm $rpm $(stat -c %s "$rpm")"
+echo "hot_code $((16#$hot))"

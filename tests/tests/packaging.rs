@@ -151,6 +151,8 @@ fn packages() -> &'static Packages {
             eprintln!("{key}: {path} ({size} bytes)");
             PathBuf::from(path)
         };
+        // packages.sh failed already if the shipped binary's tick code was not linked first.
+        eprintln!("tick code linked first: {} bytes", value(&kv, "hot_code"));
         Packages {
             deb: field("deb"),
             rpm: field("rpm"),
